@@ -1,0 +1,106 @@
+/* channel: the seed's MatchAssignedChannel in C (spec/channel.md).
+ *
+ * A matchmaker publishes {ticketId, envelope} after it has written the
+ * assignment to the ticket store; every gateway subscribed receives it and
+ * pushes the envelope to the ticket's watchers. The interface is an ops table
+ * with exactly the seed's two operations plus teardown; backends are
+ * channel_memory.c (embedded default) and channel_redis.c (Redis pub/sub on
+ * "matchmaking:assigned"). The gateway and the worker never learn which one
+ * they have.
+ *
+ * This file also owns the payload codec that every backend carrying bytes
+ * (Redis) runs on what it receives. */
+#ifndef MW_CHANNEL_H
+#define MW_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "ticket.h"
+
+#define MW_CHANNEL_NAME "matchmaking:assigned"
+#define MW_CHANNEL_PAYLOAD_MAX 65536
+#define MW_CHANNEL_TICKET_ID_MAX 64 /* bytes of printable ASCII in a payload's ticketId */
+
+/* One assignment notice. Everything borrowed (valid until the call or the
+ * callback returns). */
+struct mw_assigned {
+    const char *ticket_id;  /* NUL-terminated */
+    const char *envelope;   /* canonical match.assigned envelope JSON text */
+    size_t envelope_len;
+    uint64_t version;       /* envelope's data.version */
+    int64_t assigned_ms;    /* envelope's data.assignment.assignedAt (unix ms) */
+};
+
+/* Subscriber callback: msg borrowed for the duration of the call. */
+typedef void (*mw_channel_cb)(void *userdata, const struct mw_assigned *msg);
+
+struct mw_channel_ops {
+    /* Publishes to every subscriber (of every instance, for a shared
+     * backend). Never calls a subscriber before returning (no re-entry).
+     * Returns 0, MW_ENOMEM, MW_ELIMIT (backend queue full), MW_EUNAVAIL. */
+    int (*publish)(void *impl, const struct mw_assigned *msg);
+    /* Adds a subscriber (all subscribers receive every message, in publish
+     * order per ticket). Returns 0, MW_ENOMEM or MW_ELIMIT. */
+    int (*subscribe)(void *impl, mw_channel_cb cb, void *userdata);
+    void (*destroy)(void *impl);
+};
+
+struct mw_channel {
+    const struct mw_channel_ops *ops; /* public, read-only */
+    void *impl;                       /* private to the backend */
+};
+
+static inline int mw_channel_publish(struct mw_channel *c, const struct mw_assigned *m)
+{
+    return c->ops->publish(c->impl, m);
+}
+static inline int mw_channel_subscribe(struct mw_channel *c, mw_channel_cb cb, void *userdata)
+{
+    return c->ops->subscribe(c->impl, cb, userdata);
+}
+/* Destroys the channel and frees c's backend. NULL-safe. */
+static inline void mw_channel_destroy(struct mw_channel *c)
+{
+    if (c)
+        c->ops->destroy(c->impl);
+}
+
+/* ---- Payload codec (spec/channel.md) ------------------------------------- */
+
+/* Why a received payload was dropped; each counted in /metrics. */
+enum mw_drop_reason {
+    MW_DROP_NONE = 0,
+    MW_DROP_TOO_LARGE,       /* "too_large": over 65,536 bytes */
+    MW_DROP_BAD_JSON,        /* "bad_json": not strict I-JSON */
+    MW_DROP_BAD_PAYLOAD,     /* "bad_payload": not {ticketId: string, envelope: object} */
+    MW_DROP_BAD_ENVELOPE,    /* "bad_envelope": envelope fails the envelope codec */
+    MW_DROP_NOT_ASSIGNED,    /* "not_match_assigned": not a valid match.assigned v1 */
+    MW_DROP_TICKET_MISMATCH, /* "ticket_mismatch": data.ticketId != ticketId */
+    MW_DROP__COUNT
+};
+const char *mw_drop_reason_name(enum mw_drop_reason r);
+
+/* Appends {"ticketId":...,"envelope":<envelope text>} to b. Returns 0,
+ * MW_ENOMEM, MW_ELIMIT. */
+int mw_channel_payload_encode(struct mw_buf *b, const struct mw_assigned *m);
+
+/* A decoded payload; owns its strings. */
+struct mw_assigned_owned {
+    char ticket_id[MW_CHANNEL_TICKET_ID_MAX + 1];
+    struct mw_buf envelope; /* canonical re-serialization of the received envelope */
+    uint64_t version;
+    int64_t assigned_ms;
+};
+
+/* Decodes and validates buf[0..len) (exact length, no NUL needed). On success
+ * returns 0 and *out owns its envelope buffer (mw_assigned_owned_clear()),
+ * and mw_assigned_view() gives the borrowed form. Returns MW_EINVAL with
+ * *why set for a payload to drop, or MW_ENOMEM. */
+int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_owned *out,
+                              enum mw_drop_reason *why);
+void mw_assigned_owned_clear(struct mw_assigned_owned *o);
+void mw_assigned_view(const struct mw_assigned_owned *o, struct mw_assigned *view);
+
+#endif /* MW_CHANNEL_H */

@@ -1,0 +1,40 @@
+/* hub: the gateway's routing table, ticket id -> the sessions watching it.
+ *
+ * The hub subscribes to the channel and hands each notice to the watching
+ * sessions; each session drops versions it has already sent, so a connection
+ * never receives an older version after a newer one, nor the same
+ * match.assigned twice. Bounded: at most max_watches (ticket, session) pairs
+ * in all. */
+#ifndef MW_HUB_H
+#define MW_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "ticket.h"
+
+struct mw_hub;
+struct mw_session;
+
+/* Returns a hub or NULL. max_watches 0 means 1,000,000. */
+struct mw_hub *mw_hub_new(size_t max_watches);
+/* Frees the hub (not the sessions). NULL-safe. */
+void mw_hub_free(struct mw_hub *h);
+
+/* Registers s (borrowed, until unwatch) as a watcher of ticket_id. Watching
+ * twice is a no-op. Returns 0, MW_ELIMIT or MW_ENOMEM. */
+int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s);
+void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_session *s);
+
+/* A channel subscriber: pushes msg to every watcher of msg->ticket_id.
+ * Matches mw_channel_cb with userdata = the hub. */
+void mw_hub_on_assigned(void *hub, const struct mw_assigned *msg);
+/* A ticket ended without assignment (expired, cancelled): pushes
+ * ticket.expired / ticket.cancelled to its watchers. t borrowed. Matches the
+ * store's on_ended hook with ud = the hub. */
+void mw_hub_on_ended(void *hub, const struct mw_ticket *t);
+
+size_t mw_hub_watch_count(const struct mw_hub *h);
+
+#endif /* MW_HUB_H */

@@ -1,0 +1,85 @@
+/* ticket: the ticket record shared by the store backends, the session, the
+ * matchmaker and the HTTP API; ticket ids; state names. */
+#ifndef MW_TICKET_H
+#define MW_TICKET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_TICKET_ID_LEN 36  /* UUID v4 text: 122 random bits */
+#define MW_QUEUE_MAX 64      /* bytes of [a-z0-9_-] */
+#define MW_PLAYER_ID_MAX 128 /* bytes of UTF-8 */
+#define MW_REGION_MAX 64     /* bytes; longer region values are bad_message */
+#define MW_IDEM_KEY_MAX 64   /* bytes */
+#define MW_ATTRS_MAX 16      /* members of `attributes` */
+#define MW_MATCH_ID_LEN 36   /* UUID v4 text */
+#define MW_CONNECTION_MAX 261 /* host:port, host up to 255 bytes */
+#define MW_MATCH_SIZE_MAX 16 /* players per match */
+
+enum mw_ticket_state {
+    MW_TICKET_QUEUED = 0,
+    MW_TICKET_ASSIGNED,
+    MW_TICKET_CANCELLED,
+    MW_TICKET_EXPIRED,
+};
+
+/* Wire name: "queued", "assigned", "cancelled", "expired". */
+const char *mw_ticket_state_name(enum mw_ticket_state s);
+/* Parses a wire name; returns 0 or MW_EINVAL. */
+int mw_ticket_state_parse(const char *name, enum mw_ticket_state *out);
+
+/* An enqueue request, already validated by the message layer. All strings
+ * NUL-terminated. Borrowed by every function that takes it. */
+struct mw_enqueue_req {
+    char queue[MW_QUEUE_MAX + 1];
+    char player_id[MW_PLAYER_ID_MAX + 1];
+    char region[MW_REGION_MAX + 1]; /* "" when attributes.region is absent */
+    char idem_key[MW_IDEM_KEY_MAX + 1];
+    bool has_idem_key;
+    char *attributes_json; /* canonical JSON object text or NULL; borrowed */
+    bool watched;          /* created over WebSocket: the creator watches it */
+};
+
+/* A ticket as a store returns it. Store callbacks lend it for the duration
+ * of the callback only: copy what you keep (mw_ticket_copy). */
+struct mw_ticket {
+    char id[MW_TICKET_ID_LEN + 1];
+    char queue[MW_QUEUE_MAX + 1];
+    char player_id[MW_PLAYER_ID_MAX + 1];
+    char region[MW_REGION_MAX + 1];
+    char idem_key[MW_IDEM_KEY_MAX + 1];
+    bool has_idem_key;
+    enum mw_ticket_state state;
+    uint64_t version;   /* 1 at creation; +1 on every state change */
+    int64_t created_ms; /* unix ms */
+    int64_t expires_ms; /* unix ms: when a queued ticket expires (expiresAt) */
+    char *attributes_json; /* owned by the ticket; NULL when none */
+    /* When state == ASSIGNED: the exact match.assigned envelope (canonical
+     * JSON text) this ticket's watchers receive. Owned by the ticket. */
+    char *assigned_envelope;
+    size_t assigned_envelope_len;
+};
+
+/* Deep copy into dst (which must not own anything yet). Returns 0 or
+ * MW_ENOMEM (dst then owns nothing). */
+int mw_ticket_copy(struct mw_ticket *dst, const struct mw_ticket *src);
+/* Frees what t owns (not t itself). NULL-safe. */
+void mw_ticket_clear(struct mw_ticket *t);
+
+/* A random source: fills buf with n cryptographically random bytes, returns
+ * 0 or a negative MW_E* code. The edge supplies getrandom(2); tests a PRNG. */
+typedef int (*mw_random_fn)(void *ud, void *buf, size_t n);
+/* The OS source (getrandom(2)); ud unused. */
+int mw_random_os(void *ud, void *buf, size_t n);
+
+/* Writes a UUID v4 (lowercase, 36 chars + NUL) into out. Returns 0 or the
+ * random source's error. */
+int mw_uuid4(mw_random_fn rnd, void *rnd_ud, char out[MW_TICKET_ID_LEN + 1]);
+/* True when s is a syntactically valid lowercase UUID v4 text of 36 bytes. */
+bool mw_uuid4_valid(const char *s, size_t len);
+
+/* RFC 3339 UTC with milliseconds: "2026-11-27T11:40:48.123Z" (24 chars + NUL). */
+void mw_format_rfc3339(int64_t unix_ms, char out[32]);
+
+#endif /* MW_TICKET_H */

@@ -1,0 +1,159 @@
+/* ticket_store: the ticket store interface (the truth about every ticket).
+ *
+ * An ops table in the redis connection.h style; one backend per file:
+ * ticket_store_memory.c (embedded default), ticket_store_redis.c (many
+ * instances on one Redis). The session, the HTTP API and the worker only see
+ * this interface.
+ *
+ * Asynchrony contract (libuv's): every operation takes a callback. When the
+ * call returns an error, the callback is never called. When it returns 0 the
+ * callback is called exactly once, always later, from the event loop (never
+ * before the call returns), unless the store is destroyed first, in which
+ * case pending callbacks are called with MW_ECLOSED. The ticket passed to a
+ * callback is borrowed for the duration of the callback.
+ *
+ * Statuses given to callbacks: 0, MW_ENOTFOUND (no such live ticket),
+ * MW_ESTATE (ticket not in a state that allows it; the ticket is passed so the
+ * caller can report e.g. already_assigned), MW_EUNAVAIL (backend down),
+ * MW_ENOMEM. */
+#ifndef MW_TICKET_STORE_H
+#define MW_TICKET_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ticket.h"
+
+typedef void (*mw_ticket_cb)(void *ud, int status, const struct mw_ticket *t);
+
+/* A match the worker wants to commit. Borrowed by assign().
+ * The worker builds each ticket's match.assigned envelope itself (with
+ * version = the queued version + 1); the store commits it only if every ticket
+ * is still queued at exactly versions[i] - 1 (compare-and-set), so two
+ * workers can never put one ticket in two matches. */
+struct mw_match {
+    char match_id[MW_MATCH_ID_LEN + 1];
+    char connection[MW_CONNECTION_MAX + 1];
+    int64_t assigned_ms;
+    size_t n; /* 1..MW_MATCH_SIZE_MAX */
+    char ticket_ids[MW_MATCH_SIZE_MAX][MW_TICKET_ID_LEN + 1];
+    char player_ids[MW_MATCH_SIZE_MAX][MW_PLAYER_ID_MAX + 1];
+    uint64_t versions[MW_MATCH_SIZE_MAX];  /* version each ticket gets */
+    const char *envelopes[MW_MATCH_SIZE_MAX]; /* canonical match.assigned text, borrowed */
+    size_t envelope_lens[MW_MATCH_SIZE_MAX];
+};
+
+/* Result of an assign: status 0 means every ticket moved queued -> assigned
+ * atomically and tickets[i] is ticket i of the match after the change (with
+ * its assigned_envelope). MW_ESTATE means none moved; `failed` is the index of
+ * a ticket that was not queued (cancelled/expired/assigned/unknown). */
+struct mw_assign_result {
+    int status;
+    size_t failed;
+    size_t n;
+    const struct mw_ticket *tickets; /* borrowed during the callback */
+};
+typedef void (*mw_assign_cb)(void *ud, const struct mw_assign_result *r);
+
+/* Ticket feed to the matchmaker: tickets that became queued (created) and
+ * tickets that left the queue other than by assignment (cancelled/expired).
+ * `t` is borrowed for the duration of the call. A backend delivers each
+ * created ticket at least once (the worker is idempotent on ticket id). */
+enum mw_feed_event { MW_FEED_QUEUED = 0, MW_FEED_REMOVED };
+typedef void (*mw_feed_cb)(void *ud, enum mw_feed_event ev, const struct mw_ticket *t);
+
+/* Store-wide timing policy, copied at construction. */
+struct mw_ticket_store_config {
+    int64_t ticket_ttl_ms;   /* queued tickets expire after this (default 600 s) */
+    int64_t assigned_ttl_ms; /* assigned/ended tickets stay readable this long (600 s) */
+    int64_t grace_ms;        /* unwatched queued tickets are cancelled after this (30 s) */
+    size_t max_tickets;      /* bound on live tickets; create fails MW_ELIMIT beyond (0: 1,000,000) */
+};
+
+struct mw_ticket_store_ops {
+    /* Creates a queued ticket (version 1), or returns the live ticket that the
+     * same player created with the same idempotency key. */
+    int (*create)(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, mw_ticket_cb cb,
+                  void *ud);
+    int (*get)(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud);
+    /* queued -> cancelled (version+1). MW_ESTATE with the ticket when it is
+     * not queued (e.g. assigned). */
+    int (*cancel)(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud);
+    /* A watcher attaches: watcher count +1 (clears any grace deadline), then
+     * reads the ticket. Callers register their push route BEFORE calling
+     * this (subscribe-before-read). */
+    int (*attach)(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud);
+    /* A watcher detaches (disconnect): watcher count -1; at 0 a queued ticket
+     * gets a grace deadline. Fire-and-forget: returns 0 or an error. */
+    int (*detach)(void *impl, const char *ticket_id, int64_t now_ms);
+    /* Atomically claims every ticket of m (all queued -> all assigned). */
+    int (*assign)(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud);
+    /* Subscribes the matchmaker to the ticket feed. One subscriber. */
+    int (*feed)(void *impl, mw_feed_cb cb, void *ud);
+    /* Expiry pass: queued past ttl -> expired, unwatched past grace ->
+     * cancelled (each reported on the feed as REMOVED and through
+     * on_ended), ended tickets past assigned_ttl forgotten. Returns how many
+     * tickets changed, or a negative MW_E* code. */
+    int (*sweep)(void *impl, int64_t now_ms);
+    /* Number of live tickets per state (for /metrics); n[4] indexed by state. */
+    void (*counts)(void *impl, uint64_t n[4]);
+    /* Whether the backend can serve now (/healthz); reason filled when not. */
+    int (*ready)(void *impl, char *reason, size_t reason_len);
+    void (*destroy)(void *impl);
+};
+
+struct mw_ticket_store {
+    const struct mw_ticket_store_ops *ops; /* public, read-only */
+    void *impl;                            /* private to the backend */
+    /* Optional hook, set by the owner: a ticket ended without assignment
+     * (expired by sweep, or cancelled by grace). Lets the gateway push
+     * ticket.expired / cancelled to its watchers. t borrowed. */
+    void (*on_ended)(void *ud, const struct mw_ticket *t);
+    void *on_ended_ud;
+};
+
+static inline int mw_ticket_store_create(struct mw_ticket_store *s, const struct mw_enqueue_req *r,
+                                         int64_t now_ms, mw_ticket_cb cb, void *ud)
+{
+    return s->ops->create(s->impl, r, now_ms, cb, ud);
+}
+static inline int mw_ticket_store_get(struct mw_ticket_store *s, const char *id, mw_ticket_cb cb,
+                                      void *ud)
+{
+    return s->ops->get(s->impl, id, cb, ud);
+}
+static inline int mw_ticket_store_cancel(struct mw_ticket_store *s, const char *id, int64_t now_ms,
+                                         mw_ticket_cb cb, void *ud)
+{
+    return s->ops->cancel(s->impl, id, now_ms, cb, ud);
+}
+static inline int mw_ticket_store_attach(struct mw_ticket_store *s, const char *id, int64_t now_ms,
+                                         mw_ticket_cb cb, void *ud)
+{
+    return s->ops->attach(s->impl, id, now_ms, cb, ud);
+}
+static inline int mw_ticket_store_detach(struct mw_ticket_store *s, const char *id, int64_t now_ms)
+{
+    return s->ops->detach(s->impl, id, now_ms);
+}
+static inline int mw_ticket_store_assign(struct mw_ticket_store *s, const struct mw_match *m,
+                                         mw_assign_cb cb, void *ud)
+{
+    return s->ops->assign(s->impl, m, cb, ud);
+}
+static inline int mw_ticket_store_feed(struct mw_ticket_store *s, mw_feed_cb cb, void *ud)
+{
+    return s->ops->feed(s->impl, cb, ud);
+}
+static inline int mw_ticket_store_sweep(struct mw_ticket_store *s, int64_t now_ms)
+{
+    return s->ops->sweep(s->impl, now_ms);
+}
+/* Destroys the store; pending callbacks get MW_ECLOSED. NULL-safe. */
+static inline void mw_ticket_store_destroy(struct mw_ticket_store *s)
+{
+    if (s)
+        s->ops->destroy(s->impl);
+}
+
+#endif /* MW_TICKET_STORE_H */

@@ -1,0 +1,49 @@
+/* worker: the matchmaking role. Feeds the matchmaker from the ticket store,
+ * commits each formed match to the store (compare-and-set), then publishes
+ * one {ticketId, envelope} per ticket on the channel: store first, publish
+ * second, so the store is always the truth and the push only a hint.
+ *
+ * When a commit fails because one ticket left the queue meanwhile, the
+ * others are requeued at the front of their pool. Game server addresses are
+ * handed out round-robin. */
+#ifndef MW_WORKER_H
+#define MW_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "matchmaker.h"
+#include "ticket_store.h"
+
+#define MW_GAME_SERVERS_MAX 64
+
+struct mw_worker;
+
+struct mw_worker_stats {
+    uint64_t matches;          /* committed */
+    uint64_t commit_conflicts; /* assign returned MW_ESTATE */
+    uint64_t publish_errors;
+    uint64_t published;
+};
+
+struct mw_worker_config {
+    struct mw_matchmaker_config mm;
+    size_t n_game_servers; /* >= 1 */
+    char game_servers[MW_GAME_SERVERS_MAX][MW_CONNECTION_MAX + 1];
+};
+
+/* Returns a worker or NULL. store and channel are borrowed and must outlive
+ * it; rnd makes match ids; now_fn gives unix ms (a fake clock in tests). The
+ * worker subscribes to the store's feed at creation. */
+struct mw_worker *mw_worker_new(const struct mw_worker_config *cfg, struct mw_ticket_store *store,
+                                struct mw_channel *channel, mw_random_fn rnd, void *rnd_ud,
+                                int64_t (*now_fn)(void *ud), void *now_ud);
+/* Frees the worker. Teardown order: destroy the store first (its pending
+ * callbacks, called with MW_ECLOSED, still find the worker), then the worker.
+ * NULL-safe. */
+void mw_worker_free(struct mw_worker *w);
+void mw_worker_stats(const struct mw_worker *w, struct mw_worker_stats *out);
+size_t mw_worker_waiting(const struct mw_worker *w);
+
+#endif /* MW_WORKER_H */
