@@ -1,20 +1,36 @@
 /* json: strict I-JSON (RFC 8259 restricted by RFC 7493) over exact-length
- * buffers, on top of cJSON, plus a canonical compact writer.
+ * buffers, producing cJSON trees, plus a canonical compact writer.
  *
- * cJSON alone accepts too much (leading zeros, raw control bytes, \uqqqq,
- * duplicate keys, invalid UTF-8, NUL truncation): mw_json_parse() runs its own
- * strict scanner first and only then builds the cJSON tree. */
+ * cJSON's parser accepts too much (leading zeros, raw control bytes, \uqqqq,
+ * duplicate keys, invalid UTF-8, NUL truncation, 1e400): mw_json_parse() uses
+ * its own single-pass strict scanner, which builds the cJSON tree as it goes
+ * (cJSON_Create* nodes, allocated through mw_malloc via cJSON's hooks). cJSON's
+ * parser is never called.
+ *
+ * Error offsets (spec/envelope.md, "Error offsets"): grammar faults report the
+ * first byte at which the input stops being a prefix of a valid text (the
+ * input length when it ends early); inside strings, a faulty escape reports
+ * its backslash, faulty UTF-8 its first byte; a number that overflows to
+ * infinity its first byte; a duplicate member name its opening quote; too_deep
+ * the bracket that opens level max_depth + 1.
+ *
+ * Numbers are converted with strtod(): the process must keep LC_NUMERIC as
+ * "C" (the default; the same holds for cJSON). */
 #ifndef MW_JSON_H
 #define MW_JSON_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "error.h"
 
-#define MW_JSON_MAX_DEPTH 32 /* arrays+objects nesting, the top level counts as 1 */
+#define MW_JSON_MAX_DEPTH 32     /* arrays+objects nesting, the top level counts as 1 */
+#define MW_JSON_DEPTH_CAP 256    /* largest max_depth accepted (larger is clamped) */
+#define MW_JSON_MAX_LEN 0xFFFFFFF0u /* longer inputs fail with too_large */
+#define MW_JSON_WRITE_MAX_DEPTH 64 /* mw_json_write() refuses deeper trees (MW_EINVAL) */
 
 /* A typed failure: which code, where, why. */
 struct mw_parse_error {
@@ -23,24 +39,49 @@ struct mw_parse_error {
     char message[128]; /* human-readable, NUL-terminated, ASCII */
 };
 
-/* Checks buf[0..len) as one strict I-JSON text; never reads outside it and
- * needs no NUL terminator. max_depth bounds nesting (0: MW_JSON_MAX_DEPTH).
- * Returns 0, or MW_EINVAL with *err filled (err may be NULL). */
+/* Checks buf[0..len) (borrowed) as one strict I-JSON text; never reads
+ * outside it and needs no NUL terminator. max_depth bounds nesting (<= 0:
+ * MW_JSON_MAX_DEPTH; clamped to MW_JSON_DEPTH_CAP). err may be NULL.
+ * Returns 0, MW_EINVAL (*err: bad_json, too_deep, or too_large beyond
+ * MW_JSON_MAX_LEN) or MW_ENOMEM (duplicate-name table; *err: internal).
+ * Memory used is O(number of member names), freed before return. */
 int mw_json_check(const char *buf, size_t len, int max_depth, struct mw_parse_error *err);
 
-/* Checks, then parses into a cJSON tree. On success *out is owned by the
- * caller (cJSON_Delete). Returns 0, MW_EINVAL (err filled) or MW_ENOMEM. */
+/* Checks and parses into a cJSON tree in one pass. On success *out is owned
+ * by the caller (cJSON_Delete); on failure *out is NULL. Returns 0, MW_EINVAL
+ * (err filled) or MW_ENOMEM (err: internal). */
 int mw_json_parse(const char *buf, size_t len, int max_depth, cJSON **out,
                   struct mw_parse_error *err);
 
-/* Canonical compact writers. Integers in [-(2^53-1), 2^53-1] are printed
- * exactly as integers; other numbers with the shortest text that reads back
- * as the same double. Strings are escaped minimally (", \, control bytes).
+/* Facts about one member of the top-level object, recorded from the source
+ * text during the scan (cJSON cannot tell 1 from 1.0 or 1e0). */
+struct mw_json_track {
+    const char *key; /* in (borrowed): exact member name, NUL-terminated */
+    bool found;      /* out: the top-level value is an object with this member */
+    size_t offset;   /* out: byte offset of the member value's first byte */
+    size_t len;      /* out: byte length of the member value's text */
+    bool plain_int;  /* out: the value is a number written -?(0|[1-9][0-9]*) */
+};
+
+/* mw_json_parse() (out may be NULL: check only) that also fills track[0..n)
+ * (caller storage; found=false for every entry on entry). Same returns. */
+int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_json_track *track,
+                          size_t n, cJSON **out, struct mw_parse_error *err);
+
+/* Canonical compact writers (spec/envelope.md, "Canonical serialization").
+ * Integral numbers in [-(2^53-1), 2^53-1] are printed as plain integers (-0
+ * as "-0"); other numbers with the first of %.15g, %.16g, %.17g that reads
+ * back as the same double. Strings escape only ", \ and bytes < 0x20 (\b \f
+ * \n \r \t, else \u00xx lowercase); everything else is written raw.
  * Each returns 0, MW_ENOMEM, MW_ELIMIT (buffer bound) or MW_EINVAL (a value
- * that I-JSON cannot carry: NaN/Inf, invalid tree). */
+ * that I-JSON cannot carry: NaN/Inf, invalid or noncharacter UTF-8, a NUL,
+ * cJSON_Raw/invalid nodes, nesting over MW_JSON_WRITE_MAX_DEPTH). On error b
+ * may hold a partial write: callers reset or discard it. Duplicate member
+ * names are not detected (trees from mw_json_parse() have none). */
 int mw_json_write(struct mw_buf *b, const cJSON *value);
 int mw_json_write_string(struct mw_buf *b, const char *s, size_t len);
 int mw_json_write_int(struct mw_buf *b, int64_t v);
+int mw_json_write_number(struct mw_buf *b, double d);
 
 /* Case-sensitive member lookup that compares the full key (never
  * cJSON_GetObjectItem). NULL when absent or obj is not an object. */
