@@ -13,8 +13,10 @@
 struct mw_defer;
 
 typedef void (*mw_defer_fn)(void *arg);
-/* Called (at most once per empty->non-empty transition) to ask the owner to
- * call mw_defer_run() soon. Must not call mw_defer_run() itself. */
+/* Called to ask the owner to call mw_defer_run() soon: once when the queue
+ * goes from empty to non-empty, and once at the end of a run that leaves
+ * calls queued; never again until the owner runs. Must not call
+ * mw_defer_run() itself. */
 typedef void (*mw_defer_kick_fn)(void *ud);
 
 /* Returns a new queue or NULL. kick may be NULL (caller polls). */
@@ -30,5 +32,11 @@ int mw_defer_post(struct mw_defer *d, mw_defer_fn fn, void *arg);
 size_t mw_defer_run(struct mw_defer *d, size_t budget);
 /* Number of queued calls. */
 size_t mw_defer_pending(const struct mw_defer *d);
+
+/* Removes every queued call equal to (fn, arg) without running it; returns
+ * how many were removed. An owner calls this when it is destroyed before the
+ * loop ran its posted calls, so the queue never runs a call whose arg has been
+ * freed. O(pending). */
+size_t mw_defer_cancel(struct mw_defer *d, mw_defer_fn fn, void *arg);
 
 #endif /* MW_DEFER_H */
