@@ -106,7 +106,9 @@ struct mw_ticket_store {
     const struct mw_ticket_store_ops *ops; /* public, read-only */
     void *impl;                            /* private to the backend */
     /* Optional hook, set by the owner: a ticket ended without assignment
-     * (expired by sweep, or cancelled by grace). Lets the gateway push
+     * (expired by sweep, or cancelled by grace or by cancel(); for cancel()
+     * it comes after the cancel callback, so the canceller can unwatch first
+     * and get only its `cancelled` reply, MSG-062). Lets the gateway push
      * ticket.expired / cancelled to its watchers. t borrowed. */
     void (*on_ended)(void *ud, const struct mw_ticket *t);
     void *on_ended_ud;

@@ -9,10 +9,20 @@
 #include "defer.h"
 #include "ticket_store.h"
 
-/* Creates the backend in *out (caller storage). cfg is copied; defer is
- * borrowed and must outlive the store; rnd/rnd_ud make ticket ids (the OS
- * source in the server, a PRNG in tests). Returns 0 or MW_ENOMEM. Free with
- * mw_ticket_store_destroy(out). */
+/* Creates the backend in *out (caller storage). cfg is copied (NULL, or a
+ * zero or negative field: that field's default); defer is borrowed and must
+ * outlive the store; rnd/rnd_ud make ticket ids (the OS source in the server,
+ * a PRNG in tests). The backend keeps a pointer to *out (to read on_ended),
+ * so *out must not move until destroyed. Returns 0, MW_EINVAL (NULL out,
+ * defer or rnd) or MW_ENOMEM. Free with mw_ticket_store_destroy(out).
+ *
+ * Details of this backend: a callback's ticket is NULL when its status is
+ * neither 0 nor MW_ESTATE; cancel() of a cancelled or expired ticket gives
+ * MW_ENOTFOUND (MSG-031); detach() returns MW_ENOTFOUND for an unknown
+ * ticket and MW_ESTATE when the ticket has no watcher; on_ended is also
+ * called for a ticket ended by cancel() (so other watchers get
+ * ticket.cancelled, MSG-062), after the cancel callback; feed() first
+ * delivers every ticket already queued. */
 int mw_ticket_store_memory_new(struct mw_ticket_store *out, const struct mw_ticket_store_config *cfg,
                                struct mw_defer *defer, mw_random_fn rnd, void *rnd_ud);
 
