@@ -13,8 +13,10 @@
 #include "defer.h"
 
 /* Creates the backend in *out (caller storage). defer is borrowed and must
- * outlive the channel. max_pending 0 means 65,536. Returns 0 or MW_ENOMEM.
- * Free with mw_channel_destroy(out). */
+ * outlive the channel. max_pending 0 means 65,536. Returns 0, MW_EINVAL (NULL
+ * out or defer) or MW_ENOMEM. Free with mw_channel_destroy(out).
+ * At most 64 subscribers (subscribe beyond: MW_ELIMIT); a subscriber added
+ * while messages are pending receives those not yet handed out. */
 int mw_channel_memory_new(struct mw_channel *out, struct mw_defer *defer, size_t max_pending);
 
 #endif /* MW_CHANNEL_MEMORY_H */
