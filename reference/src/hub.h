@@ -22,8 +22,10 @@ struct mw_hub *mw_hub_new(size_t max_watches);
 /* Frees the hub (not the sessions). NULL-safe. */
 void mw_hub_free(struct mw_hub *h);
 
-/* Registers s (borrowed, until unwatch) as a watcher of ticket_id. Watching
- * twice is a no-op. Returns 0, MW_ELIMIT or MW_ENOMEM. */
+/* Registers s (borrowed, until unwatch) as a watcher of ticket_id (1..64
+ * bytes, NUL-terminated). Watching twice is a no-op. Returns 0, MW_EINVAL,
+ * MW_ELIMIT or MW_ENOMEM. A session may watch and unwatch from inside its
+ * push functions (the hub tolerates it mid-loop). */
 int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s);
 void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_session *s);
 
