@@ -1,0 +1,327 @@
+/* Tests for redis_conn against a real redis-server: ready after the
+ * handshake, unreachable at start then up, restart mid-run (lost, NULL
+ * replies for commands in flight, ready again), AUTH + SELECT from the
+ * options, a wrong password, capped backoff, free with commands pending. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <hiredis/async.h>
+
+#include "redis_testenv.h"
+
+struct obs {
+    int ready;
+    int lost;
+    int replies;      /* non-NULL replies */
+    int null_replies; /* NULL replies (connection dropped or freed) */
+    long long last_int;
+};
+
+static void on_ready(void *ud, struct mw_redis_conn *c)
+{
+    struct obs *o = ud;
+
+    assert_true(mw_redis_conn_ready(c));
+    assert_non_null(mw_redis_conn_ctx(c));
+    assert_string_equal(mw_redis_conn_error(c), "");
+    o->ready++;
+}
+
+static void on_lost(void *ud, struct mw_redis_conn *c)
+{
+    struct obs *o = ud;
+
+    assert_false(mw_redis_conn_ready(c));
+    assert_null(mw_redis_conn_ctx(c));
+    o->lost++;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct obs *o = privdata;
+    redisReply *reply = r;
+
+    (void)ac;
+    if (!reply) {
+        o->null_replies++;
+        return;
+    }
+    o->replies++;
+    if (reply->type == REDIS_REPLY_INTEGER)
+        o->last_int = reply->integer;
+}
+
+static bool ready_n(void *ud)
+{
+    struct obs *o = ud;
+
+    return o->ready >= 1;
+}
+
+static bool ready_2(void *ud)
+{
+    struct obs *o = ud;
+
+    return o->ready >= 2;
+}
+
+static bool lost_1(void *ud)
+{
+    struct obs *o = ud;
+
+    return o->lost >= 1;
+}
+
+static bool replies_1(void *ud)
+{
+    struct obs *o = ud;
+
+    return o->replies >= 1;
+}
+
+static void test_ready_and_command(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    (void)state;
+    assert_int_equal(mwt_redis_start(&r), 0);
+    opts = mwt_opts(&r, NULL);
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_non_null(c);
+    /* Never connects (nor calls back) from inside _new. */
+    assert_false(mw_redis_conn_ready(c));
+    assert_int_equal(o.ready, 0);
+    assert_null(mw_redis_conn_ctx(c));
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "INCRBY k %d", 41), 0);
+    assert_true(mwt_run_until(loop, replies_1, &o, 3.0));
+    assert_int_equal(o.last_int, 41);
+    assert_int_equal(o.lost, 0);
+    mw_redis_conn_free(c);
+    mw_redis_conn_free(NULL);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+/* Redis down at start: not ready, an error naming the failure, retries with
+ * backoff, ready as soon as the server comes up. */
+static void test_unreachable_then_up(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    (void)state;
+    r.port = mwt_free_port();
+    opts = mwt_opts(&r, NULL);
+    c = mw_redis_conn_new(loop, &opts, "sub", on_ready, on_lost, &o);
+    assert_non_null(c);
+    assert_false(mwt_run_until(loop, ready_n, &o, 0.3));
+    assert_false(mw_redis_conn_ready(c));
+    assert_non_null(strstr(mw_redis_conn_error(c), "refused"));
+    assert_non_null(strstr(mw_redis_conn_error(c), "(sub)"));
+    assert_int_equal(o.lost, 0); /* never was ready */
+    assert_int_equal(mwt_redis_start(&r), 0);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    assert_int_equal(o.ready, 1);
+    mw_redis_conn_free(c);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+/* Restart mid-run: a command in flight gets a NULL reply, lost fires once,
+ * ready fires again after the server is back. */
+static void test_restart(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    (void)state;
+    assert_int_equal(mwt_redis_start(&r), 0);
+    opts = mwt_opts(&r, NULL);
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    /* A blocking command that the crash interrupts. */
+    assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "BLPOP never-pushed 10"),
+                     0);
+    mwt_run_until(loop, NULL, NULL, 0.05);
+    mwt_redis_stop(&r, SIGKILL);
+    assert_true(mwt_run_until(loop, lost_1, &o, 3.0));
+    assert_int_equal(o.null_replies, 1);
+    assert_int_equal(o.replies, 0);
+    assert_false(mw_redis_conn_ready(c));
+    assert_string_not_equal(mw_redis_conn_error(c), "");
+    /* Down for a while: several failed attempts, no second lost. */
+    mwt_run_until(loop, NULL, NULL, 0.3);
+    assert_int_equal(o.lost, 1);
+    assert_int_equal(mwt_redis_start(&r), 0);
+    assert_true(mwt_run_until(loop, ready_2, &o, 3.0));
+    assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "INCRBY k 2"), 0);
+    assert_true(mwt_run_until(loop, replies_1, &o, 3.0));
+    assert_int_equal(o.last_int, 2); /* a fresh server (no persistence) */
+    assert_int_equal(o.lost, 1);
+    mw_redis_conn_free(c);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+/* AUTH and SELECT from the options, before anything else. */
+static void test_auth_and_select(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+    redisReply *rep;
+
+    (void)state;
+    snprintf(r.password, sizeof(r.password), "s3cret pass");
+    assert_int_equal(mwt_redis_start(&r), 0);
+    opts = mwt_opts(&r, NULL);
+    opts.db = 3;
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "SET where db3"), 0);
+    assert_true(mwt_run_until(loop, replies_1, &o, 3.0));
+    rep = mwt_cmd(&r, "SELECT 3");
+    freeReplyObject(rep);
+    {
+        redisContext *cl = mwt_client(&r);
+        assert_non_null(cl);
+        rep = redisCommand(cl, "SELECT 3");
+        freeReplyObject(rep);
+        rep = redisCommand(cl, "GET where");
+        assert_non_null(rep);
+        assert_int_equal(rep->type, REDIS_REPLY_STRING);
+        assert_string_equal(rep->str, "db3");
+        freeReplyObject(rep);
+        rep = redisCommand(cl, "SELECT 0");
+        freeReplyObject(rep);
+        rep = redisCommand(cl, "EXISTS where");
+        assert_int_equal(rep->integer, 0);
+        freeReplyObject(rep);
+        redisFree(cl);
+    }
+    mw_redis_conn_free(c);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+/* A wrong password: never ready, the error says why, retries. */
+static void test_wrong_password(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    (void)state;
+    snprintf(r.password, sizeof(r.password), "right");
+    assert_int_equal(mwt_redis_start(&r), 0);
+    opts = mwt_opts(&r, NULL);
+    snprintf(opts.password, sizeof(opts.password), "wrong");
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_false(mwt_run_until(loop, ready_n, &o, 0.5));
+    assert_non_null(strstr(mw_redis_conn_error(c), "AUTH"));
+    assert_non_null(strstr(mw_redis_conn_error(c), "WRONGPASS"));
+    mw_redis_conn_free(c);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+/* Backoff: a listener that accepts and closes at once counts attempts; with
+ * min 50 ms and max 200 ms, 1.2 s allows about 7 (50+100+200+200+...),
+ * far fewer than a retry loop without backoff would make. */
+static void test_backoff_capped(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int lfd, attempts = 0;
+
+    (void)state;
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(listen(lfd, 64), 0);
+    fcntl(lfd, F_SETFL, O_NONBLOCK);
+    r.port = ntohs(a.sin_port);
+    opts = mwt_opts(&r, NULL);
+    opts.backoff_min_ms = 50;
+    opts.backoff_max_ms = 200;
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    for (int i = 0; i < 120; i++) {
+        int fd;
+
+        mwt_run_until(loop, NULL, NULL, 0.01);
+        while ((fd = accept(lfd, NULL, NULL)) >= 0) {
+            attempts++;
+            close(fd);
+        }
+    }
+    assert_int_equal(o.ready, 0);
+    assert_true(attempts >= 4);
+    assert_true(attempts <= 12);
+    mw_redis_conn_free(c);
+    close(lfd);
+    ev_loop_destroy(loop);
+}
+
+/* Free with commands pending: each gets a NULL reply during the free. */
+static void test_free_with_pending(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    (void)state;
+    assert_int_equal(mwt_redis_start(&r), 0);
+    opts = mwt_opts(&r, NULL);
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "BLPOP x 10"), 0);
+    mwt_run_until(loop, NULL, NULL, 0.05);
+    mw_redis_conn_free(c);
+    assert_int_equal(o.null_replies, 3);
+    assert_int_equal(o.lost, 0);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ready_and_command), cmocka_unit_test(test_unreachable_then_up),
+        cmocka_unit_test(test_restart),           cmocka_unit_test(test_auth_and_select),
+        cmocka_unit_test(test_wrong_password),    cmocka_unit_test(test_backoff_capped),
+        cmocka_unit_test(test_free_with_pending),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
