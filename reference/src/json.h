@@ -27,10 +27,10 @@
 #include "buf.h"
 #include "error.h"
 
-#define MW_JSON_MAX_DEPTH 32     /* arrays+objects nesting, the top level counts as 1 */
-#define MW_JSON_DEPTH_CAP 256    /* largest max_depth accepted (larger is clamped) */
-#define MW_JSON_MAX_LEN 0xFFFFFFF0u /* longer inputs fail with too_large */
-#define MW_JSON_WRITE_MAX_DEPTH 64 /* mw_json_write() refuses deeper trees (MW_EINVAL) */
+#define MW_JSON_MAX_DEPTH       32          /* arrays+objects nesting, the top level counts as 1 */
+#define MW_JSON_DEPTH_CAP       256         /* largest max_depth accepted (larger is clamped) */
+#define MW_JSON_MAX_LEN         0xFFFFFFF0u /* longer inputs fail with too_large */
+#define MW_JSON_WRITE_MAX_DEPTH 64          /* mw_json_write() refuses deeper trees (MW_EINVAL) */
 
 /* A typed failure: which code, where, why. */
 struct mw_parse_error {
