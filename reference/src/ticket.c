@@ -1,0 +1,194 @@
+/* ticket: ticket records (copy/clear), state names, UUID v4 ticket ids from
+ * a cryptographically secure source, and RFC 3339 timestamps. */
+/* getrandom(2) and gmtime_r() are outside strict C11. */
+#define _GNU_SOURCE
+#include "ticket.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "error.h"
+
+/* ---- States ---------------------------------------------------------------- */
+
+static const char *const state_names[] = {
+    [MW_TICKET_QUEUED] = "queued",
+    [MW_TICKET_ASSIGNED] = "assigned",
+    [MW_TICKET_CANCELLED] = "cancelled",
+    [MW_TICKET_EXPIRED] = "expired",
+};
+
+const char *mw_ticket_state_name(enum mw_ticket_state s)
+{
+    if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
+        return "unknown";
+    return state_names[s];
+}
+
+int mw_ticket_state_parse(const char *name, enum mw_ticket_state *out)
+{
+    if (!name)
+        return MW_EINVAL;
+    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
+        if (strcmp(name, state_names[i]) == 0) {
+            *out = (enum mw_ticket_state)i;
+            return 0;
+        }
+    }
+    return MW_EINVAL;
+}
+
+/* ---- Records --------------------------------------------------------------- */
+
+int mw_ticket_copy(struct mw_ticket *dst, const struct mw_ticket *src)
+{
+    char *attrs = NULL, *env = NULL;
+
+    if (src->attributes_json) {
+        attrs = mw_strndup(src->attributes_json, strlen(src->attributes_json));
+        if (!attrs)
+            goto out_nomem;
+    }
+    if (src->assigned_envelope) {
+        env = mw_strndup(src->assigned_envelope, src->assigned_envelope_len);
+        if (!env)
+            goto out_free_attrs;
+    }
+    *dst = *src;
+    dst->attributes_json = attrs;
+    dst->assigned_envelope = env;
+    dst->assigned_envelope_len = env ? src->assigned_envelope_len : 0;
+    return 0;
+
+out_free_attrs:
+    mw_free(attrs);
+out_nomem:
+    dst->attributes_json = NULL;
+    dst->assigned_envelope = NULL;
+    dst->assigned_envelope_len = 0;
+    return MW_ENOMEM;
+}
+
+void mw_ticket_clear(struct mw_ticket *t)
+{
+    if (!t)
+        return;
+    mw_free(t->attributes_json);
+    mw_free(t->assigned_envelope);
+    t->attributes_json = NULL;
+    t->assigned_envelope = NULL;
+    t->assigned_envelope_len = 0;
+}
+
+/* ---- Random ids ------------------------------------------------------------ */
+
+int mw_random_os(void *ud, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+
+    (void)ud;
+    /* getrandom(2) may return fewer bytes than asked (over 256 bytes, or when
+     * interrupted by a signal): loop until everything is filled. */
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return MW_EIO;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+int mw_uuid4(mw_random_fn rnd, void *rnd_ud, char out[MW_TICKET_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    size_t o = 0;
+    int rc;
+
+    rc = rnd(rnd_ud, r, sizeof(r));
+    if (rc)
+        return rc;
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* variant 10xx (RFC 4122) */
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[r[i] >> 4];
+        out[o++] = hex[r[i] & 0x0f];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static bool is_lower_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+bool mw_uuid4_valid(const char *s, size_t len)
+{
+    if (!s || len != MW_TICKET_ID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!is_lower_hex(s[i])) {
+            return false;
+        }
+    }
+    /* xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx */
+    return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b');
+}
+
+/* ---- Time ------------------------------------------------------------------ */
+
+static void put_digits(char *p, unsigned v, int n)
+{
+    while (n-- > 0) {
+        p[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void mw_format_rfc3339(int64_t unix_ms, char out[32])
+{
+    int64_t secs = unix_ms / 1000, ms = unix_ms % 1000;
+    struct tm tm;
+    time_t t;
+
+    if (ms < 0) { /* floor division for times before 1970 */
+        ms += 1000;
+        secs -= 1;
+    }
+    t = (time_t)secs;
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+        /* Out of RFC 3339's four-digit year range: clamp to the epoch so the
+         * output is always well-formed. */
+        memcpy(out, "1970-01-01T00:00:00.000Z", 25);
+        return;
+    }
+    /* YYYY-MM-DDTHH:MM:SS.sssZ */
+    put_digits(out, (unsigned)(tm.tm_year + 1900), 4);
+    out[4] = '-';
+    put_digits(out + 5, (unsigned)(tm.tm_mon + 1), 2);
+    out[7] = '-';
+    put_digits(out + 8, (unsigned)tm.tm_mday, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)tm.tm_hour, 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)tm.tm_min, 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)tm.tm_sec, 2);
+    out[19] = '.';
+    put_digits(out + 20, (unsigned)ms, 3);
+    out[23] = 'Z';
+    out[24] = '\0';
+}
