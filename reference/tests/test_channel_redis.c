@@ -1,0 +1,314 @@
+/* Tests for channel_redis against a real redis-server: fan-out across two
+ * channel instances (two "processes"), the seed's payload, malformed
+ * payloads published raw and dropped by reason (counted, never delivered,
+ * never fatal), publish while down, and a Redis restart: reconnect,
+ * resubscribe, on_resubscribed fired again, delivery resumes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "channel_redis.h"
+#include "error.h"
+#include "log.h"
+#include "metrics.h"
+#include "redis_testenv.h"
+
+#define TID_A "0b5c7a7e-4f1e-4a6b-9d2c-1f0e8d7c6b5a"
+#define TID_B "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+/* A valid match.assigned envelope for ticket tid, version 2 (canonical). */
+static void make_envelope(char *out, size_t n, const char *tid)
+{
+    snprintf(out, n,
+             "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"%s\",\"version\":2,"
+             "\"assignment\":{\"matchId\":\"5d1f3c2b-8a7e-4b6d-9c5e-3f2a1b0c9d8e\","
+             "\"connection\":\"10.0.0.7:7777\",\"players\":[{\"playerId\":\"p1\"},"
+             "{\"playerId\":\"p2\"}],\"assignedAt\":\"2026-11-27T11:40:48.123Z\"}}}",
+             tid);
+}
+
+struct got {
+    int n;
+    char ticket_id[64];
+    char envelope[2048];
+    uint64_t version;
+};
+
+static void on_msg(void *ud, const struct mw_assigned *m)
+{
+    struct got *g = ud;
+
+    g->n++;
+    snprintf(g->ticket_id, sizeof(g->ticket_id), "%s", m->ticket_id);
+    assert_true(m->envelope_len < sizeof(g->envelope));
+    memcpy(g->envelope, m->envelope, m->envelope_len);
+    g->envelope[m->envelope_len] = '\0';
+    g->version = m->version;
+}
+
+struct resub {
+    int n;
+};
+
+static void on_resub(void *ud)
+{
+    ((struct resub *)ud)->n++;
+}
+
+struct env {
+    struct ev_loop *loop;
+    struct mwt_redis r;
+    struct mw_metrics ma, mb;
+    struct mw_channel a, b; /* two "processes" */
+    struct resub ra, rb;
+    struct got ga1, gb1, gb2;
+};
+
+static bool both_subscribed(void *ud)
+{
+    struct env *e = ud;
+
+    return e->ra.n >= 1 && e->rb.n >= 1 && mw_channel_redis_ready(&e->a) &&
+           mw_channel_redis_ready(&e->b);
+}
+
+static int setup(void **state)
+{
+    struct env *e = calloc(1, sizeof(*e));
+    struct mw_redis_opts o;
+
+    if (!e)
+        return -1;
+    e->loop = ev_loop_new(EVFLAG_AUTO);
+    if (mwt_redis_start(&e->r) != 0)
+        return -1;
+    o = mwt_opts(&e->r, "t1:");
+    if (mw_channel_redis_new(&e->a, e->loop, &o, &e->ma, on_resub, &e->ra) != 0 ||
+        mw_channel_redis_new(&e->b, e->loop, &o, &e->mb, on_resub, &e->rb) != 0)
+        return -1;
+    if (mw_channel_subscribe(&e->a, on_msg, &e->ga1) != 0 ||
+        mw_channel_subscribe(&e->b, on_msg, &e->gb1) != 0 ||
+        mw_channel_subscribe(&e->b, on_msg, &e->gb2) != 0)
+        return -1;
+    if (!mwt_run_until(e->loop, both_subscribed, e, 3.0))
+        return -1;
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct env *e = *state;
+
+    mw_channel_destroy(&e->a);
+    mw_channel_destroy(&e->b);
+    mwt_redis_stop(&e->r, SIGTERM);
+    ev_loop_destroy(e->loop);
+    free(e);
+    return 0;
+}
+
+static bool all_three(void *ud)
+{
+    struct env *e = ud;
+
+    return e->ga1.n >= 1 && e->gb1.n >= 1 && e->gb2.n >= 1;
+}
+
+static void publish_one(struct mw_channel *c, const char *tid, char *env, size_t envn, int expect)
+{
+    struct mw_assigned m;
+
+    make_envelope(env, envn, tid);
+    m.ticket_id = tid;
+    m.envelope = env;
+    m.envelope_len = strlen(env);
+    m.version = 2;
+    m.assigned_ms = 0;
+    assert_int_equal(mw_channel_publish(c, &m), expect);
+}
+
+/* One publish reaches every subscriber of both instances once. */
+static void test_fanout_two_instances(void **state)
+{
+    struct env *e = *state;
+    char env[1024];
+
+    publish_one(&e->a, TID_A, env, sizeof(env), 0);
+    /* Never delivered from inside publish(). */
+    assert_int_equal(e->ga1.n + e->gb1.n + e->gb2.n, 0);
+    assert_true(mwt_run_until(e->loop, all_three, e, 3.0));
+    mwt_run_until(e->loop, NULL, NULL, 0.1); /* no second copy trails */
+    assert_int_equal(e->ga1.n, 1);
+    assert_int_equal(e->gb1.n, 1);
+    assert_int_equal(e->gb2.n, 1);
+    assert_string_equal(e->gb2.ticket_id, TID_A);
+    assert_string_equal(e->gb2.envelope, env);
+    assert_int_equal(e->gb2.version, 2);
+    assert_string_equal(e->ga1.envelope, env);
+    for (int i = 0; i < MW_DROP__COUNT; i++)
+        assert_int_equal(e->mb.channel_drops[i], 0);
+}
+
+/* The seed published JSON.stringify({ticketId, envelope}); members in any
+ * order, on the unprefixed name in production (here the test prefix). */
+static void test_seed_payload_delivered(void **state)
+{
+    struct env *e = *state;
+    char env[1024], payload[1400];
+    redisReply *rep;
+
+    make_envelope(env, sizeof(env), TID_B);
+    snprintf(payload, sizeof(payload), "{\"envelope\":%s,\"ticketId\":\"%s\"}", env, TID_B);
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", "t1:matchmaking:assigned", payload);
+    assert_non_null(rep);
+    assert_int_equal(rep->integer, 2); /* two subscriber connections */
+    freeReplyObject(rep);
+    assert_true(mwt_run_until(e->loop, all_three, e, 3.0));
+    assert_string_equal(e->ga1.ticket_id, TID_B);
+    assert_string_equal(e->ga1.envelope, env); /* canonical re-serialization */
+}
+
+static uint64_t drops_total(const struct mw_metrics *m)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < MW_DROP__COUNT; i++)
+        n += m->channel_drops[i];
+    return n;
+}
+
+static bool b_has_6_drops(void *ud)
+{
+    struct env *e = ud;
+
+    return drops_total(&e->mb) >= 6 && drops_total(&e->ma) >= 6;
+}
+
+/* Malformed payloads published raw: each dropped with its reason in both
+ * instances, none delivered, and the subscription keeps working. */
+static void test_malformed_dropped_by_reason(void **state)
+{
+    struct env *e = *state;
+    char env[1024], payload[1400];
+    char *big;
+    redisReply *rep;
+    const char *ch = "t1:matchmaking:assigned";
+
+    big = malloc(70000);
+    assert_non_null(big);
+    memset(big, ' ', 70000);
+    big[0] = '{';
+    big[69998] = '}';
+    big[69999] = '\0';
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", ch, big);
+    freeReplyObject(rep);
+    free(big);
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", ch, "{\"ticketId\": \"x\", ");
+    freeReplyObject(rep);
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", ch, "{\"ticketId\":7,\"envelope\":{}}");
+    freeReplyObject(rep);
+    snprintf(payload, sizeof(payload), "{\"ticketId\":\"%s\",\"envelope\":{\"type\":\"Bad\"}}",
+             TID_A);
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", ch, payload);
+    freeReplyObject(rep);
+    snprintf(payload, sizeof(payload),
+             "{\"ticketId\":\"%s\",\"envelope\":{\"type\":\"ticket.expired\",\"v\":1,"
+             "\"data\":{\"ticketId\":\"%s\",\"version\":2}}}",
+             TID_A, TID_A);
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", ch, payload);
+    freeReplyObject(rep);
+    make_envelope(env, sizeof(env), TID_B);
+    snprintf(payload, sizeof(payload), "{\"ticketId\":\"%s\",\"envelope\":%s}", TID_A, env);
+    rep = mwt_cmd(&e->r, "PUBLISH %s %s", ch, payload);
+    freeReplyObject(rep);
+
+    assert_true(mwt_run_until(e->loop, b_has_6_drops, e, 3.0));
+    assert_int_equal(e->mb.channel_drops[MW_DROP_TOO_LARGE], 1);
+    assert_int_equal(e->mb.channel_drops[MW_DROP_BAD_JSON], 1);
+    assert_int_equal(e->mb.channel_drops[MW_DROP_BAD_PAYLOAD], 1);
+    assert_int_equal(e->mb.channel_drops[MW_DROP_BAD_ENVELOPE], 1);
+    assert_int_equal(e->mb.channel_drops[MW_DROP_NOT_ASSIGNED], 1);
+    assert_int_equal(e->mb.channel_drops[MW_DROP_TICKET_MISMATCH], 1);
+    assert_int_equal(e->ma.channel_drops[MW_DROP_TICKET_MISMATCH], 1);
+    assert_int_equal(e->ga1.n + e->gb1.n + e->gb2.n, 0);
+    /* Still subscribed and delivering. */
+    publish_one(&e->a, TID_B, env, sizeof(env), 0);
+    assert_true(mwt_run_until(e->loop, all_three, e, 3.0));
+    assert_int_equal(drops_total(&e->mb), 6);
+}
+
+static bool resubscribed_twice(void *ud)
+{
+    struct env *e = ud;
+
+    return e->ra.n >= 2 && e->rb.n >= 2 && mw_channel_redis_ready(&e->a) &&
+           mw_channel_redis_ready(&e->b);
+}
+
+/* Redis killed mid-run: publish fails with MW_EUNAVAIL while it is down
+ * (never a silent success), both instances resubscribe when it is back and
+ * call on_resubscribed, and delivery resumes with no duplicate. */
+static void test_restart_resubscribes(void **state)
+{
+    struct env *e = *state;
+    char env[1024];
+
+    assert_int_equal(e->ra.n, 1);
+    mwt_redis_stop(&e->r, SIGKILL);
+    mwt_run_until(e->loop, NULL, NULL, 0.2);
+    assert_false(mw_channel_redis_ready(&e->a));
+    assert_string_not_equal(mw_channel_redis_error(&e->a), "");
+    publish_one(&e->a, TID_A, env, sizeof(env), MW_EUNAVAIL);
+    assert_int_equal(mwt_redis_start(&e->r), 0);
+    assert_true(mwt_run_until(e->loop, resubscribed_twice, e, 5.0));
+    assert_int_equal(e->ra.n, 2);
+    assert_int_equal(e->rb.n, 2);
+    assert_string_equal(mw_channel_redis_error(&e->b), "");
+    publish_one(&e->b, TID_A, env, sizeof(env), 0);
+    assert_true(mwt_run_until(e->loop, all_three, e, 3.0));
+    mwt_run_until(e->loop, NULL, NULL, 0.1);
+    assert_int_equal(e->ga1.n, 1);
+    assert_int_equal(e->gb1.n, 1);
+    assert_int_equal(e->gb2.n, 1);
+}
+
+static bool channel_ready(void *ud)
+{
+    return mw_channel_redis_ready(ud);
+}
+
+/* A publisher-only instance (a worker) is ready without a subscription, and
+ * a prefix separates deployments sharing one Redis. */
+static void test_publisher_only_and_prefix(void **state)
+{
+    struct env *e = *state;
+    struct mw_channel w;
+    struct mw_redis_opts o = mwt_opts(&e->r, "other:");
+    char env[1024];
+
+    assert_int_equal(mw_channel_redis_new(&w, e->loop, &o, NULL, NULL, NULL), 0);
+    assert_true(mwt_run_until(e->loop, channel_ready, &w, 3.0));
+    publish_one(&w, TID_A, env, sizeof(env), 0);
+    mwt_run_until(e->loop, NULL, NULL, 0.2);
+    assert_int_equal(e->ga1.n + e->gb1.n + e->gb2.n, 0);
+    mw_channel_destroy(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fanout_two_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_payload_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_dropped_by_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_resubscribes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publisher_only_and_prefix, setup, teardown),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    mw_log_setup(NULL, NULL, MW_LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
