@@ -1,0 +1,605 @@
+/* gateway: libwebsockets on the foreign libev loop; WebSocket transport for
+ * sessions, transport limits, close codes; HTTP requests go to http.c. */
+#include "gateway.h"
+
+#include <ev.h>
+#include <libwebsockets.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "error.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+
+/* lws's rx buffer per WebSocket: small, so 10k idle connections stay cheap;
+ * larger messages arrive in chunks and are reassembled here (bounded). */
+#define GW_RX_BUFFER 4096
+/* Seconds lws keeps a connection we asked to close when the peer does not
+ * read the close frame (a non-reading slow consumer). */
+#define GW_CLOSE_GRACE_S 5
+/* Largest Sec-WebSocket-Protocol / path header we look at. */
+#define GW_HDR_MAX 512
+
+/* ---- Types ---------------------------------------------------------------- */
+
+/* One queued outbound message, with LWS_PRE bytes of headroom before it. */
+struct gw_msg {
+    struct gw_msg *next;
+    size_t len;
+    int64_t assigned_ms; /* match.assigned push: when the assignment was made */
+    unsigned char buf[]; /* LWS_PRE + len */
+};
+
+/* Incremental UTF-8 checker (RFC 3629: no overlongs, no surrogates, at most
+ * U+10FFFF), fed fragment by fragment. */
+struct gw_utf8 {
+    uint8_t need;   /* continuation bytes still expected */
+    uint8_t lo, hi; /* allowed range of the next continuation byte */
+};
+
+/* One WebSocket connection. */
+struct gw_conn {
+    struct mw_gateway *g;
+    struct lws *wsi;
+    struct mw_session *session;
+    /* Outbound FIFO, bounded by cfg.outbound_max_messages / _bytes. */
+    struct gw_msg *head, *tail;
+    size_t queued, queued_bytes;
+    /* Inbound reassembly of one fragmented text message (<= 65,536 bytes). */
+    struct mw_buf rx;
+    struct gw_utf8 utf8;
+    /* Close requested (0: none): sent once the queue is drained. */
+    uint16_t close_code;
+    char close_reason[64];
+    bool close_counted; /* this connection's close is already in metrics */
+};
+
+/* lws per-session data (zeroed by lws): WebSocket or HTTP, one pointer each. */
+struct gw_pss {
+    struct gw_conn *conn;
+    void *http;
+};
+
+struct mw_gateway {
+    struct mw_gateway_config cfg;
+    struct lws_context *ctx;
+    struct lws_context *ctx_alive; /* lws writes NULL here when destroy completes */
+    struct lws_protocols protocols[2];
+    lws_retry_bo_t retry;
+    struct ev_loop *loop;
+    const struct mw_session_env *env;
+    struct mw_session_io io;
+    struct mw_http *http;
+    struct mw_metrics *metrics;
+    size_t open;
+    bool stopping;
+    uint16_t port;
+};
+
+/* ---- Helpers -------------------------------------------------------------- */
+
+static bool utf8_feed(struct gw_utf8 *v, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+
+        if (v->need) {
+            if (c < v->lo || c > v->hi)
+                return false;
+            v->lo = 0x80;
+            v->hi = 0xBF;
+            v->need--;
+            continue;
+        }
+        if (c < 0x80)
+            continue;
+        v->lo = 0x80;
+        v->hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            v->need = 1;
+        } else if (c == 0xE0) {
+            v->need = 2;
+            v->lo = 0xA0;
+        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+            v->need = 2;
+        } else if (c == 0xED) {
+            v->need = 2;
+            v->hi = 0x9F; /* no UTF-16 surrogates */
+        } else if (c == 0xF0) {
+            v->need = 3;
+            v->lo = 0x90;
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            v->need = 3;
+        } else if (c == 0xF4) {
+            v->need = 3;
+            v->hi = 0x8F; /* at most U+10FFFF */
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void gw_count_close(struct gw_conn *c, uint16_t code)
+{
+    if (c->close_counted)
+        return;
+    c->close_counted = true;
+    if (c->g->metrics)
+        mw_metrics_count_close(c->g->metrics, code);
+}
+
+static void gw_queue_free(struct gw_conn *c)
+{
+    struct gw_msg *m = c->head;
+
+    while (m) {
+        struct gw_msg *next = m->next;
+
+        mw_free(m);
+        m = next;
+    }
+    c->head = c->tail = NULL;
+    c->queued = 0;
+    c->queued_bytes = 0;
+}
+
+/* Records a close to send once the queue is drained (or at once when the
+ * queue was dropped), and bounds how long a non-reading peer can delay it. */
+static void gw_request_close(struct gw_conn *c, uint16_t code, const char *reason)
+{
+    size_t n;
+
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    n = reason ? strlen(reason) : 0;
+    if (n >= sizeof(c->close_reason))
+        n = sizeof(c->close_reason) - 1;
+    if (n)
+        memcpy(c->close_reason, reason, n);
+    c->close_reason[n] = '\0';
+    gw_count_close(c, code);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, GW_CLOSE_GRACE_S);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Closes from inside an lws callback of this wsi: the caller returns -1. */
+static int gw_close_now(struct gw_conn *c, uint16_t code, const char *reason)
+{
+    gw_queue_free(c);
+    if (!c->close_code) {
+        c->close_code = code;
+        gw_count_close(c, code);
+    }
+    lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)(uintptr_t)reason,
+                     strlen(reason));
+    return -1;
+}
+
+/* ---- Session io table ----------------------------------------------------- */
+
+static int gw_io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms)
+{
+    struct gw_conn *c = ud;
+    struct mw_gateway *g = c->g;
+    struct gw_msg *m;
+
+    if (c->close_code) {
+        /* Closing: nothing more goes out. */
+        if (g->metrics)
+            g->metrics->outbound_drops++;
+        return c->close_code == MW_CLOSE_SLOW_CONSUMER ? MW_ELIMIT : 0;
+    }
+    if (c->queued + 1 > g->cfg.outbound_max_messages ||
+        c->queued_bytes + len > g->cfg.outbound_max_bytes) {
+        /* MSG-096: the peer does not read. Free its queue now and close. */
+        if (g->metrics)
+            g->metrics->outbound_drops++;
+        mw_log(MW_LOG_INFO, "gateway: outbound queue full (%zu msgs, %zu bytes): close 4001",
+               c->queued, c->queued_bytes);
+        gw_queue_free(c);
+        gw_request_close(c, MW_CLOSE_SLOW_CONSUMER, "outbound queue overflow");
+        return MW_ELIMIT;
+    }
+    m = mw_malloc(sizeof(*m) + LWS_PRE + len);
+    if (!m) {
+        gw_request_close(c, MW_CLOSE_INTERNAL, "out of memory");
+        return MW_ELIMIT;
+    }
+    m->next = NULL;
+    m->len = len;
+    m->assigned_ms = assigned_ms;
+    memcpy(m->buf + LWS_PRE, buf, len);
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
+    c->queued++;
+    c->queued_bytes += len;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void gw_io_close(void *ud, uint16_t code, const char *reason)
+{
+    gw_request_close(ud, code, reason);
+}
+
+/* ---- WebSocket callbacks -------------------------------------------------- */
+
+/* True when the comma-separated Sec-WebSocket-Protocol list names ours. */
+static bool gw_offers_protocol(const char *list)
+{
+    const char *p = list;
+    const size_t want = strlen(MW_GATEWAY_PROTOCOL);
+
+    while (*p) {
+        const char *end;
+        size_t n;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        end = p;
+        while (*end && *end != ',')
+            end++;
+        n = (size_t)(end - p);
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == want && memcmp(p, MW_GATEWAY_PROTOCOL, want) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static int gw_refuse(struct lws *wsi, unsigned status, const char *why)
+{
+    mw_log(MW_LOG_INFO, "gateway: upgrade refused with %u: %s", status, why);
+    if (lws_return_http_status(wsi, status, why))
+        return -1;
+    return 1; /* we answered; lws finishes the transaction */
+}
+
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the last point where an upgrade can be
+ * refused with an HTTP status (MSG-001, MSG-005, MSG-098). */
+static int gw_confirm_upgrade(struct mw_gateway *g, struct lws *wsi, const char *to)
+{
+    char hdr[GW_HDR_MAX];
+    int n;
+
+    if (!to || strcmp(to, "websocket") != 0)
+        return gw_refuse(wsi, HTTP_STATUS_BAD_REQUEST, "unsupported upgrade");
+    n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_GET_URI);
+    if (!g->cfg.websocket || n <= 0 || strcmp(hdr, MW_GATEWAY_WS_PATH) != 0)
+        return gw_refuse(wsi, HTTP_STATUS_NOT_FOUND, "no websocket here");
+    if (g->stopping)
+        return gw_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+    if (g->cfg.max_connections && g->open >= g->cfg.max_connections) {
+        if (g->metrics)
+            g->metrics->connections_refused++;
+        return gw_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "connection limit reached");
+    }
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
+    if (n > 0) {
+        /* MSG-005: offered subprotocols, none of them ours: no upgrade. */
+        if (n >= (int)sizeof(hdr) || lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_PROTOCOL) < 0 ||
+            !gw_offers_protocol(hdr))
+            return gw_refuse(wsi, HTTP_STATUS_BAD_REQUEST, "subprotocol matchwire.v1 required");
+    }
+    return 0;
+}
+
+static int gw_established(struct mw_gateway *g, struct lws *wsi, struct gw_pss *pss)
+{
+    struct gw_conn *c = mw_calloc(1, sizeof(*c));
+
+    if (!c) {
+        lws_close_reason(wsi, (enum lws_close_status)MW_CLOSE_INTERNAL, NULL, 0);
+        return -1;
+    }
+    c->g = g;
+    c->wsi = wsi;
+    mw_buf_init(&c->rx, MW_GATEWAY_MAX_MESSAGE);
+    pss->conn = c;
+    g->open++;
+    if (g->metrics) {
+        g->metrics->connections_total++;
+        g->metrics->connections_open++;
+    }
+    /* Backstop for upgrades that raced past the 503 check (MSG-098). */
+    if (g->stopping) {
+        gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
+        return 0;
+    }
+    if (g->cfg.max_connections && g->open > g->cfg.max_connections) {
+        if (g->metrics)
+            g->metrics->connections_refused++;
+        gw_request_close(c, MW_CLOSE_TRY_AGAIN, "connection limit reached");
+        return 0;
+    }
+    c->session = mw_session_new(g->env, &g->io, c);
+    if (!c->session)
+        gw_request_close(c, MW_CLOSE_INTERNAL, "out of memory");
+    return 0;
+}
+
+static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    size_t have = c->rx.len;
+    bool final;
+
+    if (c->close_code)
+        return 0; /* closing: input is ignored */
+    if (lws_frame_is_binary(wsi))
+        return gw_close_now(c, MW_CLOSE_UNSUPPORTED, "binary messages are not supported");
+    /* MSG-091: close at the first chunk that shows the message is too big,
+     * counting what lws announced for the rest of this frame. */
+    if (have + len + lws_remaining_packet_payload(wsi) > MW_GATEWAY_MAX_MESSAGE)
+        return gw_close_now(c, MW_CLOSE_TOO_BIG, "message too big");
+    final = lws_is_final_fragment(wsi);
+    if (!utf8_feed(&c->utf8, in, len) || (final && c->utf8.need))
+        return gw_close_now(c, MW_CLOSE_BAD_PAYLOAD, "invalid utf-8");
+    if (final && have == 0) {
+        /* Whole message in one piece: no copy. */
+        if (c->g->metrics)
+            c->g->metrics->messages_in++;
+        c->utf8 = (struct gw_utf8){0};
+        if (c->session)
+            mw_session_on_text(c->session, (const char *)in, len, mw_loop_now_ms());
+        return 0;
+    }
+    if (mw_buf_append(&c->rx, in, len) != 0)
+        return gw_close_now(c, MW_CLOSE_INTERNAL, "out of memory");
+    if (!final)
+        return 0;
+    if (c->g->metrics)
+        c->g->metrics->messages_in++;
+    c->utf8 = (struct gw_utf8){0};
+    if (c->session)
+        mw_session_on_text(c->session, c->rx.data, c->rx.len, mw_loop_now_ms());
+    mw_buf_release(&c->rx); /* idle connections hold no reassembly memory */
+    mw_buf_init(&c->rx, MW_GATEWAY_MAX_MESSAGE);
+    return 0;
+}
+
+static int gw_writeable(struct gw_conn *c)
+{
+    struct mw_gateway *g = c->g;
+    struct gw_msg *m = c->head;
+    int n;
+
+    if (g->stopping && !c->close_code)
+        gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
+    if (!m) {
+        if (!c->close_code)
+            return 0;
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    c->head = m->next;
+    if (!c->head)
+        c->tail = NULL;
+    c->queued--;
+    c->queued_bytes -= m->len;
+    n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    if (g->metrics) {
+        g->metrics->messages_out++;
+        if (m->assigned_ms) {
+            int64_t us = mw_loop_now_us() - m->assigned_ms * 1000;
+
+            mw_hist_record(&g->metrics->assign_to_write_us, us > 0 ? (uint64_t)us : 0);
+        }
+    }
+    if (n < (int)m->len) {
+        mw_free(m);
+        gw_count_close(c, 1006);
+        return -1;
+    }
+    mw_free(m);
+    if (c->head || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void gw_closed(struct mw_gateway *g, struct gw_pss *pss)
+{
+    struct gw_conn *c = pss->conn;
+
+    if (!c)
+        return;
+    pss->conn = NULL;
+    /* Neither side sent a close frame we saw: abnormal closure. */
+    gw_count_close(c, 1006);
+    if (c->session)
+        mw_session_on_close(c->session, mw_loop_now_ms());
+    gw_queue_free(c);
+    mw_buf_release(&c->rx);
+    g->open--;
+    if (g->metrics && g->metrics->connections_open)
+        g->metrics->connections_open--;
+    mw_free(c);
+}
+
+static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    struct mw_gateway *g = lws_context_user(lws_get_context(wsi));
+    struct gw_pss *pss = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return gw_confirm_upgrade(g, wsi, in);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!pss)
+            return -1;
+        return gw_established(g, wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        if (!pss || !pss->conn)
+            return -1;
+        return gw_receive(pss->conn, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!pss || !pss->conn)
+            return 0;
+        return gw_writeable(pss->conn);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (pss && pss->conn) {
+            const unsigned char *p = in;
+            uint16_t code = len >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
+
+            gw_count_close(pss->conn, code);
+        }
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (pss)
+            gw_closed(g, pss);
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (!pss)
+            return -1;
+        if (g->stopping && reason == LWS_CALLBACK_HTTP) {
+            if (lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down"))
+                return -1;
+            return lws_http_transaction_completed(wsi) ? -1 : 0;
+        }
+        return mw_http_callback(g->http, wsi, reason, &pss->http, in, len);
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- Lifetime ------------------------------------------------------------- */
+
+static void gw_lws_signal_cb(void *handle, int signum)
+{
+    /* Signals belong to loop.c; lws must not act on them. */
+    (void)handle;
+    (void)signum;
+}
+
+static int gw_deprecated_cb(void)
+{
+    /* Every connection of the deprecated context is gone: nothing to do,
+     * the server's shutdown timer watches mw_gateway_open(). */
+    return 0;
+}
+
+struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev_loop *loop,
+                                  const struct mw_session_env *env, struct mw_http *http,
+                                  struct mw_metrics *metrics)
+{
+    struct lws_context_creation_info info;
+    void *foreign_loops[1];
+    struct mw_gateway *g = mw_calloc(1, sizeof(*g));
+
+    if (!g)
+        return NULL;
+    g->cfg = *cfg;
+    g->loop = loop;
+    g->env = env;
+    g->http = http;
+    g->metrics = metrics;
+    g->io.send = gw_io_send;
+    g->io.close = gw_io_close;
+    if (!g->cfg.outbound_max_messages)
+        g->cfg.outbound_max_messages = 256;
+    if (!g->cfg.outbound_max_bytes)
+        g->cfg.outbound_max_bytes = 1024 * 1024;
+
+    /* One protocol serves HTTP and the WebSocket: it is protocols[0], the
+     * default, so a handshake without Sec-WebSocket-Protocol binds to it
+     * (MSG-004) and lws echoes the header only when the client sent one. */
+    g->protocols[0].name = MW_GATEWAY_PROTOCOL;
+    g->protocols[0].callback = gw_callback;
+    g->protocols[0].per_session_data_size = sizeof(struct gw_pss);
+    g->protocols[0].rx_buffer_size = GW_RX_BUFFER;
+    g->protocols[0].user = g;
+
+    /* MSG-097: lws pings a connection silent for idle_timeout_s and hangs
+     * up when nothing valid arrives for idle_timeout_s + a pong window. */
+    if (g->cfg.idle_timeout_s > 0) {
+        int ping = g->cfg.idle_timeout_s > 60000 ? 60000 : g->cfg.idle_timeout_s;
+
+        g->retry.secs_since_valid_ping = (uint16_t)ping;
+        g->retry.secs_since_valid_hangup = (uint16_t)(ping + (ping < 10 ? ping : 10));
+    }
+
+    memset(&info, 0, sizeof(info));
+    info.port = cfg->port;
+    info.iface = (cfg->host[0] && strcmp(cfg->host, "0.0.0.0") != 0) ? cfg->host : NULL;
+    info.protocols = g->protocols;
+    info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_DISABLE_IPV6;
+    foreign_loops[0] = loop;
+    info.foreign_loops = foreign_loops;
+    info.signal_cb = gw_lws_signal_cb;
+    info.user = g;
+    info.pcontext = &g->ctx_alive;
+    info.server_string = "matchwire";
+    info.max_http_header_pool = 64; /* handshakes in flight at once */
+    info.timeout_secs = 10;
+    if (g->cfg.idle_timeout_s > 0)
+        info.retry_and_idle_policy = &g->retry;
+
+    g->ctx = lws_create_context(&info);
+    if (!g->ctx) {
+        mw_log(MW_LOG_ERR, "gateway: cannot create the lws context on %s:%u",
+               cfg->host[0] ? cfg->host : "*", (unsigned)cfg->port);
+        mw_free(g);
+        return NULL;
+    }
+    g->ctx_alive = g->ctx;
+    {
+        struct lws_vhost *vh = lws_get_vhost_by_name(g->ctx, "default");
+        int p = vh ? lws_get_vhost_listen_port(vh) : cfg->port;
+
+        g->port = p > 0 ? (uint16_t)p : cfg->port;
+    }
+    return g;
+}
+
+void mw_gateway_shutdown(struct mw_gateway *g)
+{
+    if (!g || g->stopping)
+        return;
+    g->stopping = true;
+    /* Closes the listen socket; existing connections stay. */
+    lws_context_deprecate(g->ctx, gw_deprecated_cb);
+    /* Each WebSocket closes with 1001 from its next WRITEABLE. */
+    lws_callback_on_writable_all_protocol(g->ctx, &g->protocols[0]);
+}
+
+size_t mw_gateway_open(const struct mw_gateway *g)
+{
+    return g ? g->open : 0;
+}
+
+uint16_t mw_gateway_port(const struct mw_gateway *g)
+{
+    return g->port;
+}
+
+void mw_gateway_free(struct mw_gateway *g)
+{
+    if (!g)
+        return;
+    g->stopping = true;
+    lws_context_destroy(g->ctx);
+    /* With a foreign loop lws may finish closing handles on later turns. */
+    for (int i = 0; i < 100 && g->ctx_alive; i++)
+        ev_run(g->loop, EVRUN_NOWAIT);
+    if (g->ctx_alive)
+        mw_log(MW_LOG_WARN, "gateway: lws context not fully destroyed");
+    mw_free(g);
+}

@@ -1,0 +1,388 @@
+/* server: one server context from a config, fixed teardown order. */
+#define _POSIX_C_SOURCE 200809L /* gethostname */
+#include "server.h"
+
+#include <ev.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "channel.h"
+#include "channel_memory.h"
+#include "error.h"
+#include "gateway.h"
+#include "http.h"
+#include "hub.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "session.h"
+#include "ticket_store.h"
+#include "ticket_store_memory.h"
+#include "worker.h"
+#ifdef MW_HAVE_REDIS
+#include "channel_redis.h"
+#include "ticket_store_redis.h"
+#endif
+
+#define SERVER_SWEEP_MAX_MS    100
+#define SERVER_SWEEP_MIN_MS    10
+#define SERVER_SHUTDOWN_POLL_S 0.02
+
+struct mw_server {
+    struct mw_config cfg;
+    struct mw_loop *loop;
+    struct mw_metrics metrics;
+    struct mw_ticket_store store;
+    bool have_store;
+    struct mw_channel channel;
+    bool have_channel;
+    struct mw_hub *hub;
+    struct mw_worker *worker;
+    struct mw_http *http;
+    struct mw_gateway *gw;
+    struct mw_session_env senv;
+    ev_timer sweep;
+    ev_timer shutdown;
+    int64_t shutdown_deadline_ms; /* monotonic */
+    bool stopping;
+};
+
+/* ---- Logging -------------------------------------------------------------- */
+
+/* mw_log filters by level itself; every line it lets through reaches lws's
+ * log as err, warn or user (lws's notice/info are lws's own chatter). */
+static void server_log_sink(enum mw_log_level level, const char *line, void *ud)
+{
+    (void)ud;
+    switch (level) {
+    case MW_LOG_ERR:
+        lwsl_err("%s\n", line);
+        break;
+    case MW_LOG_WARN:
+        lwsl_warn("%s\n", line);
+        break;
+    default:
+        lwsl_user("%s\n", line);
+        break;
+    }
+}
+
+static int server_lws_log_mask(int level)
+{
+    int mask = LLL_ERR | LLL_USER;
+
+    if (level >= 1)
+        mask |= LLL_WARN;
+    if (level >= 3)
+        mask |= LLL_NOTICE;
+    if (level >= 4)
+        mask |= LLL_INFO | LLL_DEBUG;
+    return mask;
+}
+
+/* ---- Callbacks from the parts --------------------------------------------- */
+
+static int server_ready(void *ud, char *reason, size_t reason_len)
+{
+    struct mw_server *s = ud;
+
+    if (s->stopping) {
+        snprintf(reason, reason_len, "shutting down");
+        return MW_ECLOSED;
+    }
+    if (s->have_store) {
+        int rc = s->store.ops->ready(s->store.impl, reason, reason_len);
+
+        if (rc)
+            return rc;
+    }
+#ifdef MW_HAVE_REDIS
+    if (s->cfg.channel == MW_CHANNEL_REDIS && s->have_channel &&
+        !mw_channel_redis_ready(&s->channel)) {
+        snprintf(reason, reason_len, "redis channel not subscribed");
+        return MW_EUNAVAIL;
+    }
+#endif
+    return 0;
+}
+
+static void server_gauges(void *ud, struct mw_metrics_gauges *g)
+{
+    struct mw_server *s = ud;
+    char reason[8];
+
+    if (s->have_store)
+        s->store.ops->counts(s->store.impl, g->tickets);
+    if (s->hub)
+        g->watches = mw_hub_watch_count(s->hub);
+    if (s->worker) {
+        struct mw_worker_stats st;
+
+        mw_worker_stats(s->worker, &st);
+        g->waiting = mw_worker_waiting(s->worker);
+        s->metrics.matches_total = st.matches;
+    }
+    g->ready = server_ready(s, reason, sizeof(reason)) == 0;
+}
+
+static void server_sweep_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    struct mw_server *s = w->data;
+    int rc;
+
+    (void)ev;
+    (void)revents;
+    rc = mw_ticket_store_sweep(&s->store, mw_loop_now_ms());
+    if (rc < 0 && rc != MW_EUNAVAIL)
+        mw_log(MW_LOG_WARN, "server: sweep failed: %s", mw_strerror(rc));
+}
+
+static void server_shutdown_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    struct mw_server *s = w->data;
+
+    (void)revents;
+    if (mw_gateway_open(s->gw) == 0 || mw_loop_mono_ms() >= s->shutdown_deadline_ms) {
+        if (mw_gateway_open(s->gw))
+            mw_log(MW_LOG_WARN, "server: %zu connections did not close in time, dropping",
+                   mw_gateway_open(s->gw));
+        ev_timer_stop(ev, w);
+        mw_loop_stop(s->loop);
+    }
+}
+
+static void server_signal_cb(void *ud, int signum)
+{
+    struct mw_server *s = ud;
+
+    mw_log(MW_LOG_NOTICE, "server: signal %d, shutting down", signum);
+    mw_server_stop(s);
+}
+
+/* ---- Construction --------------------------------------------------------- */
+
+#ifdef MW_HAVE_REDIS
+static void server_redis_opts(const struct mw_config *cfg, struct mw_redis_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->host, sizeof(o->host), "%s", cfg->redis_host);
+    o->port = cfg->redis_port;
+    snprintf(o->password, sizeof(o->password), "%s", cfg->redis_password);
+    o->db = cfg->redis_db;
+    snprintf(o->prefix, sizeof(o->prefix), "%s", cfg->redis_prefix);
+}
+#endif
+
+static int server_make_backends(struct mw_server *s)
+{
+    const struct mw_config *cfg = &s->cfg;
+    struct mw_ticket_store_config scfg;
+    int rc;
+
+    memset(&scfg, 0, sizeof(scfg));
+    scfg.ticket_ttl_ms = cfg->ticket_ttl_ms;
+    scfg.assigned_ttl_ms = cfg->assigned_ttl_ms;
+    scfg.grace_ms = cfg->grace_ms;
+
+    if (cfg->channel == MW_CHANNEL_MEMORY) {
+        rc = mw_ticket_store_memory_new(&s->store, &scfg, mw_loop_defer(s->loop), mw_random_os,
+                                        NULL);
+        if (rc)
+            return rc;
+        s->have_store = true;
+        rc = mw_channel_memory_new(&s->channel, mw_loop_defer(s->loop), 0);
+        if (rc)
+            return rc;
+        s->have_channel = true;
+        return 0;
+    }
+#ifdef MW_HAVE_REDIS
+    {
+        struct mw_redis_opts ro;
+        char consumer[128], host[64] = "host";
+
+        server_redis_opts(cfg, &ro);
+        gethostname(host, sizeof(host) - 1);
+        snprintf(consumer, sizeof(consumer), "%s-%ld", host, (long)getpid());
+        rc = mw_ticket_store_redis_new(&s->store, &scfg, mw_loop_ev(s->loop), &ro, consumer,
+                                       mw_random_os, NULL);
+        if (rc)
+            return rc;
+        s->have_store = true;
+        rc = mw_channel_redis_new(&s->channel, mw_loop_ev(s->loop), &ro, &s->metrics, NULL, NULL);
+        if (rc)
+            return rc;
+        s->have_channel = true;
+        return 0;
+    }
+#else
+    mw_log(MW_LOG_ERR, "server: built without the Redis backends (--channel redis)");
+    return MW_EINVAL;
+#endif
+}
+
+static double server_sweep_period_s(const struct mw_config *cfg)
+{
+    int64_t ms = SERVER_SWEEP_MAX_MS;
+    int64_t shortest = cfg->grace_ms < cfg->ticket_ttl_ms ? cfg->grace_ms : cfg->ticket_ttl_ms;
+
+    if (shortest > 0 && shortest / 4 < ms)
+        ms = shortest / 4;
+    if (ms < SERVER_SWEEP_MIN_MS)
+        ms = SERVER_SWEEP_MIN_MS;
+    return (double)ms / 1000.0;
+}
+
+struct mw_server *mw_server_new(const struct mw_config *cfg)
+{
+    struct mw_gateway_config gcfg;
+    struct mw_http_env henv;
+    struct mw_server *s;
+    bool api = cfg->role != MW_ROLE_WORKER;
+    bool work = cfg->role != MW_ROLE_API;
+
+    lws_set_log_level(server_lws_log_mask(cfg->log_level), NULL);
+    mw_log_setup(server_log_sink, NULL,
+                 cfg->log_level > MW_LOG_DEBUG
+                     ? MW_LOG_DEBUG
+                     : (enum mw_log_level)(cfg->log_level < 0 ? 0 : cfg->log_level));
+    s = mw_calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    mw_metrics_init(&s->metrics);
+
+    s->loop = mw_loop_new();
+    if (!s->loop)
+        goto fail;
+    if (server_make_backends(s))
+        goto fail;
+    if (api) {
+        s->hub = mw_hub_new(0);
+        if (!s->hub)
+            goto fail;
+        if (mw_channel_subscribe(&s->channel, mw_hub_on_assigned, s->hub))
+            goto fail;
+        s->store.on_ended = mw_hub_on_ended;
+        s->store.on_ended_ud = s->hub;
+    }
+    if (work) {
+        s->worker = mw_worker_new(&cfg->worker, &s->store, &s->channel, mw_random_os, NULL,
+                                  mw_loop_now_fn, NULL);
+        if (!s->worker)
+            goto fail;
+    }
+
+    s->senv.store = &s->store;
+    s->senv.hub = s->hub;
+    s->senv.metrics = &s->metrics;
+    s->senv.limits = cfg->limits;
+
+    memset(&henv, 0, sizeof(henv));
+    henv.store = &s->store;
+    henv.metrics = &s->metrics;
+    henv.role = cfg->role == MW_ROLE_ALL ? "all" : cfg->role == MW_ROLE_API ? "api" : "worker";
+    henv.channel = cfg->channel == MW_CHANNEL_REDIS ? "redis" : "memory";
+    henv.tickets_api = api;
+    henv.ready = server_ready;
+    henv.gauges = server_gauges;
+    henv.ud = s;
+    s->http = mw_http_new(&henv);
+    if (!s->http)
+        goto fail;
+
+    memset(&gcfg, 0, sizeof(gcfg));
+    snprintf(gcfg.host, sizeof(gcfg.host), "%s", cfg->listen_host);
+    gcfg.port = cfg->listen_port;
+    gcfg.max_connections = cfg->max_connections;
+    gcfg.outbound_max_messages = cfg->outbound_max_messages;
+    gcfg.outbound_max_bytes = cfg->outbound_max_bytes;
+    gcfg.idle_timeout_s = cfg->idle_timeout_s;
+    gcfg.websocket = api;
+    gcfg.lws_log_level = server_lws_log_mask(cfg->log_level);
+    s->gw = mw_gateway_new(&gcfg, mw_loop_ev(s->loop), &s->senv, s->http, &s->metrics);
+    if (!s->gw)
+        goto fail;
+
+    ev_timer_init(&s->sweep, server_sweep_cb, server_sweep_period_s(cfg),
+                  server_sweep_period_s(cfg));
+    s->sweep.data = s;
+    ev_timer_start(mw_loop_ev(s->loop), &s->sweep);
+    ev_init(&s->shutdown, server_shutdown_cb);
+    s->shutdown.repeat = SERVER_SHUTDOWN_POLL_S;
+    s->shutdown.data = s;
+    mw_loop_watch_signals(s->loop, server_signal_cb, s);
+    return s;
+
+fail:
+    mw_log(MW_LOG_ERR, "server: start-up failed");
+    mw_server_free(s);
+    return NULL;
+}
+
+int mw_server_run(struct mw_server *s)
+{
+    mw_loop_run(s->loop);
+    return 0;
+}
+
+void mw_server_stop(struct mw_server *s)
+{
+    struct ev_loop *ev = mw_loop_ev(s->loop);
+
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    /* A second signal now terminates the default way. */
+    mw_loop_unwatch_signals(s->loop);
+    ev_timer_stop(ev, &s->sweep);
+    if (!s->gw) {
+        mw_loop_stop(s->loop);
+        return;
+    }
+    mw_gateway_shutdown(s->gw); /* stop accepting; every WebSocket closes 1001 */
+    s->shutdown_deadline_ms = mw_loop_mono_ms() + MW_SERVER_SHUTDOWN_WAIT_MS;
+    ev_timer_again(ev, &s->shutdown);
+}
+
+uint16_t mw_server_port(const struct mw_server *s)
+{
+    return mw_gateway_port(s->gw);
+}
+
+void mw_server_free(struct mw_server *s)
+{
+    if (!s)
+        return;
+    if (s->loop) {
+        struct ev_loop *ev = mw_loop_ev(s->loop);
+
+        mw_loop_unwatch_signals(s->loop);
+        ev_timer_stop(ev, &s->sweep);
+        ev_timer_stop(ev, &s->shutdown);
+    }
+    /* 1. Gateway: every session is closed while store and hub exist. */
+    mw_gateway_free(s->gw);
+    s->gw = NULL;
+    /* 2. Store: pending callbacks get MW_ECLOSED; sessions, HTTP requests and
+     *    the worker they point at still exist. */
+    if (s->have_store)
+        mw_ticket_store_destroy(&s->store);
+    s->have_store = false;
+    /* 3. HTTP routes (no request can call back any more). */
+    mw_http_free(s->http);
+    /* 4. Worker. */
+    mw_worker_free(s->worker);
+    /* 5. Channel (pending deliveries dropped). */
+    if (s->have_channel)
+        mw_channel_destroy(&s->channel);
+    s->have_channel = false;
+    /* 6. Hub. */
+    mw_hub_free(s->hub);
+    /* 7. Loop: defer queue, then the ev loop. */
+    mw_loop_free(s->loop);
+    mw_free(s);
+}
