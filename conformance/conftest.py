@@ -1,0 +1,325 @@
+"""Fixtures, options, requirement levels, verdicts and reports.
+
+Options (also accepted by conformance/run): --url, --http, --redis, --url2,
+--profile, --strict, --report DIR, --matrix, --spec DIR, --testee-config
+FILE, --seed N, --robust-count N, --redis-restart-cmd CMD.
+
+Verdicts follow the keyword of the requirements a test names (the strongest
+wins): a failed MUST fails the run; a failed SHOULD is reported as "warn"
+(pytest: xfailed) and fails the run only with --strict; a failed MAY is
+informational. A skipped MUST test of a requested profile is a failure
+(TST-012): a testee that cannot be driven through a MUST is not shown
+conformant.
+"""
+
+import collections
+import html
+import json
+import os
+import random
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mwclient  # noqa: E402
+import reqs as reqmod  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROFILES = ("core", "channel", "multi", "robustness")
+RESULTS = []
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("matchwire", "Matchwire conformance")
+    g.addoption("--url", default=os.environ.get("MW_URL"), help="ws://HOST:PORT/realtime of the testee")
+    g.addoption("--http", default=None, help="HTTP base URL (default: from --url)")
+    g.addoption("--redis", default=None, help="redis://HOST:PORT of the testee's channel (profile channel)")
+    g.addoption("--url2", default=None, help="second gateway sharing the Redis (profile multi)")
+    g.addoption("--profile", default="core", help="comma list of: " + ",".join(PROFILES))
+    g.addoption("--mw-strict", action="store_true", help="failed SHOULDs fail the run (conformance/run --strict)")
+    g.addoption("--report", default=None, metavar="DIR", help="write report.xml, report.json, report.html")
+    g.addoption("--matrix", action="store_true", help="print requirement -> tests and exit")
+    g.addoption("--spec", default=None, metavar="DIR", help="spec directory (default ../spec)")
+    g.addoption("--testee-config", default=None, metavar="FILE", help="the testee's declaration (JSON)")
+    g.addoption("--seed", type=int, default=None, help="robustness seed (replay)")
+    g.addoption("--robust-count", type=int, default=3000, help="mutated envelopes per robustness run")
+    g.addoption("--redis-restart-cmd", default=None, help="command that restarts the testee's Redis")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "req(*ids): requirement ids this test verifies")
+    config.addinivalue_line("markers", "profile(name): core, channel, multi or robustness")
+    spec = config.getoption("--spec") or reqmod.default_spec_dir()
+    config._mw_reqs = reqmod.parse_spec(spec)
+    config._mw_spec = spec
+    config._mw_profiles = [p.strip() for p in config.getoption("--profile").split(",") if p.strip()]
+    for p in config._mw_profiles:
+        if p not in PROFILES:
+            raise pytest.UsageError("unknown profile %r (known: %s)" % (p, ", ".join(PROFILES)))
+    seed = config.getoption("--seed")
+    config._mw_seed = seed if seed is not None else random.SystemRandom().randrange(1, 2 ** 31)
+    rep = config.getoption("--report")
+    if rep:
+        os.makedirs(rep, exist_ok=True)
+        if not getattr(config.option, "xmlpath", None):
+            config.option.xmlpath = os.path.join(rep, "report.xml")
+    if config.getoption("--matrix"):
+        config.option.verbose = -1
+
+
+def level_of(config, ids):
+    levels = [config._mw_reqs[i].level for i in ids if i in config._mw_reqs]
+    for lvl in reqmod.LEVELS:
+        if lvl in levels:
+            return lvl
+    return "MUST" if ids else "NONE"
+
+
+def item_ids(item):
+    ids = []
+    for m in item.iter_markers("req"):
+        ids.extend(m.args)
+    return sorted(set(ids))
+
+
+def item_profile(item):
+    m = item.get_closest_marker("profile")
+    return m.args[0] if m else "core"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    for it in items:
+        it._mw_ids = item_ids(it)
+        it._mw_level = level_of(config, it._mw_ids)
+        it._mw_profile = item_profile(it)
+
+
+def pytest_runtestloop(session):
+    config = session.config
+    if not config.getoption("--matrix"):
+        return None
+    by = collections.defaultdict(list)
+    for it in session.items:
+        for i in it._mw_ids:
+            by[i].append(it.nodeid.split("::", 1)[-1] if "::" in it.nodeid else it.nodeid)
+    rows = reqmod.matrix(config._mw_reqs, by, reqmod.load_elsewhere(os.path.join(HERE, "coverage_elsewhere.json")))
+    tw = config.get_terminal_writer()
+    tw.line(reqmod.format_matrix(rows))
+    unknown = sorted(set(by) - set(config._mw_reqs))
+    if unknown:
+        tw.line("tests name unknown ids: " + ", ".join(unknown))
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def testee(pytestconfig):
+    url = pytestconfig.getoption("--url")
+    if not url:
+        pytest.skip("no --url given")
+    decl = {}
+    path = pytestconfig.getoption("--testee-config")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            decl = json.load(f)
+    return mwclient.Testee(url, pytestconfig.getoption("--http"), pytestconfig.getoption("--redis"),
+                           pytestconfig.getoption("--url2"), decl)
+
+
+@pytest.fixture
+def conns(testee):
+    """Factory of WebSocket connections, all closed at teardown."""
+    made = []
+
+    def make(**kw):
+        ws = mwclient.WS(testee, **kw)
+        made.append(ws)
+        return ws
+    yield make
+    for ws in made:
+        ws.close()
+
+
+@pytest.fixture
+def ws(conns):
+    return conns()
+
+
+@pytest.fixture
+def queue(testee):
+    """A fresh queue name (default match size), so tests never share tickets."""
+    return mwclient.uniq("cf")
+
+
+@pytest.fixture(scope="session")
+def seed(pytestconfig):
+    return pytestconfig._mw_seed
+
+
+def pytest_runtest_setup(item):
+    """Profile gate (before any fixture) and a fresh wire log per test."""
+    mwclient.WIRE["log"] = collections.deque(maxlen=60)
+    mwclient.WIRE["t0"] = time.monotonic()
+    prof = getattr(item, "_mw_profile", "core")
+    if prof not in item.config._mw_profiles:
+        item._mw_not_requested = True
+        pytest.skip("profile %s not requested" % prof)
+
+
+def needs_timer(testee, name, seconds):
+    """Skips (a MUST skip is a failure, TST-012) when a declared timer is too
+    long to wait for."""
+    if seconds is None or seconds > mwclient.LONGEST_WAIT:
+        pytest.skip("declared %s=%s is over %ds: declare a shorter one (spec/testing.md)"
+                    % (name, seconds, mwclient.LONGEST_WAIT))
+
+
+# ---------------------------------------------------------------------------
+# Verdicts
+# ---------------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    level = getattr(item, "_mw_level", "MUST")
+    rep._mw_ids = getattr(item, "_mw_ids", [])
+    rep._mw_level = level
+    rep._mw_verdict = None
+    rep._mw_reason = ""
+    strict = item.config.getoption("--mw-strict")
+    not_requested = getattr(item, "_mw_not_requested", False)
+    if rep.failed and (call.when == "call" or call.when == "setup"):
+        reason = _short(rep)
+        if level == "SHOULD" and not strict or level == "MAY":
+            rep.outcome = "skipped"
+            rep.wasxfail = "%s not met (non-strict): %s" % (level, reason)
+            rep._mw_verdict = "warn" if level == "SHOULD" else "info"
+        else:
+            rep._mw_verdict = "fail"
+        rep._mw_reason = reason
+    elif rep.skipped and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        if not_requested:
+            rep._mw_verdict = "not-requested"
+        elif level == "MUST" or (level == "SHOULD" and strict):
+            rep.outcome = "failed"
+            rep.longrepr = "%s test skipped in a requested profile (TST-012): %s" % (level, reason)
+            rep._mw_verdict = "fail"
+        else:
+            rep._mw_verdict = "skip"
+        rep._mw_reason = reason
+    elif rep.passed and call.when == "call":
+        rep._mw_verdict = "pass"
+    if call.when == "call" or rep._mw_verdict in ("fail", "skip", "not-requested") or (rep.failed and call.when == "setup"):
+        rep._mw_wire = list(mwclient.WIRE["log"])
+
+
+def _short(rep):
+    try:
+        c = rep.longrepr.reprcrash
+        return c.message.split("\n")[0][:500]
+    except AttributeError:
+        return str(rep.longrepr).strip().split("\n")[-1][:500]
+
+
+def pytest_runtest_logreport(report):
+    v = getattr(report, "_mw_verdict", None)
+    if v is None:
+        return
+    if report.when != "call" and v == "pass":
+        return
+    RESULTS.append({
+        "nodeid": report.nodeid,
+        "name": report.nodeid.split("::")[-1],
+        "module": report.nodeid.split("::")[0],
+        "requirements": report._mw_ids,
+        "level": report._mw_level,
+        "verdict": v,
+        "phase": report.when,
+        "reason": report._mw_reason,
+        "duration": round(report.duration, 4),
+        "wire": getattr(report, "_mw_wire", []),
+    })
+
+
+def pytest_report_header(config):
+    return ["matchwire: profiles=%s seed=%d spec=%s requirements=%d" % (
+        ",".join(config._mw_profiles), config._mw_seed, config._mw_spec, len(config._mw_reqs))]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.getoption("--matrix"):
+        return
+    counts = collections.Counter(r["verdict"] for r in RESULTS)
+    terminalreporter.write_line("matchwire verdicts: " + ", ".join(
+        "%s=%d" % (k, counts.get(k, 0)) for k in ("pass", "fail", "warn", "info", "skip", "not-requested")))
+    terminalreporter.write_line("matchwire robustness seed: %d (replay with --seed %d)" % (
+        config._mw_seed, config._mw_seed))
+    rep = config.getoption("--report")
+    if rep:
+        write_reports(config, rep, counts)
+        terminalreporter.write_line("matchwire report: %s/report.{json,html,xml}" % rep)
+
+
+# ---------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------
+
+def write_reports(config, d, counts):
+    idx = {
+        "schema": "matchwire-conformance-report/1",
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "testee": {"url": config.getoption("--url"), "url2": config.getoption("--url2"),
+                   "redis": config.getoption("--redis")},
+        "profiles": config._mw_profiles,
+        "strict": bool(config.getoption("--mw-strict")),
+        "seed": config._mw_seed,
+        "summary": {k: counts.get(k, 0) for k in ("pass", "fail", "warn", "info", "skip", "not-requested")},
+        "verdict": "fail" if counts.get("fail") else "pass",
+        "tests": RESULTS,
+    }
+    with open(os.path.join(d, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(idx, f, indent=1)
+    with open(os.path.join(d, "report.html"), "w", encoding="utf-8") as f:
+        f.write(render_html(idx))
+
+
+def render_html(idx):
+    e = html.escape
+    color = {"pass": "#cfc", "fail": "#f99", "warn": "#fd8", "info": "#def", "skip": "#eee",
+             "not-requested": "#f7f7f7"}
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Matchwire conformance</title>",
+           "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+           "td,th{border:1px solid #aaa;padding:3px 6px;vertical-align:top}"
+           "pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;font-size:12px}</style></head><body>",
+           "<h1>Matchwire conformance: %s</h1>" % e(idx["verdict"].upper()),
+           "<p>testee %s; profiles %s; strict %s; seed %d; generated %s</p>" % (
+               e(str(idx["testee"]["url"])), e(",".join(idx["profiles"])), idx["strict"], idx["seed"],
+               e(idx["generated"])),
+           "<table><tr>" + "".join("<th>%s</th>" % k for k in idx["summary"]) + "</tr><tr>" +
+           "".join("<td>%d</td>" % v for v in idx["summary"].values()) + "</tr></table>",
+           "<h2>Tests</h2><table><tr><th>test</th><th>requirements</th><th>level</th>"
+           "<th>verdict</th><th>seconds</th><th>reason</th></tr>"]
+    for i, t in enumerate(idx["tests"]):
+        anchor = "<a href='#t%d'>%s</a>" % (i, e(t["name"])) if t["verdict"] in ("fail", "warn", "info") else e(t["name"])
+        out.append("<tr style='background:%s'><td>%s<br><small>%s</small></td><td>%s</td><td>%s</td>"
+                   "<td>%s</td><td>%.2f</td><td>%s</td></tr>" % (
+                       color.get(t["verdict"], "#fff"), anchor, e(t["module"]), e(" ".join(t["requirements"])),
+                       t["level"], t["verdict"], t["duration"], e(t["reason"][:300])))
+    out.append("</table><h2>Failures and warnings: wire logs</h2>")
+    for i, t in enumerate(idx["tests"]):
+        if t["verdict"] not in ("fail", "warn", "info"):
+            continue
+        out.append("<h3 id='t%d'>%s (%s, %s)</h3><p>%s</p><pre>" % (
+            i, e(t["nodeid"]), t["level"], t["verdict"], e(t["reason"])))
+        for w in t["wire"]:
+            out.append(e("%8.3f %-6s %-4s %-10s %s\n" % (w["t"], w["conn"], w["dir"], w["kind"], w["text"])))
+        out.append("</pre>")
+    out.append("</body></html>")
+    return "".join(out)

@@ -1,0 +1,140 @@
+"""Requirements of spec/*.md: ids, levels, and the traceability matrix.
+
+A requirement is a list item that starts with `[XXX-nnn]` (ENV, MSG, CHN,
+TST); its text runs to the next list item, heading or blank line. Its level
+comes from the RFC 2119 keywords in that text, the strongest winning:
+MUST, MUST NOT, REQUIRED, SHALL, SHALL NOT -> MUST; SHOULD, SHOULD NOT,
+RECOMMENDED -> SHOULD; MAY, OPTIONAL -> MAY. An item with no keyword states
+required behaviour in the indicative ("replies X", "is cancelled") and is
+read as MUST (spec/testing.md, TST-040).
+"""
+
+import json
+import os
+import re
+
+ID_RE = re.compile(r"^\s*[-*]\s+\[((?:ENV|MSG|CHN|TST)-\d{3})\]\s*(.*)$")
+START_RE = re.compile(r"^\s*([-*]\s+|#|\|)")
+LEVELS = ("MUST", "SHOULD", "MAY")
+_KW = [
+    ("MUST", re.compile(r"\b(MUST( NOT)?|REQUIRED|SHALL( NOT)?)\b")),
+    ("SHOULD", re.compile(r"\b(SHOULD( NOT)?|RECOMMENDED)\b")),
+    ("MAY", re.compile(r"\b(MAY|OPTIONAL)\b")),
+]
+
+
+class Requirement:
+    def __init__(self, rid, text, path, line):
+        self.id, self.text, self.path, self.line = rid, text, path, line
+        self.level, self.implicit = "MUST", True
+        for lvl, rx in _KW:
+            if rx.search(text):
+                self.level, self.implicit = lvl, False
+                break
+
+    def to_json(self):
+        return {"id": self.id, "level": self.level, "implicit": self.implicit,
+                "file": os.path.basename(self.path), "line": self.line, "text": self.text}
+
+
+def default_spec_dir():
+    here = os.path.dirname(os.path.abspath(__file__))
+    d = os.path.join(os.path.dirname(here), "spec")
+    return d if os.path.isdir(d) else None
+
+
+def parse_spec(spec_dir):
+    """Returns {id: Requirement} for every spec/*.md file (sorted)."""
+    reqs = {}
+    if not spec_dir or not os.path.isdir(spec_dir):
+        return reqs
+    for name in sorted(os.listdir(spec_dir)):
+        if not name.endswith(".md"):
+            continue
+        path = os.path.join(spec_dir, name)
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        cur = None
+        for i, ln in enumerate(lines, 1):
+            m = ID_RE.match(ln)
+            if m:
+                if cur:
+                    reqs.setdefault(cur[0], Requirement(cur[0], " ".join(cur[1]), path, cur[2]))
+                cur = (m.group(1), [m.group(2).strip()], i)
+                continue
+            if cur is None:
+                continue
+            if not ln.strip() or START_RE.match(ln):
+                reqs.setdefault(cur[0], Requirement(cur[0], " ".join(cur[1]), path, cur[2]))
+                cur = None
+                continue
+            cur[1].append(ln.strip())
+        if cur:
+            reqs.setdefault(cur[0], Requirement(cur[0], " ".join(cur[1]), path, cur[2]))
+    return reqs
+
+
+def load_elsewhere(path):
+    """The explicit table of requirements verified outside this suite."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("covered", {})
+
+
+def check_elsewhere_entry(rid, entry, repo_root):
+    """An entry is honest only when the file it names exists and mentions
+    the id. Returns None or a problem string."""
+    where = entry.get("where")
+    if not where:
+        return "%s: no 'where'" % rid
+    p = os.path.join(repo_root, where)
+    if not os.path.isfile(p):
+        return "%s: %s does not exist" % (rid, where)
+    with open(p, encoding="utf-8", errors="replace") as f:
+        if rid not in f.read():
+            return "%s: %s does not mention %s" % (rid, where, rid)
+    return None
+
+
+def matrix(reqs, tests_by_req, elsewhere):
+    """Rows: (id, level, tests, elsewhere-where)."""
+    rows = []
+    for rid in sorted(reqs):
+        r = reqs[rid]
+        rows.append((rid, r.level, sorted(tests_by_req.get(rid, [])),
+                     (elsewhere.get(rid) or {}).get("where")))
+    return rows
+
+
+def summarize(rows):
+    out = {lvl: {"total": 0, "tested": 0, "elsewhere": 0, "uncovered": 0} for lvl in LEVELS}
+    for rid, lvl, tests, where in rows:
+        s = out[lvl]
+        s["total"] += 1
+        if tests:
+            s["tested"] += 1
+        elif where:
+            s["elsewhere"] += 1
+        else:
+            s["uncovered"] += 1
+    return out
+
+
+def format_matrix(rows):
+    lines = []
+    for rid, lvl, tests, where in rows:
+        if tests:
+            what = "%d test(s): %s" % (len(tests), ", ".join(tests[:4]) + (" ..." if len(tests) > 4 else ""))
+        elif where:
+            what = "covered elsewhere: %s" % where
+        else:
+            what = "NOT COVERED"
+        lines.append("%-8s %-6s %s" % (rid, lvl, what))
+    s = summarize(rows)
+    lines.append("")
+    for lvl in LEVELS:
+        c = s[lvl]
+        lines.append("%-6s total %3d  tested %3d  elsewhere %3d  uncovered %3d" % (
+            lvl, c["total"], c["tested"], c["elsewhere"], c["uncovered"]))
+    return "\n".join(lines)
