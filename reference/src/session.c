@@ -1,0 +1,834 @@
+/* session: one WebSocket connection's protocol state machine.
+ *
+ * Requests are handled one at a time, in arrival order (MSG-013): while a
+ * request waits on the store, later messages wait in a bounded FIFO (their
+ * rate verdict is taken on arrival). So every reply goes out in request
+ * order without a reply-reordering buffer.
+ *
+ * Tickets: up to limits.max_tickets live entries (created or watched here,
+ * not final), each with the highest version sent (dedupe, MSG-072) and
+ * whether this session holds a store watcher (attach/create) and a hub
+ * route. Final tickets move to a small history ring so a late duplicate or
+ * a re-watch never delivers a version again.
+ *
+ * The race the seed lost (an assignment published before the socket's
+ * subscription existed) cannot happen here:
+ *  - enqueue: the hub route is registered in the create callback, before
+ *    the `enqueued` reply. With the memory store the create callback is
+ *    delivered before the feed event that lets the worker see the ticket
+ *    (both go through the store's one FIFO, result first), so no assignment
+ *    can be published before the route exists. For a store whose worker runs
+ *    elsewhere (Redis), the create result itself is checked: when it already
+ *    shows the ticket assigned (idempotent replay), its stored envelope is
+ *    pushed through the same dedupe path right after the reply.
+ *  - watch: the hub route is registered BEFORE the store is read (attach).
+ *    An assignment committed before the read is in the attach result (we
+ *    push its stored envelope after `watching`); one committed after is
+ *    published after the route exists, so the hub hands it to us. Pushes
+ *    that arrive while the watch is in flight are held and released after
+ *    the `watching` reply. Dedupe by version makes "both" deliver once. */
+#include "session.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "log.h"
+#include "messages.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#define SESSION_QUEUE_MAX_MSGS  128
+#define SESSION_QUEUE_MAX_BYTES (256 * 1024)
+#define SESSION_HISTORY         32
+#define SESSION_OUT_MAX         (MW_ENVELOPE_MAX_BYTES + 1024)
+
+/* A push that arrived while this session's watch of the ticket was in
+ * flight: released after the `watching` reply. */
+struct held {
+    bool present;
+    bool ended; /* ticket.expired / ticket.cancelled instead of match.assigned */
+    uint64_t version;
+    int64_t assigned_ms;
+    char *envelope; /* match.assigned text (owned) */
+    size_t envelope_len;
+    struct mw_ticket ended_t; /* only id, state, version used */
+};
+
+struct entry {
+    bool used;
+    char id[MW_TICKET_ID_LEN + 1];
+    uint64_t sent_version; /* highest version sent on this connection (0: none) */
+    bool attached;         /* this session holds one store watcher on it */
+    bool in_hub;
+    bool watch_pending; /* a watch of it is waiting for the store */
+    struct held held;
+};
+
+struct hist {
+    char id[MW_TICKET_ID_LEN + 1];
+    uint64_t version;
+};
+
+struct qmsg {
+    struct qmsg *next;
+    size_t len;
+    bool rate_limited;
+    int64_t now_ms;
+    char data[]; /* len bytes + NUL */
+};
+
+struct mw_session {
+    const struct mw_session_env *env;
+    const struct mw_session_io *io;
+    void *io_ud;
+    unsigned refs;     /* 1 for the edge until on_close, +1 per store call in flight */
+    bool closed;       /* on_close ran: never call io again */
+    bool close_asked;  /* we asked io->close: ignore further input */
+    bool send_blocked; /* io->send said MW_ELIMIT: the edge is closing 4001 */
+    bool busy;         /* a request waits on the store */
+    unsigned errors_in_row;
+    struct mw_ratelimit rate;
+
+    /* The request in flight. */
+    enum mw_msg_type cur_type;
+    bool cur_has_id;
+    char cur_id[MW_ID_MAX + 1];
+    int64_t cur_now;
+    bool cur_was_attached;                 /* watch: this session already held a watcher */
+    bool cur_new_entry;                    /* watch: the entry was created for this request */
+    char cur_ticket[MW_TICKET_ID_LEN + 1]; /* watch: its ticket id */
+
+    struct qmsg *q_head, *q_tail;
+    size_t q_n, q_bytes;
+
+    struct entry *live;
+    unsigned max_live;
+    struct hist hist[SESSION_HISTORY];
+    unsigned hist_next;
+
+    struct mw_buf out;
+};
+
+/* ---- Output ------------------------------------------------------------------ */
+
+static void send_text(struct mw_session *s, const char *buf, size_t len, int64_t assigned_ms)
+{
+    int rc;
+
+    if (s->closed || s->send_blocked)
+        return;
+    rc = s->io->send(s->io_ud, buf, len, assigned_ms);
+    if (rc == MW_ELIMIT) {
+        /* The edge closes 4001 itself; nothing more goes out. */
+        s->send_blocked = true;
+        if (s->env->metrics)
+            s->env->metrics->outbound_drops++;
+        return;
+    }
+    if (rc == 0 && s->env->metrics)
+        s->env->metrics->messages_out++;
+}
+
+static void send_buf(struct mw_session *s)
+{
+    send_text(s, s->out.data, s->out.len, 0);
+    mw_buf_reset(&s->out);
+}
+
+static bool counts_as_protocol_error(enum mw_code c)
+{
+    switch (c) {
+    case MW_CODE_BAD_JSON:
+    case MW_CODE_TOO_DEEP:
+    case MW_CODE_TOO_LARGE:
+    case MW_CODE_BAD_ENVELOPE:
+    case MW_CODE_UNKNOWN_TYPE:
+    case MW_CODE_UNSUPPORTED_VERSION:
+    case MW_CODE_BAD_MESSAGE:
+    case MW_CODE_RATE_LIMITED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void ask_close(struct mw_session *s, uint16_t code, const char *reason)
+{
+    if (s->close_asked || s->closed)
+        return;
+    s->close_asked = true;
+    s->io->close(s->io_ud, code, reason);
+}
+
+/* Sends an `error` reply (echoing id when given) and applies MSG-094. */
+static void send_error(struct mw_session *s, const char *id, enum mw_code code, const char *msg,
+                       size_t offset)
+{
+    mw_buf_reset(&s->out);
+    if (mw_msg_encode_error(&s->out, id, code, msg, offset) == 0)
+        send_buf(s);
+    else
+        mw_buf_reset(&s->out);
+    if (s->env->metrics && code < MW_CODE__COUNT)
+        s->env->metrics->errors[code]++;
+    if (counts_as_protocol_error(code)) {
+        s->errors_in_row++;
+        if (s->errors_in_row >= s->env->limits.max_consecutive_errors)
+            ask_close(s, MW_CLOSE_POLICY, "too many consecutive errors");
+    }
+}
+
+static const char *cur_id(const struct mw_session *s)
+{
+    return s->cur_has_id ? s->cur_id : NULL;
+}
+
+/* A success reply resets the consecutive error count. */
+static void reply_ok(struct mw_session *s)
+{
+    send_buf(s);
+    s->errors_in_row = 0;
+}
+
+/* An internal error for the request in flight (encoding failed, etc.). */
+static void reply_internal(struct mw_session *s, const char *why)
+{
+    mw_buf_reset(&s->out);
+    send_error(s, cur_id(s), MW_CODE_INTERNAL, why, SIZE_MAX);
+}
+
+static void reply_store_error(struct mw_session *s, int rc)
+{
+    if (rc == MW_EUNAVAIL || rc == MW_ELIMIT || rc == MW_ECLOSED)
+        send_error(s, cur_id(s), MW_CODE_UNAVAILABLE, "ticket store unavailable", SIZE_MAX);
+    else
+        send_error(s, cur_id(s), MW_CODE_INTERNAL, mw_strerror(rc), SIZE_MAX);
+}
+
+/* ---- Tickets ----------------------------------------------------------------- */
+
+static struct entry *find_live(struct mw_session *s, const char *id)
+{
+    for (unsigned i = 0; i < s->max_live; i++)
+        if (s->live[i].used && strcmp(s->live[i].id, id) == 0)
+            return &s->live[i];
+    return NULL;
+}
+
+static struct hist *find_hist(struct mw_session *s, const char *id)
+{
+    for (unsigned i = 0; i < SESSION_HISTORY; i++)
+        if (s->hist[i].id[0] && strcmp(s->hist[i].id, id) == 0)
+            return &s->hist[i];
+    return NULL;
+}
+
+static unsigned live_count(const struct mw_session *s)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < s->max_live; i++)
+        n += s->live[i].used;
+    return n;
+}
+
+/* A free entry for id, with the version already sent remembered from the
+ * history; NULL when max_live entries are in use. */
+static struct entry *add_live(struct mw_session *s, const char *id)
+{
+    for (unsigned i = 0; i < s->max_live; i++) {
+        struct entry *e = &s->live[i];
+        struct hist *h;
+
+        if (e->used)
+            continue;
+        memset(e, 0, sizeof(*e));
+        e->used = true;
+        memcpy(e->id, id, MW_TICKET_ID_LEN);
+        e->id[MW_TICKET_ID_LEN] = '\0';
+        h = find_hist(s, id);
+        if (h) {
+            e->sent_version = h->version;
+            h->id[0] = '\0';
+        }
+        return e;
+    }
+    return NULL;
+}
+
+static void held_clear(struct held *h)
+{
+    mw_free(h->envelope);
+    memset(h, 0, sizeof(*h));
+}
+
+/* The ticket stops counting here (final, cancelled, or not found): unwatch,
+ * give back the store watcher, remember what was sent. */
+static void drop_live(struct mw_session *s, struct entry *e, int64_t now_ms)
+{
+    struct hist *h;
+
+    if (e->in_hub)
+        mw_hub_unwatch(s->env->hub, e->id, s);
+    if (e->attached)
+        (void)mw_ticket_store_detach(s->env->store, e->id, now_ms);
+    if (e->sent_version) {
+        h = find_hist(s, e->id);
+        if (!h) {
+            h = &s->hist[s->hist_next];
+            s->hist_next = (s->hist_next + 1) % SESSION_HISTORY;
+            memcpy(h->id, e->id, sizeof(h->id));
+        }
+        h->version = e->sent_version;
+    }
+    held_clear(&e->held);
+    memset(e, 0, sizeof(*e));
+}
+
+/* Whether version v of ticket id was already sent (live entry or history). */
+static bool already_sent(struct mw_session *s, const struct entry *e, const char *id, uint64_t v)
+{
+    const struct hist *h;
+
+    if (e)
+        return v <= e->sent_version;
+    h = find_hist(s, id);
+    return h && v <= h->version;
+}
+
+static void count_dedupe(struct mw_session *s)
+{
+    if (s->env->metrics)
+        s->env->metrics->pushes_deduped++;
+}
+
+/* The one path by which a match.assigned reaches the client. */
+static void deliver_assigned(struct mw_session *s, struct entry *e, const char *env, size_t len,
+                             uint64_t version, int64_t assigned_ms)
+{
+    if (version <= e->sent_version) {
+        count_dedupe(s);
+    } else {
+        send_text(s, env, len, assigned_ms);
+        e->sent_version = version;
+        if (s->env->metrics)
+            s->env->metrics->pushes_total++;
+    }
+    drop_live(s, e, s->cur_now); /* assigned is final either way */
+}
+
+static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw_ticket *t)
+{
+    if (t->version <= e->sent_version) {
+        count_dedupe(s);
+    } else {
+        mw_buf_reset(&s->out);
+        if (mw_msg_encode_ticket_ended(&s->out, t) == 0)
+            send_buf(s);
+        else
+            mw_buf_reset(&s->out);
+        e->sent_version = t->version;
+    }
+    drop_live(s, e, s->cur_now); /* ended is final either way */
+}
+
+/* After a `watching`/`enqueued` reply: the state read from the store, then
+ * anything held while the read was in flight, each through dedupe. */
+static void after_read(struct mw_session *s, struct entry *e, const struct mw_ticket *t)
+{
+    struct held h = e->held;
+
+    memset(&e->held, 0, sizeof(e->held));
+    e->watch_pending = false;
+    if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope) {
+        deliver_assigned(s, e, t->assigned_envelope, t->assigned_envelope_len, t->version, 0);
+    } else if (t->state != MW_TICKET_QUEUED) {
+        /* Expired/cancelled: the reply said so; no push follows (MSG-042). */
+        if (t->version > e->sent_version)
+            e->sent_version = t->version;
+        drop_live(s, e, s->cur_now);
+    }
+    if (h.present && e->used && strcmp(e->id, t->id) == 0) {
+        if (h.ended)
+            deliver_ended(s, e, &h.ended_t);
+        else
+            deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms);
+    } else if (h.present) {
+        count_dedupe(s); /* the read already made it final */
+    }
+    held_clear(&h);
+}
+
+/* ---- Lifetime ---------------------------------------------------------------- */
+
+static void session_free(struct mw_session *s)
+{
+    struct qmsg *m = s->q_head;
+
+    while (m) {
+        struct qmsg *next = m->next;
+        mw_free(m);
+        m = next;
+    }
+    for (unsigned i = 0; s->live && i < s->max_live; i++)
+        held_clear(&s->live[i].held);
+    mw_free(s->live);
+    mw_buf_release(&s->out);
+    mw_free(s);
+}
+
+static void unref(struct mw_session *s)
+{
+    if (--s->refs == 0)
+        session_free(s);
+}
+
+struct mw_session *mw_session_new(const struct mw_session_env *env, const struct mw_session_io *io,
+                                  void *io_ud)
+{
+    struct mw_session *s;
+    double per_sec, burst;
+
+    if (!env || !io || !env->store || !env->hub)
+        return NULL;
+    s = mw_calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->max_live = env->limits.max_tickets ? env->limits.max_tickets : 8;
+    s->live = mw_calloc(s->max_live, sizeof(*s->live));
+    if (!s->live) {
+        mw_free(s);
+        return NULL;
+    }
+    s->env = env;
+    s->io = io;
+    s->io_ud = io_ud;
+    s->refs = 1;
+    per_sec = env->limits.rate_per_sec > 0 ? env->limits.rate_per_sec : 50;
+    burst = env->limits.rate_burst >= 1 ? env->limits.rate_burst : 100;
+    mw_ratelimit_init(&s->rate, per_sec, burst);
+    mw_buf_init(&s->out, SESSION_OUT_MAX);
+    return s;
+}
+
+/* ---- Requests ---------------------------------------------------------------- */
+
+static void process_queue(struct mw_session *s);
+
+/* A store result arrived for the request in flight: finish it, then go on. */
+static void request_done(struct mw_session *s)
+{
+    s->busy = false;
+    process_queue(s);
+}
+
+static void on_created(void *ud, int status, const struct mw_ticket *t)
+{
+    struct mw_session *s = ud;
+    struct entry *e;
+    int rc;
+
+    if (s->closed) {
+        /* The store counted us as a watcher; nobody is left to watch. */
+        if (status == 0 && t)
+            (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
+        unref(s);
+        return;
+    }
+    if (status != 0 || !t) {
+        reply_store_error(s, status ? status : MW_EUNAVAIL);
+        goto out;
+    }
+    e = find_live(s, t->id);
+    if (e) {
+        /* Idempotent replay of a ticket we already hold: the store counted
+         * a second watcher; give it back. */
+        if (e->attached)
+            (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
+        e->attached = true;
+    } else {
+        e = add_live(s, t->id);
+        if (!e) { /* cannot happen: checked before the call, one request at a time */
+            (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
+            reply_internal(s, "ticket table full");
+            goto out;
+        }
+        e->attached = true;
+    }
+    /* Route first (MSG-027): pushes for it can come from now on. */
+    if (!e->in_hub) {
+        rc = mw_hub_watch(s->env->hub, t->id, s);
+        if (rc) {
+            drop_live(s, e, s->cur_now);
+            reply_store_error(s, rc == MW_ELIMIT ? MW_EUNAVAIL : rc);
+            goto out;
+        }
+        e->in_hub = true;
+    }
+    mw_buf_reset(&s->out);
+    if (mw_msg_encode_enqueued(&s->out, cur_id(s), t) != 0) {
+        reply_internal(s, "cannot encode reply");
+        goto out;
+    }
+    reply_ok(s);
+    after_read(s, e, t);
+out:
+    request_done(s);
+    unref(s);
+}
+
+static void on_attached(void *ud, int status, const struct mw_ticket *t)
+{
+    struct mw_session *s = ud;
+    struct entry *e;
+
+    if (s->closed) { /* on_close already detached and unwatched */
+        unref(s);
+        return;
+    }
+    e = find_live(s, s->cur_ticket);
+    if (status != 0 || !t) {
+        if (e) {
+            e->watch_pending = false;
+            held_clear(&e->held);
+            if (status == MW_ENOTFOUND) {
+                /* Unknown or forgotten (MSG-042): nothing stays registered. */
+                e->attached = false;
+                drop_live(s, e, s->cur_now);
+            } else {
+                e->attached = s->cur_was_attached; /* this attach did not count */
+                if (s->cur_new_entry)
+                    drop_live(s, e, s->cur_now);
+            }
+        }
+        if (status == MW_ENOTFOUND)
+            send_error(s, cur_id(s), MW_CODE_NOT_FOUND, "no such ticket", SIZE_MAX);
+        else
+            reply_store_error(s, status ? status : MW_EUNAVAIL);
+        goto out;
+    }
+    if (!e) { /* dropped meanwhile (a held push could not have done it) */
+        reply_internal(s, "watch lost");
+        goto out;
+    }
+    if (s->cur_was_attached) /* a second attach for one session: give it back */
+        (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
+    mw_buf_reset(&s->out);
+    if (mw_msg_encode_watching(&s->out, cur_id(s), t) != 0) {
+        reply_internal(s, "cannot encode reply");
+        e->watch_pending = false;
+        goto out;
+    }
+    reply_ok(s);
+    after_read(s, e, t);
+out:
+    request_done(s);
+    unref(s);
+}
+
+static void on_cancelled(void *ud, int status, const struct mw_ticket *t)
+{
+    struct mw_session *s = ud;
+    struct entry *e;
+
+    if (s->closed) {
+        unref(s);
+        return;
+    }
+    if (status == 0 && t) {
+        mw_buf_reset(&s->out);
+        if (mw_msg_encode_cancelled(&s->out, cur_id(s), t) != 0) {
+            reply_internal(s, "cannot encode reply");
+        } else {
+            reply_ok(s);
+        }
+        /* Our own cancel: the reply, not a ticket.cancelled push (MSG-062). */
+        e = find_live(s, t->id);
+        if (e) {
+            if (t->version > e->sent_version)
+                e->sent_version = t->version;
+            drop_live(s, e, s->cur_now);
+        }
+    } else if (status == MW_ESTATE) {
+        send_error(s, cur_id(s), MW_CODE_ALREADY_ASSIGNED, "the ticket is already assigned",
+                   SIZE_MAX);
+    } else if (status == MW_ENOTFOUND) {
+        send_error(s, cur_id(s), MW_CODE_NOT_FOUND, "no such live ticket", SIZE_MAX);
+    } else {
+        reply_store_error(s, status ? status : MW_EUNAVAIL);
+    }
+    request_done(s);
+    unref(s);
+}
+
+static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
+{
+    int rc;
+
+    if (live_count(s) >= s->max_live) {
+        send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS, "too many live tickets", SIZE_MAX);
+        return;
+    }
+    m->enqueue.watched = true;
+    rc = mw_ticket_store_create(s->env->store, &m->enqueue, s->cur_now, on_created, s);
+    if (rc) {
+        reply_store_error(s, rc);
+        return;
+    }
+    s->refs++;
+    s->busy = true;
+}
+
+static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
+{
+    struct entry *e = find_live(s, m->ticket_id);
+    int rc;
+
+    s->cur_new_entry = false;
+    memcpy(s->cur_ticket, m->ticket_id, sizeof(s->cur_ticket));
+    if (!e) {
+        e = add_live(s, m->ticket_id);
+        if (!e) {
+            send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS, "too many live tickets", SIZE_MAX);
+            return;
+        }
+        s->cur_new_entry = true;
+    }
+    /* Subscribe before read (MSG-041): the route exists before the store is read. */
+    if (!e->in_hub) {
+        rc = mw_hub_watch(s->env->hub, e->id, s);
+        if (rc) {
+            if (s->cur_new_entry)
+                drop_live(s, e, s->cur_now);
+            reply_store_error(s, rc == MW_ELIMIT ? MW_EUNAVAIL : rc);
+            return;
+        }
+        e->in_hub = true;
+    }
+    s->cur_was_attached = e->attached;
+    rc = mw_ticket_store_attach(s->env->store, e->id, s->cur_now, on_attached, s);
+    if (rc) {
+        if (s->cur_new_entry)
+            drop_live(s, e, s->cur_now);
+        reply_store_error(s, rc);
+        return;
+    }
+    e->attached = true; /* the store counts us from the call on */
+    e->watch_pending = true;
+    s->refs++;
+    s->busy = true;
+}
+
+static void do_cancel(struct mw_session *s, const struct mw_client_msg *m)
+{
+    int rc = mw_ticket_store_cancel(s->env->store, m->ticket_id, s->cur_now, on_cancelled, s);
+
+    if (rc) {
+        reply_store_error(s, rc);
+        return;
+    }
+    s->refs++;
+    s->busy = true;
+}
+
+static void set_cur_id(struct mw_session *s, bool has_id, const char *id)
+{
+    s->cur_has_id = has_id;
+    if (has_id) {
+        size_t n = 0;
+        while (n < MW_ID_MAX && id[n])
+            n++;
+        memcpy(s->cur_id, id, n);
+        s->cur_id[n] = '\0';
+    } else {
+        s->cur_id[0] = '\0';
+    }
+}
+
+/* Handles one message; may leave a request in flight (s->busy). */
+static void process_one(struct mw_session *s, const struct qmsg *q)
+{
+    struct mw_client_msg m;
+    struct mw_msg_error err;
+    int rc;
+
+    memset(&m, 0, sizeof(m));
+    memset(&err, 0, sizeof(err));
+    s->cur_now = q->now_ms;
+    rc = mw_msg_decode(q->data, q->len, &m, &err);
+    if (q->rate_limited) {
+        /* Not processed; decoded only to echo its id (MSG-012). */
+        const char *id = rc == 0 ? (m.has_id ? m.id : NULL) : (err.has_id ? err.id : NULL);
+        set_cur_id(s, id != NULL, id);
+        send_error(s, cur_id(s), MW_CODE_RATE_LIMITED, "message rate exceeded", SIZE_MAX);
+        goto out;
+    }
+    if (rc == MW_EINVAL) {
+        set_cur_id(s, err.has_id, err.id);
+        send_error(s, cur_id(s), err.e.code, err.e.message, err.e.offset);
+        goto out;
+    }
+    if (rc) {
+        set_cur_id(s, false, NULL);
+        send_error(s, NULL, MW_CODE_INTERNAL, "out of memory", SIZE_MAX);
+        goto out;
+    }
+    set_cur_id(s, m.has_id, m.id);
+    s->cur_type = m.type;
+    switch (m.type) {
+    case MW_MSG_ENQUEUE:
+        do_enqueue(s, &m);
+        break;
+    case MW_MSG_WATCH:
+        do_watch(s, &m);
+        break;
+    case MW_MSG_CANCEL:
+        do_cancel(s, &m);
+        break;
+    case MW_MSG_PING:
+        mw_buf_reset(&s->out);
+        if (mw_msg_encode_pong(&s->out, cur_id(s)) == 0)
+            reply_ok(s);
+        else
+            reply_internal(s, "cannot encode reply");
+        break;
+    }
+out:
+    mw_client_msg_clear(&m);
+}
+
+static void process_queue(struct mw_session *s)
+{
+    while (!s->busy && !s->closed && !s->close_asked && s->q_head) {
+        struct qmsg *q = s->q_head;
+
+        s->q_head = q->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        s->q_n--;
+        s->q_bytes -= q->len;
+        process_one(s, q);
+        mw_free(q);
+    }
+}
+
+void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64_t now_ms)
+{
+    struct qmsg *q;
+
+    if (!s || s->closed || s->close_asked)
+        return;
+    if (s->env->metrics)
+        s->env->metrics->messages_in++;
+    if (s->q_n >= SESSION_QUEUE_MAX_MSGS || s->q_bytes + len > SESSION_QUEUE_MAX_BYTES) {
+        /* Requests pile up faster than the store answers: rate abuse. */
+        ask_close(s, MW_CLOSE_POLICY, "too many pending requests");
+        return;
+    }
+    q = mw_malloc(sizeof(*q) + len + 1);
+    if (!q) {
+        ask_close(s, MW_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    q->next = NULL;
+    q->len = len;
+    q->now_ms = now_ms;
+    /* The rate verdict is taken on arrival (MSG-095). */
+    q->rate_limited = !mw_ratelimit_allow(&s->rate, now_ms);
+    memcpy(q->data, buf, len);
+    q->data[len] = '\0';
+    if (s->q_tail)
+        s->q_tail->next = q;
+    else
+        s->q_head = q;
+    s->q_tail = q;
+    s->q_n++;
+    s->q_bytes += len;
+    process_queue(s);
+}
+
+void mw_session_on_close(struct mw_session *s, int64_t now_ms)
+{
+    if (!s || s->closed)
+        return;
+    s->closed = true;
+    for (unsigned i = 0; i < s->max_live; i++) {
+        struct entry *e = &s->live[i];
+
+        if (!e->used)
+            continue;
+        /* Store watcher back (the grace period starts), route gone. */
+        if (e->attached)
+            (void)mw_ticket_store_detach(s->env->store, e->id, now_ms);
+        if (e->in_hub)
+            mw_hub_unwatch(s->env->hub, e->id, s);
+        held_clear(&e->held);
+        memset(e, 0, sizeof(*e));
+    }
+    s->cur_now = now_ms;
+    unref(s); /* the edge's reference; store callbacks in flight hold theirs */
+}
+
+/* ---- Pushes from the hub ----------------------------------------------------- */
+
+void mw_session_push_assigned(struct mw_session *s, const struct mw_assigned *m)
+{
+    struct entry *e;
+
+    if (!s || s->closed || !m || !m->ticket_id)
+        return;
+    e = find_live(s, m->ticket_id);
+    if (!e || already_sent(s, e, m->ticket_id, m->version)) {
+        count_dedupe(s);
+        return;
+    }
+    if (e->watch_pending) {
+        /* Released right after the `watching` reply (MSG-041). */
+        struct held *h = &e->held;
+        char *copy;
+
+        if (h->present && !h->ended && h->version >= m->version) {
+            count_dedupe(s);
+            return;
+        }
+        copy = mw_strndup(m->envelope, m->envelope_len);
+        if (!copy)
+            return; /* the attach result carries the assignment anyway if it was before */
+        held_clear(h);
+        h->present = true;
+        h->version = m->version;
+        h->assigned_ms = m->assigned_ms;
+        h->envelope = copy;
+        h->envelope_len = m->envelope_len;
+        return;
+    }
+    deliver_assigned(s, e, m->envelope, m->envelope_len, m->version, m->assigned_ms);
+}
+
+void mw_session_push_ended(struct mw_session *s, const struct mw_ticket *t)
+{
+    struct entry *e;
+
+    if (!s || s->closed || !t)
+        return;
+    e = find_live(s, t->id);
+    if (!e || already_sent(s, e, t->id, t->version)) {
+        count_dedupe(s);
+        return;
+    }
+    if (e->watch_pending) {
+        struct held *h = &e->held;
+
+        if (h->present && h->version >= t->version)
+            return;
+        held_clear(h);
+        h->present = true;
+        h->ended = true;
+        h->version = t->version;
+        memcpy(h->ended_t.id, t->id, sizeof(h->ended_t.id));
+        h->ended_t.state = t->state;
+        h->ended_t.version = t->version;
+        return;
+    }
+    deliver_ended(s, e, t);
+}

@@ -1,0 +1,851 @@
+/* Tests for the session state machine, with the real memory store, hub and
+ * memory channel, a recording io table, and manual mw_defer_run() pumping.
+ * Assignments are committed and published here the way the worker does
+ * (store first, publish second), so every interleaving of an assignment with
+ * a watch can be set up in one loop turn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "channel_memory.h"
+#include "defer.h"
+#include "error.h"
+#include "fake_random.h"
+#include "hub.h"
+#include "messages.h"
+#include "metrics.h"
+#include "session.h"
+#include "ticket_store_memory.h"
+
+#define T0      1700000000000LL
+#define GRACE   3000
+#define MAX_OUT 64
+
+/* ---- A recording connection ------------------------------------------------ */
+
+struct conn {
+    struct mw_session *s;
+    char *out[MAX_OUT];
+    int64_t out_assigned[MAX_OUT];
+    size_t n_out;
+    uint16_t close_code;
+    int close_calls;
+    bool gone;         /* on_close called: io must never be used again */
+    size_t send_limit; /* after this many sends, return MW_ELIMIT (0: none) */
+};
+
+static int io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms)
+{
+    struct conn *c = ud;
+
+    assert_false(c->gone);
+    if (c->send_limit && c->n_out >= c->send_limit)
+        return MW_ELIMIT;
+    assert_true(c->n_out < MAX_OUT);
+    c->out[c->n_out] = malloc(len + 1);
+    assert_non_null(c->out[c->n_out]);
+    memcpy(c->out[c->n_out], buf, len);
+    c->out[c->n_out][len] = '\0';
+    c->out_assigned[c->n_out] = assigned_ms;
+    c->n_out++;
+    return 0;
+}
+
+static void io_close(void *ud, uint16_t code, const char *reason)
+{
+    struct conn *c = ud;
+
+    (void)reason;
+    assert_false(c->gone);
+    c->close_code = code;
+    c->close_calls++;
+}
+
+static const struct mw_session_io io = {.send = io_send, .close = io_close};
+
+static void conn_clear_out(struct conn *c)
+{
+    for (size_t i = 0; i < c->n_out; i++)
+        free(c->out[i]);
+    c->n_out = 0;
+}
+
+/* ---- Fixture ---------------------------------------------------------------- */
+
+struct fx {
+    struct mw_defer *d;
+    struct mw_ticket_store st;
+    struct mw_hub *hub;
+    struct mw_channel ch;
+    struct mw_metrics metrics;
+    struct mw_session_env env;
+    struct fake_rng rng;
+    int64_t now;
+    struct conn c[64];
+    size_t n_conns;
+    unsigned commits_pending;
+};
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    struct mw_ticket_store_config cfg = {.grace_ms = GRACE};
+
+    if (!fx)
+        return -1;
+    fx->rng.s = 42;
+    fx->now = T0;
+    fx->d = mw_defer_new(NULL, NULL);
+    fx->hub = mw_hub_new(0);
+    if (!fx->d || !fx->hub)
+        return -1;
+    if (mw_ticket_store_memory_new(&fx->st, &cfg, fx->d, fake_rng_fill, &fx->rng) != 0)
+        return -1;
+    fx->st.on_ended = mw_hub_on_ended;
+    fx->st.on_ended_ud = fx->hub;
+    if (mw_channel_memory_new(&fx->ch, fx->d, 0) != 0)
+        return -1;
+    if (mw_channel_subscribe(&fx->ch, mw_hub_on_assigned, fx->hub) != 0)
+        return -1;
+    fx->env = (struct mw_session_env){
+        .store = &fx->st,
+        .hub = fx->hub,
+        .metrics = &fx->metrics,
+        .limits = {.max_tickets = 8,
+                   .max_consecutive_errors = 10,
+                   .rate_per_sec = 50,
+                   .rate_burst = 100},
+    };
+    *state = fx;
+    return 0;
+}
+
+static void conn_close(struct fx *fx, struct conn *c)
+{
+    if (!c->gone && c->s) {
+        mw_session_on_close(c->s, fx->now);
+        c->gone = true;
+    }
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    for (size_t i = 0; i < fx->n_conns; i++) {
+        conn_close(fx, &fx->c[i]);
+        conn_clear_out(&fx->c[i]);
+    }
+    /* Fixed order: store (in-flight callbacks get MW_ECLOSED and free the
+     * closed sessions), channel, loop, hub. */
+    mw_ticket_store_destroy(&fx->st);
+    mw_channel_destroy(&fx->ch);
+    mw_defer_free(fx->d);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    mw_hub_free(fx->hub);
+    free(fx);
+    return 0;
+}
+
+static struct conn *conn_new(struct fx *fx)
+{
+    struct conn *c = &fx->c[fx->n_conns++];
+
+    c->s = mw_session_new(&fx->env, &io, c);
+    assert_non_null(c->s);
+    return c;
+}
+
+static void run(struct fx *fx)
+{
+    while (mw_defer_pending(fx->d))
+        mw_defer_run(fx->d, 0);
+}
+
+static void say(struct fx *fx, struct conn *c, const char *text)
+{
+    mw_session_on_text(c->s, text, strlen(text), fx->now);
+}
+
+static void sayf(struct fx *fx, struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void sayf(struct fx *fx, struct conn *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    say(fx, c, buf);
+}
+
+static bool has(const char *msg, const char *needle)
+{
+    return strstr(msg, needle) != NULL;
+}
+
+static void expect_out(const struct conn *c, size_t i, const char *needle)
+{
+    if (i >= c->n_out)
+        fail_msg("no message %zu (only %zu), wanted %s", i, c->n_out, needle);
+    if (!has(c->out[i], needle))
+        fail_msg("message %zu is %s, wanted %s", i, c->out[i], needle);
+}
+
+static size_t count_type(const struct conn *c, const char *type)
+{
+    char needle[64];
+    size_t n = 0;
+
+    snprintf(needle, sizeof(needle), "\"type\":\"%s\"", type);
+    for (size_t i = 0; i < c->n_out; i++)
+        n += has(c->out[i], needle);
+    return n;
+}
+
+/* The ticket id in message i. */
+static void ticket_of(const struct conn *c, size_t i, char out[MW_TICKET_ID_LEN + 1])
+{
+    const char *p;
+
+    assert_true(i < c->n_out);
+    p = strstr(c->out[i], "\"ticketId\":\"");
+    assert_non_null(p);
+    memcpy(out, p + 12, MW_TICKET_ID_LEN);
+    out[MW_TICKET_ID_LEN] = '\0';
+}
+
+/* Enqueues over a connection and returns the ticket id. */
+static void enqueue(struct fx *fx, struct conn *c, const char *player,
+                    char out[MW_TICKET_ID_LEN + 1])
+{
+    size_t before = c->n_out;
+
+    sayf(fx, c, "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"%s\"}}",
+         player);
+    run(fx);
+    expect_out(c, before, "\"type\":\"enqueued\"");
+    ticket_of(c, before, out);
+}
+
+/* A ticket created over HTTP (no watcher). */
+static void http_ticket(struct fx *fx, const char *player, char out[MW_TICKET_ID_LEN + 1]);
+
+struct created {
+    char id[MW_TICKET_ID_LEN + 1];
+    int calls;
+};
+
+static void on_http_created(void *ud, int status, const struct mw_ticket *t)
+{
+    struct created *cr = ud;
+
+    assert_int_equal(status, 0);
+    memcpy(cr->id, t->id, sizeof(cr->id));
+    cr->calls++;
+}
+
+static void http_ticket(struct fx *fx, const char *player, char out[MW_TICKET_ID_LEN + 1])
+{
+    struct mw_enqueue_req r;
+    struct created cr = {0};
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.queue, sizeof(r.queue), "duel");
+    snprintf(r.player_id, sizeof(r.player_id), "%s", player);
+    assert_int_equal(mw_ticket_store_create(&fx->st, &r, fx->now, on_http_created, &cr), 0);
+    run(fx);
+    assert_int_equal(cr.calls, 1);
+    memcpy(out, cr.id, MW_TICKET_ID_LEN + 1);
+}
+
+/* ---- The worker's commit path, inline ------------------------------------------ */
+
+struct commit {
+    struct fx *fx;
+    struct mw_match m;
+    struct mw_buf env[MW_MATCH_SIZE_MAX];
+    int status;
+    bool publish;
+};
+
+static void on_commit(void *ud, const struct mw_assign_result *r)
+{
+    struct commit *cm = ud;
+
+    cm->status = r->status;
+    if (r->status == 0 && cm->publish) {
+        for (size_t i = 0; i < r->n; i++) {
+            struct mw_assigned a = {.ticket_id = r->tickets[i].id,
+                                    .envelope = r->tickets[i].assigned_envelope,
+                                    .envelope_len = r->tickets[i].assigned_envelope_len,
+                                    .version = r->tickets[i].version,
+                                    .assigned_ms = cm->m.assigned_ms};
+            assert_int_equal(mw_channel_publish(&cm->fx->ch, &a), 0);
+        }
+    }
+    for (size_t i = 0; i < cm->m.n; i++)
+        mw_buf_release(&cm->env[i]);
+    cm->fx->commits_pending--;
+    free(cm);
+}
+
+/* Commits a match of the given queued (version 1) tickets, then publishes
+ * (unless publish is false: a lost push). Returns after the assign call;
+ * the result and the publish happen on later loop turns. */
+static void commit_match(struct fx *fx, char ids[][MW_TICKET_ID_LEN + 1], size_t n, bool publish)
+{
+    struct commit *cm = calloc(1, sizeof(*cm));
+
+    assert_non_null(cm);
+    cm->fx = fx;
+    cm->publish = publish;
+    snprintf(cm->m.match_id, sizeof(cm->m.match_id), "11111111-2222-4333-8444-555555555555");
+    snprintf(cm->m.connection, sizeof(cm->m.connection), "gs1.example:7777");
+    cm->m.assigned_ms = fx->now;
+    cm->m.n = n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(cm->m.ticket_ids[i], ids[i], MW_TICKET_ID_LEN + 1);
+        snprintf(cm->m.player_ids[i], sizeof(cm->m.player_ids[i]), "player%zu", i);
+        cm->m.versions[i] = 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        mw_buf_init(&cm->env[i], 0);
+        assert_int_equal(mw_msg_encode_match_assigned(&cm->env[i], &cm->m, i, 2), 0);
+        cm->m.envelopes[i] = cm->env[i].data;
+        cm->m.envelope_lens[i] = cm->env[i].len;
+    }
+    assert_int_equal(mw_ticket_store_assign(&fx->st, &cm->m, on_commit, cm), 0);
+    fx->commits_pending++;
+}
+
+/* ---- Tests ------------------------------------------------------------------------ */
+
+static void test_ping_and_ids(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"id\":\"r-1\",\"data\":{}}");
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{\"x\":1}}");
+    assert_int_equal(c->n_out, 2); /* ping needs no store: immediate */
+    expect_out(c, 0, "{\"type\":\"pong\",\"v\":1,\"id\":\"r-1\",\"data\":{}}");
+    assert_string_equal(c->out[1], "{\"type\":\"pong\",\"v\":1,\"data\":{}}");
+    assert_int_equal(fx->metrics.messages_in, 2);
+    assert_int_equal(fx->metrics.messages_out, 2);
+}
+
+static void test_protocol_errors_and_1008(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+
+    say(fx, c, "{nope");
+    expect_out(c, 0, "\"code\":\"bad_json\"");
+    assert_false(has(c->out[0], "\"id\""));
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"id\":\"e2\"}"); /* no data: bad_envelope */
+    expect_out(c, 1, "\"code\":\"bad_envelope\"");
+    expect_out(c, 1, "\"id\":\"e2\"");
+    say(fx, c, "{\"type\":\"launch\",\"v\":1,\"id\":\"e3\",\"data\":{}}");
+    expect_out(c, 2, "\"code\":\"unknown_type\"");
+    expect_out(c, 2, "\"id\":\"e3\"");
+    say(fx, c, "{\"type\":\"ping\",\"v\":2,\"id\":\"e4\",\"data\":{}}");
+    expect_out(c, 3, "\"code\":\"unsupported_version\"");
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"e5\",\"data\":{\"queue\":\"BAD\","
+        "\"playerId\":\"p\"}}");
+    expect_out(c, 4, "\"code\":\"bad_message\"");
+    expect_out(c, 4, "\"retryable\":false");
+    assert_int_equal(fx->metrics.errors[MW_CODE_BAD_MESSAGE], 1);
+    /* A success resets the count: 9 more errors do not close... */
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    for (int i = 0; i < 9; i++)
+        say(fx, c, "[]");
+    assert_int_equal(c->close_calls, 0);
+    /* ...the 10th in a row does, with 1008, after its error reply. */
+    size_t before = c->n_out;
+    say(fx, c, "[]");
+    assert_int_equal(c->n_out, before + 1);
+    assert_int_equal(c->close_calls, 1);
+    assert_int_equal(c->close_code, MW_CLOSE_POLICY);
+    /* Nothing is processed after the close was asked. */
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    assert_int_equal(c->n_out, before + 1);
+    /* not_found (invalid ticket id) is not a protocol error: no count. */
+    struct conn *c2 = conn_new(fx);
+    for (int i = 0; i < 12; i++)
+        say(fx, c2, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"nope\"}}");
+    run(fx);
+    assert_int_equal(c2->close_calls, 0);
+    expect_out(c2, 11, "\"code\":\"not_found\"");
+}
+
+static void test_enqueue_assigned_push(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a = conn_new(fx), *b = conn_new(fx);
+    char ids[2][MW_TICKET_ID_LEN + 1];
+
+    say(fx, a,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"q1\",\"data\":{\"queue\":\"duel\",\"playerId\":"
+        "\"alice\"}}");
+    assert_int_equal(a->n_out, 0); /* waits for the store */
+    run(fx);
+    assert_int_equal(a->n_out, 1);
+    expect_out(a, 0, "{\"type\":\"enqueued\",\"v\":1,\"id\":\"q1\",\"data\":{\"ticketId\":\"");
+    expect_out(a, 0, "\"queue\":\"duel\",\"state\":\"queued\",\"version\":1,\"expiresAt\":\"");
+    ticket_of(a, 0, ids[0]);
+    enqueue(fx, b, "bob", ids[1]);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 2);
+
+    commit_match(fx, ids, 2, true);
+    run(fx);
+    assert_int_equal(a->n_out, 2);
+    expect_out(a, 1, "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"");
+    assert_true(has(a->out[1], ids[0]));
+    assert_false(has(a->out[1], ids[1])); /* MSG-061 */
+    assert_int_equal(a->out_assigned[1], fx->now);
+    expect_out(b, 1, "\"type\":\"match.assigned\"");
+    assert_true(has(b->out[1], ids[1]));
+    assert_int_equal(fx->metrics.pushes_total, 2);
+    /* Final: no longer watched or counted. */
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    for (int i = 0; i < 8; i++) {
+        char id[MW_TICKET_ID_LEN + 1];
+        enqueue(fx, a, "alice", id);
+    }
+}
+
+static void test_idempotent_enqueue(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a = conn_new(fx), *b = conn_new(fx);
+    char id1[MW_TICKET_ID_LEN + 1], id2[MW_TICKET_ID_LEN + 1], id3[MW_TICKET_ID_LEN + 1];
+    const char *msg = "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":"
+                      "\"alice\",\"idempotencyKey\":\"k\"}}";
+    char ids[1][MW_TICKET_ID_LEN + 1];
+
+    say(fx, a, msg);
+    run(fx);
+    ticket_of(a, 0, id1);
+    say(fx, a, msg); /* same connection again: same ticket, still one live slot */
+    run(fx);
+    ticket_of(a, 1, id2);
+    assert_string_equal(id1, id2);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 1);
+    memcpy(ids[0], id1, sizeof(ids[0]));
+    commit_match(fx, ids, 1, false); /* assigned, but the push is lost */
+    run(fx);
+    assert_int_equal(a->n_out, 2);
+    /* Replay from another connection after the assignment: the reply shows
+     * the ticket as it is now, then its stored match.assigned follows. */
+    say(fx, b, msg);
+    run(fx);
+    ticket_of(b, 0, id3);
+    assert_string_equal(id1, id3);
+    expect_out(b, 0, "\"state\":\"assigned\",\"version\":2");
+    expect_out(b, 1, "\"type\":\"match.assigned\"");
+    assert_int_equal(b->n_out, 2);
+    assert_int_equal(b->out_assigned[1], 0); /* no publish time known for a read */
+}
+
+static void test_ticket_limit(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    char ids[8][MW_TICKET_ID_LEN + 1], other[MW_TICKET_ID_LEN + 1];
+
+    for (int i = 0; i < 8; i++)
+        enqueue(fx, c, "p", ids[i]);
+    http_ticket(fx, "h", other);
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"n9\",\"data\":{\"queue\":\"duel\","
+        "\"playerId\":\"p\"}}");
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"id\":\"w9\",\"data\":{\"ticketId\":\"%s\"}}", other);
+    run(fx);
+    expect_out(c, 8, "\"code\":\"too_many_tickets\"");
+    expect_out(c, 8, "\"id\":\"n9\"");
+    expect_out(c, 9, "\"code\":\"too_many_tickets\"");
+    /* Watching a ticket it already holds needs no new slot. */
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[3]);
+    run(fx);
+    expect_out(c, 10, "\"type\":\"watching\"");
+    /* A cancelled ticket stops counting. */
+    sayf(fx, c, "{\"type\":\"cancel\",\"v\":1,\"id\":\"x\",\"data\":{\"ticketId\":\"%s\"}}",
+         ids[0]);
+    run(fx);
+    expect_out(c, 11, "{\"type\":\"cancelled\",\"v\":1,\"id\":\"x\",\"data\":{\"ticketId\":\"");
+    expect_out(c, 11, "\"version\":2}");
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", other);
+    run(fx);
+    expect_out(c, 12, "\"type\":\"watching\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 8);
+    assert_int_equal(c->close_calls, 0);
+}
+
+static void test_cancel_paths(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a = conn_new(fx), *b = conn_new(fx);
+    char t1[MW_TICKET_ID_LEN + 1], ids[1][MW_TICKET_ID_LEN + 1];
+
+    enqueue(fx, a, "alice", t1);
+    sayf(fx, b, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t1);
+    run(fx);
+    expect_out(b, 0, "\"state\":\"queued\",\"version\":1");
+    /* a cancels: a gets the reply only; b gets the ticket.cancelled push. */
+    sayf(fx, a, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t1);
+    run(fx);
+    assert_int_equal(a->n_out, 2);
+    expect_out(a, 1, "\"type\":\"cancelled\"");
+    assert_int_equal(count_type(a, "ticket.cancelled"), 0);
+    assert_int_equal(b->n_out, 2);
+    expect_out(b, 1, "{\"type\":\"ticket.cancelled\",\"v\":1,\"data\":{\"ticketId\":\"");
+    expect_out(b, 1, "\"version\":2}");
+    /* Cancel again: not_found. */
+    sayf(fx, a, "{\"type\":\"cancel\",\"v\":1,\"id\":\"c2\",\"data\":{\"ticketId\":\"%s\"}}", t1);
+    run(fx);
+    expect_out(a, 2, "\"code\":\"not_found\"");
+    expect_out(a, 2, "\"id\":\"c2\"");
+    /* An assigned ticket: already_assigned. */
+    http_ticket(fx, "h", ids[0]);
+    commit_match(fx, ids, 1, true);
+    run(fx);
+    sayf(fx, a, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    expect_out(a, 3, "\"code\":\"already_assigned\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+}
+
+static void test_watch_paths(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    char q[MW_TICKET_ID_LEN + 1], as[1][MW_TICKET_ID_LEN + 1];
+
+    /* Unknown: not_found, nothing registered. */
+    say(fx, c,
+        "{\"type\":\"watch\",\"v\":1,\"id\":\"w1\",\"data\":{\"ticketId\":"
+        "\"00000000-0000-4000-8000-000000000000\"}}");
+    run(fx);
+    expect_out(c, 0, "\"code\":\"not_found\"");
+    expect_out(c, 0, "\"id\":\"w1\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+
+    /* Already assigned before the watch: watching, then match.assigned. */
+    http_ticket(fx, "x", as[0]);
+    commit_match(fx, as, 1, false); /* the publish never happened */
+    run(fx);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"id\":\"w2\",\"data\":{\"ticketId\":\"%s\"}}", as[0]);
+    run(fx);
+    expect_out(c, 1, "{\"type\":\"watching\",\"v\":1,\"id\":\"w2\",\"data\":{\"ticketId\":\"");
+    expect_out(c, 1, "\"state\":\"assigned\",\"version\":2}");
+    expect_out(c, 2, "\"type\":\"match.assigned\"");
+    assert_false(has(c->out[2], "\"id\":")); /* a push carries no id */
+    /* Watch it again (MSG-043): watching, no second delivery. */
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", as[0]);
+    run(fx);
+    assert_int_equal(c->n_out, 4);
+    expect_out(c, 3, "\"type\":\"watching\"");
+    assert_int_equal(count_type(c, "match.assigned"), 1);
+    assert_int_equal(fx->metrics.pushes_deduped, 1);
+
+    /* Watch twice while queued, then the ticket expires: one push. */
+    http_ticket(fx, "y", q);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", q);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", q);
+    run(fx);
+    assert_int_equal(c->n_out, 6);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 1);
+    assert_true(mw_ticket_store_sweep(&fx->st, fx->now + 600 * 1000) >= 1);
+    run(fx);
+    assert_int_equal(c->n_out, 7);
+    expect_out(c, 6, "{\"type\":\"ticket.expired\",\"v\":1,\"data\":{\"ticketId\":\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* Watching an expired ticket: watching with that state, no push. */
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", q);
+    run(fx);
+    assert_int_equal(c->n_out, 8);
+    expect_out(c, 7, "\"state\":\"expired\",\"version\":2}");
+}
+
+static void test_reply_order(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+
+    /* All sent in one turn; the store answers later; replies keep order. */
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"1\",\"data\":{\"queue\":\"duel\","
+        "\"playerId\":\"p\"}}");
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"id\":\"2\",\"data\":{}}");
+    say(fx, c,
+        "{\"type\":\"watch\",\"v\":1,\"id\":\"3\",\"data\":{\"ticketId\":"
+        "\"00000000-0000-4000-8000-000000000000\"}}");
+    say(fx, c, "nonsense");
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"id\":\"5\",\"data\":{}}");
+    assert_int_equal(c->n_out, 0);
+    run(fx);
+    assert_int_equal(c->n_out, 5);
+    expect_out(c, 0, "\"type\":\"enqueued\",\"v\":1,\"id\":\"1\"");
+    expect_out(c, 1, "\"type\":\"pong\",\"v\":1,\"id\":\"2\"");
+    expect_out(c, 2, "\"type\":\"error\",\"v\":1,\"id\":\"3\"");
+    expect_out(c, 3, "\"code\":\"bad_json\"");
+    expect_out(c, 4, "\"type\":\"pong\",\"v\":1,\"id\":\"5\"");
+}
+
+static void test_rate_limit(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c;
+
+    fx->env.limits.rate_per_sec = 2;
+    fx->env.limits.rate_burst = 3;
+    c = conn_new(fx);
+    for (int i = 0; i < 5; i++)
+        sayf(fx, c, "{\"type\":\"ping\",\"v\":1,\"id\":\"p%d\",\"data\":{}}", i);
+    assert_int_equal(c->n_out, 5);
+    expect_out(c, 2, "\"type\":\"pong\"");
+    expect_out(c, 3, "\"code\":\"rate_limited\"");
+    expect_out(c, 3, "\"id\":\"p3\""); /* still echoes the id */
+    expect_out(c, 3, "\"retryable\":true");
+    expect_out(c, 4, "\"code\":\"rate_limited\"");
+    fx->now += 500; /* one token back */
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    expect_out(c, 5, "\"type\":\"pong\"");
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    expect_out(c, 6, "\"code\":\"rate_limited\"");
+    assert_int_equal(fx->metrics.errors[MW_CODE_RATE_LIMITED], 3);
+    /* Rate abuse alone reaches the consecutive-error close. */
+    for (int i = 0; i < 20 && !c->close_calls; i++)
+        say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    assert_int_equal(c->close_code, MW_CLOSE_POLICY);
+}
+
+/* The point of Matchwire: many tickets assigned in the same loop turn as
+ * their watch arrives, in every order; every watcher gets exactly one
+ * match.assigned. */
+static void test_late_watch_race(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = 48 };
+    char ids[N][MW_TICKET_ID_LEN + 1];
+    struct conn *cs[N];
+
+    for (int i = 0; i < N; i++) {
+        char p[16];
+        snprintf(p, sizeof(p), "p%d", i);
+        http_ticket(fx, p, ids[i]);
+        cs[i] = conn_new(fx);
+    }
+    /* Pairs of tickets, each pair a match; six interleavings of the commit
+     * (assign + publish) with the two watches, all in one loop turn. */
+    for (int k = 0; k < N; k += 2) {
+        char pair[2][MW_TICKET_ID_LEN + 1];
+        memcpy(pair[0], ids[k], sizeof(pair[0]));
+        memcpy(pair[1], ids[k + 1], sizeof(pair[1]));
+        int mode = (k / 2) % 6;
+        if (mode == 0) /* committed before both watches */
+            commit_match(fx, pair, 2, true);
+        if (mode == 3) /* committed before, publish lost: the store read delivers */
+            commit_match(fx, pair, 2, false);
+        sayf(fx, cs[k], "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[k]);
+        if (mode == 1) /* between the two watches */
+            commit_match(fx, pair, 2, true);
+        sayf(fx, cs[k + 1], "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}",
+             ids[k + 1]);
+        if (mode == 2) /* after both watches, same turn */
+            commit_match(fx, pair, 2, true);
+    }
+    /* Modes 4, 5: committed after one and two loop steps (the watch callbacks
+     * may have run, the channel message may be in flight). */
+    mw_defer_run(fx->d, 1);
+    for (int k = 0; k < N; k += 2) {
+        if ((k / 2) % 6 == 4) {
+            char pair[2][MW_TICKET_ID_LEN + 1];
+            memcpy(pair[0], ids[k], sizeof(pair[0]));
+            memcpy(pair[1], ids[k + 1], sizeof(pair[1]));
+            commit_match(fx, pair, 2, true);
+        }
+    }
+    mw_defer_run(fx->d, 2);
+    for (int k = 0; k < N; k += 2) {
+        if ((k / 2) % 6 == 5) {
+            char pair[2][MW_TICKET_ID_LEN + 1];
+            memcpy(pair[0], ids[k], sizeof(pair[0]));
+            memcpy(pair[1], ids[k + 1], sizeof(pair[1]));
+            commit_match(fx, pair, 2, true);
+        }
+    }
+    run(fx);
+    assert_int_equal(fx->commits_pending, 0);
+    for (int i = 0; i < N; i++) {
+        struct conn *c = cs[i];
+        if (count_type(c, "match.assigned") != 1)
+            fail_msg("watcher %d got %zu match.assigned", i, count_type(c, "match.assigned"));
+        assert_int_equal(c->n_out, 2);
+        expect_out(c, 0, "\"type\":\"watching\""); /* the reply first (MSG-041) */
+        expect_out(c, 1, "\"type\":\"match.assigned\"");
+        assert_true(has(c->out[1], ids[i]));
+    }
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* Re-publishing every assignment changes nothing (dedupe, MSG-072). */
+    uint64_t deduped = fx->metrics.pushes_deduped;
+    for (int i = 0; i < N; i++)
+        sayf(fx, cs[i], "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[i]);
+    run(fx);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(count_type(cs[i], "match.assigned"), 1);
+    assert_int_equal(fx->metrics.pushes_deduped, deduped + N);
+}
+
+/* The same, for tickets enqueued over the socket and assigned as soon as
+ * the worker could see them (MSG-027). */
+static void test_enqueue_race(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = 16 };
+    struct conn *cs[N];
+    char ids[N][MW_TICKET_ID_LEN + 1];
+
+    for (int i = 0; i < N; i++) {
+        cs[i] = conn_new(fx);
+        sayf(fx, cs[i],
+             "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"p%d\"}}",
+             i);
+    }
+    /* One step: the create results (and routes) are in; commit at once. */
+    mw_defer_run(fx->d, 1);
+    for (int i = 0; i < N; i++)
+        ticket_of(cs[i], 0, ids[i]);
+    commit_match(fx, ids, N, true);
+    run(fx);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cs[i]->n_out, 2);
+        expect_out(cs[i], 1, "\"type\":\"match.assigned\"");
+    }
+}
+
+static void test_close_in_flight(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a = conn_new(fx), *b = conn_new(fx), *w = conn_new(fx);
+    char t[MW_TICKET_ID_LEN + 1], h[MW_TICKET_ID_LEN + 1];
+    uint64_t n[4];
+
+    enqueue(fx, a, "alice", t);
+    http_ticket(fx, "hh", h);
+    /* Requests in flight and queued behind them when the connection goes. */
+    say(fx, b, "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"b\"}}");
+    sayf(fx, b, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", h);
+    sayf(fx, w, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", h);
+    conn_close(fx, b);
+    conn_close(fx, w);
+    conn_close(fx, a);
+    run(fx); /* callbacks find closed sessions: no io (asserted), then free (ASan) */
+    assert_int_equal(b->n_out, 0);
+    assert_int_equal(w->n_out, 0);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* Every watcher was given back: a's ticket, b's new ticket and h (once
+     * watched) all get cancelled by the grace rule. */
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_QUEUED], 3);
+    assert_int_equal(mw_ticket_store_sweep(&fx->st, fx->now + GRACE), 3);
+    run(fx);
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_CANCELLED], 3);
+
+    /* Closed with a callback in flight, then the store is destroyed: the
+     * callback gets MW_ECLOSED and the session is freed (teardown, ASan). */
+    struct conn *d = conn_new(fx);
+    say(fx, d, "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"d\"}}");
+    conn_close(fx, d);
+}
+
+static void test_slow_consumer(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+
+    c->send_limit = 1;
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    say(fx, c, "{\"type\":\"ping\",\"v\":1,\"data\":{}}");
+    assert_int_equal(c->n_out, 1);
+    assert_int_equal(fx->metrics.outbound_drops, 1); /* it stopped after the first refusal */
+    assert_int_equal(fx->metrics.messages_out, 1);
+}
+
+static void test_oom(void **state)
+{
+    struct fx *fx = *state;
+    char h[MW_TICKET_ID_LEN + 1];
+    long k;
+
+    http_ticket(fx, "h", h);
+    mw_alloc_fail_after(0);
+    assert_null(mw_session_new(&fx->env, &io, NULL));
+    mw_alloc_fail_after(1);
+    assert_null(mw_session_new(&fx->env, &io, NULL));
+    mw_alloc_fail_reset();
+    /* Every allocation of an enqueue and of a watch, failed in turn: an
+     * error reply or a close, never a crash or a leak (ASan). */
+    for (k = 0; k < 40; k++) {
+        struct conn *c = conn_new(fx);
+        mw_alloc_fail_after(k);
+        say(fx, c,
+            "{\"type\":\"enqueue\",\"v\":1,\"id\":\"e\",\"data\":{\"queue\":\"duel\","
+            "\"playerId\":\"p\",\"attributes\":{\"region\":\"eu\"}}}");
+        sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"id\":\"w\",\"data\":{\"ticketId\":\"%s\"}}", h);
+        run(fx);
+        mw_alloc_fail_reset();
+        run(fx);
+        /* Each reply echoes its id, except an internal error raised while
+         * decoding (the id could not be read without memory). */
+        for (size_t i = 0; i < c->n_out; i++)
+            if (!(has(c->out[i], "\"id\":\"e\"") || has(c->out[i], "\"id\":\"w\"") ||
+                  has(c->out[i], "\"code\":\"internal\"")))
+                fail_msg("k=%ld: %s", k, c->out[i]);
+        assert_true(c->n_out <= 2);
+        if (c->n_out < 2)
+            assert_true(c->close_calls > 0 || c->n_out == 0 || has(c->out[0], "\"error\""));
+        conn_close(fx, c);
+        conn_clear_out(c);
+        fx->n_conns--; /* reuse the slot */
+        memset(c, 0, sizeof(*c));
+        run(fx);
+    }
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_ping_and_ids),
+        T(test_protocol_errors_and_1008),
+        T(test_enqueue_assigned_push),
+        T(test_idempotent_enqueue),
+        T(test_ticket_limit),
+        T(test_cancel_paths),
+        T(test_watch_paths),
+        T(test_reply_order),
+        T(test_rate_limit),
+        T(test_late_watch_race),
+        T(test_enqueue_race),
+        T(test_close_in_flight),
+        T(test_slow_consumer),
+        T(test_oom),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
