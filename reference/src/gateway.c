@@ -54,6 +54,11 @@ struct gw_conn {
     uint16_t close_code;
     char close_reason[64];
     bool close_counted; /* this connection's close is already in metrics */
+    /* Idle tracking (MSG-097), in ev_now() seconds. */
+    double last_rx;              /* last frame of any kind from the peer */
+    double ping_at;              /* when our ping went out (0: none outstanding) */
+    bool want_ping;              /* a ping is due at the next WRITEABLE */
+    struct gw_conn *prev, *next; /* the gateway's list, for the idle sweep */
 };
 
 /* lws per-session data (zeroed by lws): WebSocket or HTTP, one pointer each. */
@@ -67,8 +72,10 @@ struct mw_gateway {
     struct lws_context *ctx;
     struct lws_context *ctx_alive; /* lws writes NULL here when destroy completes */
     struct lws_protocols protocols[2];
-    lws_retry_bo_t retry;
     struct ev_loop *loop;
+    ev_timer idle_timer;   /* sweeps conns for idle ones (MSG-097) */
+    double idle_s, pong_s; /* ping after idle_s of silence; 4002 after pong_s more */
+    struct gw_conn *conns; /* every established WebSocket */
     const struct mw_session_env *env;
     struct mw_session_io io;
     struct mw_http *http;
@@ -177,6 +184,35 @@ static int gw_close_now(struct gw_conn *c, uint16_t code, const char *reason)
     lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)(uintptr_t)reason,
                      strlen(reason));
     return -1;
+}
+
+/* MSG-097: lws 4.1.6 does not apply retry_and_idle_policy to accepted
+ * WebSockets (measured: no ping ever went out), so idleness is tracked here:
+ * one timer walks the connection list (O(n) once a second, cheap next to the
+ * per-connection sorted timers it avoids). */
+static void gw_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mw_gateway *g = w->data;
+    double now = ev_now(loop);
+
+    (void)revents;
+    for (struct gw_conn *c = g->conns; c; c = c->next) {
+        if (c->close_code)
+            continue;
+        if (c->ping_at == 0 && now - c->last_rx >= g->idle_s) {
+            c->ping_at = now;
+            c->want_ping = true;
+            lws_callback_on_writable(c->wsi);
+        } else if (c->ping_at != 0 && now - c->ping_at >= g->pong_s) {
+            gw_request_close(c, MW_CLOSE_IDLE, "idle timeout");
+        }
+    }
+}
+
+static void gw_saw_peer(struct gw_conn *c)
+{
+    c->last_rx = ev_now(c->g->loop);
+    c->ping_at = 0;
 }
 
 /* ---- Session io table ----------------------------------------------------- */
@@ -305,6 +341,11 @@ static int gw_established(struct mw_gateway *g, struct lws *wsi, struct gw_pss *
     c->wsi = wsi;
     mw_buf_init(&c->rx, MW_GATEWAY_MAX_MESSAGE);
     pss->conn = c;
+    c->last_rx = ev_now(g->loop);
+    c->next = g->conns;
+    if (g->conns)
+        g->conns->prev = c;
+    g->conns = c;
     g->open++;
     if (g->metrics) {
         g->metrics->connections_total++;
@@ -335,6 +376,7 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
 
     if (c->close_code)
         return 0; /* closing: input is ignored */
+    gw_saw_peer(c);
     if (lws_frame_is_binary(wsi))
         return gw_close_now(c, MW_CLOSE_UNSUPPORTED, "binary messages are not supported");
     /* MSG-091: close at the first chunk that shows the message is too big,
@@ -375,6 +417,20 @@ static int gw_writeable(struct gw_conn *c)
 
     if (g->stopping && !c->close_code)
         gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
+    if (c->want_ping && !c->close_code) {
+        /* lws 4.1.6 swallows empty pongs (no LWS_CALLBACK_RECEIVE_PONG):
+         * the ping carries 2 bytes so the peer's pong reaches us. */
+        unsigned char ping[LWS_PRE + 2] = {0};
+
+        c->want_ping = false;
+        ping[LWS_PRE] = 'm';
+        ping[LWS_PRE + 1] = 'w';
+        if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        if (m)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     if (!m) {
         if (!c->close_code)
             return 0;
@@ -414,6 +470,12 @@ static void gw_closed(struct mw_gateway *g, struct gw_pss *pss)
     if (!c)
         return;
     pss->conn = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     /* Neither side sent a close frame we saw: abnormal closure. */
     gw_count_close(c, 1006);
     if (c->session)
@@ -447,6 +509,10 @@ static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (!pss || !pss->conn)
             return 0;
         return gw_writeable(pss->conn);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss && pss->conn)
+            gw_saw_peer(pss->conn);
+        return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (pss && pss->conn) {
             const unsigned char *p = in;
@@ -489,13 +555,6 @@ static void gw_lws_signal_cb(void *handle, int signum)
     (void)signum;
 }
 
-static int gw_deprecated_cb(void)
-{
-    /* Every connection of the deprecated context is gone: nothing to do,
-     * the server's shutdown timer watches mw_gateway_open(). */
-    return 0;
-}
-
 struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev_loop *loop,
                                   const struct mw_session_env *env, struct mw_http *http,
                                   struct mw_metrics *metrics)
@@ -527,14 +586,10 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     g->protocols[0].rx_buffer_size = GW_RX_BUFFER;
     g->protocols[0].user = g;
 
-    /* MSG-097: lws pings a connection silent for idle_timeout_s and hangs
-     * up when nothing valid arrives for idle_timeout_s + a pong window. */
-    if (g->cfg.idle_timeout_s > 0) {
-        int ping = g->cfg.idle_timeout_s > 60000 ? 60000 : g->cfg.idle_timeout_s;
-
-        g->retry.secs_since_valid_ping = (uint16_t)ping;
-        g->retry.secs_since_valid_hangup = (uint16_t)(ping + (ping < 10 ? ping : 10));
-    }
+    /* MSG-097: ping after idle_timeout_s of silence, close 4002 when no
+     * pong (or anything else) arrives within min(idle, 10 s) more. */
+    g->idle_s = g->cfg.idle_timeout_s;
+    g->pong_s = g->idle_s < 10 ? g->idle_s : 10;
 
     memset(&info, 0, sizeof(info));
     info.port = cfg->port;
@@ -549,8 +604,6 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     info.server_string = "matchwire";
     info.max_http_header_pool = 64; /* handshakes in flight at once */
     info.timeout_secs = 10;
-    if (g->cfg.idle_timeout_s > 0)
-        info.retry_and_idle_policy = &g->retry;
 
     g->ctx = lws_create_context(&info);
     if (!g->ctx) {
@@ -566,6 +619,14 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
 
         g->port = p > 0 ? (uint16_t)p : cfg->port;
     }
+    if (g->idle_s > 0) {
+        double period = g->idle_s < 4 ? 0.25 : 1.0;
+
+        ev_timer_init(&g->idle_timer, gw_idle_cb, period, period);
+        g->idle_timer.data = g;
+        ev_timer_start(loop, &g->idle_timer);
+        ev_unref(loop); /* the sweep alone does not keep the loop running */
+    }
     return g;
 }
 
@@ -573,9 +634,10 @@ void mw_gateway_shutdown(struct mw_gateway *g)
 {
     if (!g || g->stopping)
         return;
+    /* From now on every upgrade and HTTP request is answered 503. (Not
+     * lws_context_deprecate(): in lws 4.1.6 on a foreign libev loop it drops
+     * every open connection at once, so no client would see its 1001.) */
     g->stopping = true;
-    /* Closes the listen socket; existing connections stay. */
-    lws_context_deprecate(g->ctx, gw_deprecated_cb);
     /* Each WebSocket closes with 1001 from its next WRITEABLE. */
     lws_callback_on_writable_all_protocol(g->ctx, &g->protocols[0]);
 }
@@ -595,6 +657,10 @@ void mw_gateway_free(struct mw_gateway *g)
     if (!g)
         return;
     g->stopping = true;
+    if (ev_is_active(&g->idle_timer)) {
+        ev_ref(g->loop);
+        ev_timer_stop(g->loop, &g->idle_timer);
+    }
     lws_context_destroy(g->ctx);
     /* With a foreign loop lws may finish closing handles on later turns. */
     for (int i = 0; i < 100 && g->ctx_alive; i++)

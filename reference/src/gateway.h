@@ -18,7 +18,7 @@
  *   invalid UTF-8                 close 1007                   MSG-092
  *   binary message                close 1003                   MSG-093
  *   outbound bound reached        close 4001, queue freed      MSG-096
- *   idle                          ping, then drop the TCP connection MSG-097
+ *   idle                          ping, then close 4002 without a pong MSG-097
  *   shutdown                      close 1001                   MSG-099 */
 #ifndef MW_GATEWAY_H
 #define MW_GATEWAY_H
@@ -59,10 +59,10 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
                                   const struct mw_session_env *env, struct mw_http *http,
                                   struct mw_metrics *metrics);
 
-/* Starts a graceful shutdown: stops listening (new connections are refused
- * by the kernel), refuses upgrades still in flight with 503, and asks every
- * WebSocket to close with 1001. Returns at once; poll mw_gateway_open() to
- * see the connections go. Idempotent. */
+/* Starts a graceful shutdown: stops accepting (every new upgrade and HTTP
+ * request is answered 503; the listen socket itself stays open until
+ * mw_gateway_free()) and asks every WebSocket to close with 1001. Returns at
+ * once; poll mw_gateway_open() to see the connections go. Idempotent. */
 void mw_gateway_shutdown(struct mw_gateway *g);
 
 /* Open WebSocket connections (established, not yet closed). */
