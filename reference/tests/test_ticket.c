@@ -1,0 +1,267 @@
+/* Tests for ticket: state names, copy/clear ownership (with allocation
+ * failures), UUID v4 generation and validation, the OS random source, and
+ * RFC 3339 formatting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "fake_random.h"
+#include "ticket.h"
+
+static void test_state_names(void **state)
+{
+    static const char *const names[] = {"queued", "assigned", "cancelled", "expired"};
+    enum mw_ticket_state st;
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(mw_ticket_state_name((enum mw_ticket_state)i), names[i]);
+        assert_int_equal(mw_ticket_state_parse(names[i], &st), 0);
+        assert_int_equal(st, i);
+    }
+    assert_string_equal(mw_ticket_state_name((enum mw_ticket_state)4), "unknown");
+    assert_string_equal(mw_ticket_state_name((enum mw_ticket_state) - 1), "unknown");
+    st = MW_TICKET_EXPIRED;
+    assert_int_equal(mw_ticket_state_parse("Queued", &st), MW_EINVAL);
+    assert_int_equal(mw_ticket_state_parse("queued ", &st), MW_EINVAL);
+    assert_int_equal(mw_ticket_state_parse("", &st), MW_EINVAL);
+    assert_int_equal(mw_ticket_state_parse("unknown", &st), MW_EINVAL);
+    assert_int_equal(mw_ticket_state_parse(NULL, &st), MW_EINVAL);
+    assert_int_equal(st, MW_TICKET_EXPIRED);
+}
+
+static void fill_ticket(struct mw_ticket *t, char *attrs, char *env)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "0f8e6b8a-7c1d-4a2b-9e3f-112233445566");
+    snprintf(t->queue, sizeof(t->queue), "q");
+    snprintf(t->player_id, sizeof(t->player_id), "p");
+    t->state = MW_TICKET_ASSIGNED;
+    t->version = 2;
+    t->attributes_json = attrs;
+    t->assigned_envelope = env;
+    t->assigned_envelope_len = env ? strlen(env) : 0;
+}
+
+static void test_copy_clear(void **state)
+{
+    struct mw_ticket src, dst;
+    char *attrs = mw_strndup("{\"region\":\"eu\"}", 15);
+    char *env = mw_strndup("{\"type\":\"match.assigned\"}", 25);
+
+    (void)state;
+    fill_ticket(&src, attrs, env);
+    assert_int_equal(mw_ticket_copy(&dst, &src), 0);
+    assert_string_equal(dst.id, src.id);
+    assert_int_equal(dst.version, 2);
+    assert_ptr_not_equal(dst.attributes_json, src.attributes_json);
+    assert_ptr_not_equal(dst.assigned_envelope, src.assigned_envelope);
+    assert_string_equal(dst.attributes_json, "{\"region\":\"eu\"}");
+    assert_int_equal(dst.assigned_envelope_len, 25);
+    assert_memory_equal(dst.assigned_envelope, env, 25);
+    mw_ticket_clear(&src); /* the copy is independent */
+    assert_null(src.attributes_json);
+    assert_null(src.assigned_envelope);
+    assert_string_equal(dst.attributes_json, "{\"region\":\"eu\"}");
+    mw_ticket_clear(&dst);
+    mw_ticket_clear(&dst); /* twice is fine */
+    mw_ticket_clear(NULL);
+
+    /* nothing owned: nothing allocated */
+    fill_ticket(&src, NULL, NULL);
+    {
+        unsigned long before = mw_alloc_count();
+        assert_int_equal(mw_ticket_copy(&dst, &src), 0);
+        assert_int_equal(mw_alloc_count(), before);
+        assert_null(dst.attributes_json);
+        assert_null(dst.assigned_envelope);
+    }
+}
+
+static void test_copy_oom(void **state)
+{
+    struct mw_ticket src, dst;
+    char *attrs = mw_strndup("{}", 2);
+    char *env = mw_strndup("{\"x\":1}", 7);
+
+    (void)state;
+    fill_ticket(&src, attrs, env);
+    for (long n = 0; n < 2; n++) {
+        memset(&dst, 0x5a, sizeof(dst));
+        mw_alloc_fail_after(n);
+        assert_int_equal(mw_ticket_copy(&dst, &src), MW_ENOMEM);
+        mw_alloc_fail_reset();
+        /* dst owns nothing: clearing it is safe and frees nothing twice */
+        assert_null(dst.attributes_json);
+        assert_null(dst.assigned_envelope);
+        mw_ticket_clear(&dst);
+    }
+    mw_alloc_fail_after(2);
+    assert_int_equal(mw_ticket_copy(&dst, &src), 0);
+    mw_alloc_fail_reset();
+    mw_ticket_clear(&dst);
+    mw_ticket_clear(&src);
+}
+
+static void test_uuid4(void **state)
+{
+    struct fake_rng rng = {.s = 0x9e3779b97f4a7c15ULL};
+    char id[MW_TICKET_ID_LEN + 1], prev[MW_TICKET_ID_LEN + 1] = "";
+    int seen_variant[4] = {0};
+
+    (void)state;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(mw_uuid4(fake_rng_fill, &rng, id), 0);
+        assert_int_equal(strlen(id), 36);
+        assert_true(mw_uuid4_valid(id, 36));
+        assert_int_equal(id[14], '4');
+        for (int k = 0; k < 36; k++)
+            assert_false(id[k] >= 'A' && id[k] <= 'F');
+        seen_variant[id[19] == '8' ? 0 : id[19] == '9' ? 1 : id[19] == 'a' ? 2 : 3]++;
+        assert_string_not_equal(id, prev);
+        memcpy(prev, id, sizeof(id));
+    }
+    /* every variant nibble 10xx occurs */
+    for (int k = 0; k < 4; k++)
+        assert_true(seen_variant[k] > 0);
+
+    /* the source's error is returned and nothing is promised about out */
+    rng.fail = MW_EIO;
+    assert_int_equal(mw_uuid4(fake_rng_fill, &rng, id), MW_EIO);
+}
+
+static int const_fill(void *ud, void *buf, size_t n)
+{
+    memset(buf, *(const unsigned char *)ud, n);
+    return 0;
+}
+
+static void test_uuid4_fixed_bytes(void **state)
+{
+    unsigned char zero = 0x00, ones = 0xff;
+    char id[MW_TICKET_ID_LEN + 1];
+
+    (void)state;
+    assert_int_equal(mw_uuid4(const_fill, &zero, id), 0);
+    assert_string_equal(id, "00000000-0000-4000-8000-000000000000");
+    assert_int_equal(mw_uuid4(const_fill, &ones, id), 0);
+    assert_string_equal(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+}
+
+static void test_uuid4_valid(void **state)
+{
+    static const char *const good[] = {
+        "0f8e6b8a-7c1d-4a2b-9e3f-112233445566",
+        "00000000-0000-4000-8000-000000000000",
+        "ffffffff-ffff-4fff-bfff-ffffffffffff",
+        "01234567-89ab-4cde-af01-23456789abcd",
+    };
+    static const char *const bad[] = {
+        "0F8E6B8A-7C1D-4A2B-9E3F-112233445566",  /* uppercase */
+        "0f8e6b8a-7c1d-1a2b-9e3f-112233445566",  /* version 1 */
+        "0f8e6b8a-7c1d-5a2b-9e3f-112233445566",  /* version 5 */
+        "0f8e6b8a-7c1d-4a2b-7e3f-112233445566",  /* variant 0xxx */
+        "0f8e6b8a-7c1d-4a2b-ce3f-112233445566",  /* variant 110x */
+        "0f8e6b8a-7c1d-4a2b-9e3f-11223344556",   /* short */
+        "0f8e6b8a-7c1d-4a2b-9e3f-1122334455667", /* long */
+        "0f8e6b8a7c1d-4a2b-9e3f-1122334455667",
+        "0f8e6b8a-7c1d-4a2b-9e3f_112233445566",
+        "0f8e6b8g-7c1d-4a2b-9e3f-112233445566",
+        "{f8e6b8a-7c1d-4a2b-9e3f-112233445566",
+        "",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(mw_uuid4_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (mw_uuid4_valid(bad[i], strlen(bad[i])))
+            print_error("accepted %s\n", bad[i]);
+        assert_false(mw_uuid4_valid(bad[i], strlen(bad[i])));
+    }
+    /* length is the given one, not strlen: an embedded NUL is refused */
+    assert_false(mw_uuid4_valid("0f8e6b8a-7c1d-4a2b-9e3f-11223344556\0", 36));
+    assert_false(mw_uuid4_valid(good[0], 35));
+    assert_false(mw_uuid4_valid(NULL, 36));
+}
+
+static void test_random_os(void **state)
+{
+    unsigned char a[4096], b[4096];
+    size_t same = 0;
+
+    (void)state;
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    /* over 256 bytes: getrandom may return short; the loop fills it all */
+    assert_int_equal(mw_random_os(NULL, a, sizeof(a)), 0);
+    assert_int_equal(mw_random_os(NULL, b, sizeof(b)), 0);
+    for (size_t i = 0; i < sizeof(a); i++)
+        same += a[i] == b[i];
+    /* two independent draws agree on ~16 of 4096 bytes; 200 is astronomically unlikely */
+    assert_true(same < 200);
+    /* the tail is filled too (not left zero) */
+    {
+        size_t zeros = 0;
+        for (size_t i = sizeof(a) - 64; i < sizeof(a); i++)
+            zeros += a[i] == 0;
+        assert_true(zeros < 16);
+    }
+    assert_int_equal(mw_random_os(NULL, a, 0), 0);
+    {
+        char id[MW_TICKET_ID_LEN + 1];
+        assert_int_equal(mw_uuid4(mw_random_os, NULL, id), 0);
+        assert_true(mw_uuid4_valid(id, 36));
+    }
+}
+
+static void test_rfc3339(void **state)
+{
+    static const struct {
+        int64_t ms;
+        const char *want;
+    } cases[] = {
+        {0, "1970-01-01T00:00:00.000Z"},
+        {1795779648123LL, "2026-11-27T11:40:48.123Z"},
+        {951868799999LL, "2000-02-29T23:59:59.999Z"},
+        {951868800000LL, "2000-03-01T00:00:00.000Z"},
+        {-1, "1969-12-31T23:59:59.999Z"},
+        {-500, "1969-12-31T23:59:59.500Z"},
+        {-1000, "1969-12-31T23:59:59.000Z"},
+        {1000, "1970-01-01T00:00:01.000Z"},
+        {7, "1970-01-01T00:00:00.007Z"},
+        {253402300799999LL, "9999-12-31T23:59:59.999Z"},
+        {-62167219200000LL, "0000-01-01T00:00:00.000Z"},
+        /* outside four-digit years: clamped to a well-formed value */
+        {253402300800000LL, "1970-01-01T00:00:00.000Z"},
+        {INT64_MAX, "1970-01-01T00:00:00.000Z"},
+    };
+    char out[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(out, 'x', sizeof(out));
+        mw_format_rfc3339(cases[i].ms, out);
+        if (strcmp(out, cases[i].want) != 0)
+            print_error("%lld: %s\n", (long long)cases[i].ms, out);
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state_names),       cmocka_unit_test(test_copy_clear),
+        cmocka_unit_test(test_copy_oom),          cmocka_unit_test(test_uuid4),
+        cmocka_unit_test(test_uuid4_fixed_bytes), cmocka_unit_test(test_uuid4_valid),
+        cmocka_unit_test(test_random_os),         cmocka_unit_test(test_rfc3339),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
