@@ -1,0 +1,410 @@
+/* matchmaker: FIFO per (queue, region) pool, match formation.
+ *
+ * Each waiting ticket is a node in its pool's doubly-linked FIFO and in an
+ * index by ticket id (chained hash, grows by doubling), so add, remove and
+ * requeue are O(1) on average. Pools live in a fixed table of chains keyed
+ * by (queue, region) and are freed when empty (except while a match callback
+ * is running, when they are freed afterwards). */
+#include "matchmaker.h"
+
+#include "alloc.h"
+#include "error.h"
+
+#include <string.h>
+
+#define MM_DEFAULT_SIZE        2
+#define MM_DEFAULT_MAX_WAITING 1000000
+#define MM_POOL_BUCKETS        1024
+#define MM_INITIAL_BUCKETS     256
+#define MM_MAX_BUCKETS         ((size_t)1 << 24)
+
+struct mm_pool;
+
+struct mm_node {
+    struct mw_mm_entry e;
+    struct mm_pool *pool;
+    struct mm_node *prev, *next; /* FIFO */
+    struct mm_node *id_next;     /* id index chain */
+    uint64_t hash;
+};
+
+struct mm_pool {
+    struct mm_pool *next; /* pool table chain */
+    uint64_t hash;
+    char queue[MW_QUEUE_MAX + 1];
+    char region[MW_REGION_MAX + 1];
+    unsigned size;
+    struct mm_node *head, *tail;
+    size_t n;
+};
+
+struct mw_matchmaker {
+    struct mw_matchmaker_config cfg;
+    mw_mm_match_cb cb;
+    void *ud;
+    struct mm_pool *pools[MM_POOL_BUCKETS];
+    struct mm_node **ids;
+    size_t nb;
+    size_t waiting;
+    unsigned forming; /* depth of match callbacks in progress */
+};
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+
+static uint64_t pool_hash(const char *queue, const char *region)
+{
+    uint64_t h = fnv(FNV_OFFSET, queue);
+
+    h ^= 0xff; /* separator: never in a queue name */
+    h *= 0x100000001b3ULL;
+    return fnv(h, region);
+}
+
+static unsigned clamp_size(unsigned n)
+{
+    if (n < 1)
+        return MM_DEFAULT_SIZE;
+    return n > MW_MATCH_SIZE_MAX ? MW_MATCH_SIZE_MAX : n;
+}
+
+struct mw_matchmaker *mw_matchmaker_new(const struct mw_matchmaker_config *cfg, mw_mm_match_cb cb,
+                                        void *ud)
+{
+    struct mw_matchmaker *mm;
+
+    if (!cfg || !cb || cfg->n_overrides > MW_MM_MAX_OVERRIDES)
+        return NULL;
+    mm = mw_calloc(1, sizeof(*mm));
+    if (!mm)
+        return NULL;
+    mm->cfg = *cfg;
+    mm->cfg.match_size = clamp_size(cfg->match_size);
+    for (size_t i = 0; i < mm->cfg.n_overrides; i++)
+        mm->cfg.overrides[i].size = clamp_size(mm->cfg.overrides[i].size);
+    if (mm->cfg.max_waiting == 0)
+        mm->cfg.max_waiting = MM_DEFAULT_MAX_WAITING;
+    mm->cb = cb;
+    mm->ud = ud;
+    mm->ids = mw_calloc(MM_INITIAL_BUCKETS, sizeof(*mm->ids));
+    if (!mm->ids) {
+        mw_free(mm);
+        return NULL;
+    }
+    mm->nb = MM_INITIAL_BUCKETS;
+    return mm;
+}
+
+void mw_matchmaker_free(struct mw_matchmaker *mm)
+{
+    if (!mm)
+        return;
+    for (size_t i = 0; i < MM_POOL_BUCKETS; i++) {
+        struct mm_pool *p = mm->pools[i];
+        while (p) {
+            struct mm_pool *pn = p->next;
+            struct mm_node *n = p->head;
+            while (n) {
+                struct mm_node *nn = n->next;
+                mw_free(n);
+                n = nn;
+            }
+            mw_free(p);
+            p = pn;
+        }
+    }
+    mw_free(mm->ids);
+    mw_free(mm);
+}
+
+unsigned mw_matchmaker_size_for(const struct mw_matchmaker *mm, const char *queue)
+{
+    for (size_t i = 0; i < mm->cfg.n_overrides; i++)
+        if (strcmp(mm->cfg.overrides[i].queue, queue) == 0)
+            return mm->cfg.overrides[i].size;
+    return mm->cfg.match_size;
+}
+
+size_t mw_matchmaker_waiting(const struct mw_matchmaker *mm)
+{
+    return mm->waiting;
+}
+
+/* ---- Id index ------------------------------------------------------------ */
+
+static struct mm_node *id_find(const struct mw_matchmaker *mm, const char *id, uint64_t h)
+{
+    for (struct mm_node *n = mm->ids[h & (mm->nb - 1)]; n; n = n->id_next)
+        if (n->hash == h && strcmp(n->e.ticket_id, id) == 0)
+            return n;
+    return NULL;
+}
+
+static void id_grow(struct mw_matchmaker *mm)
+{
+    size_t nnb = mm->nb * 2;
+    struct mm_node **nb;
+
+    if (mm->waiting <= mm->nb || nnb > MM_MAX_BUCKETS)
+        return;
+    nb = mw_calloc(nnb, sizeof(*nb));
+    if (!nb)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < mm->nb; i++) {
+        struct mm_node *n = mm->ids[i];
+        while (n) {
+            struct mm_node *next = n->id_next;
+            size_t j = n->hash & (nnb - 1);
+            n->id_next = nb[j];
+            nb[j] = n;
+            n = next;
+        }
+    }
+    mw_free(mm->ids);
+    mm->ids = nb;
+    mm->nb = nnb;
+}
+
+static void id_remove(struct mw_matchmaker *mm, struct mm_node *n)
+{
+    struct mm_node **pp = &mm->ids[n->hash & (mm->nb - 1)];
+
+    for (; *pp; pp = &(*pp)->id_next) {
+        if (*pp == n) {
+            *pp = n->id_next;
+            return;
+        }
+    }
+}
+
+/* ---- Pools --------------------------------------------------------------- */
+
+static struct mm_pool *pool_get(struct mw_matchmaker *mm, const char *queue, const char *region,
+                                bool create)
+{
+    uint64_t h = pool_hash(queue, region);
+    struct mm_pool **head = &mm->pools[h & (MM_POOL_BUCKETS - 1)];
+    struct mm_pool *p;
+
+    for (p = *head; p; p = p->next)
+        if (p->hash == h && strcmp(p->queue, queue) == 0 && strcmp(p->region, region) == 0)
+            return p;
+    if (!create)
+        return NULL;
+    if (strlen(queue) > MW_QUEUE_MAX || strlen(region) > MW_REGION_MAX)
+        return NULL;
+    p = mw_calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->hash = h;
+    memcpy(p->queue, queue, strlen(queue) + 1);
+    memcpy(p->region, region, strlen(region) + 1);
+    p->size = mw_matchmaker_size_for(mm, queue);
+    p->next = *head;
+    *head = p;
+    return p;
+}
+
+static void pool_free_if_empty(struct mw_matchmaker *mm, struct mm_pool *p)
+{
+    struct mm_pool **pp;
+
+    if (p->n > 0 || mm->forming > 0)
+        return;
+    for (pp = &mm->pools[p->hash & (MM_POOL_BUCKETS - 1)]; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            mw_free(p);
+            return;
+        }
+    }
+}
+
+/* Frees every empty pool (after a callback that may have emptied several). */
+static void pools_sweep_empty(struct mw_matchmaker *mm)
+{
+    for (size_t i = 0; i < MM_POOL_BUCKETS; i++) {
+        struct mm_pool **pp = &mm->pools[i];
+        while (*pp) {
+            struct mm_pool *p = *pp;
+            if (p->n == 0) {
+                *pp = p->next;
+                mw_free(p);
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
+}
+
+static void unlink_node(struct mw_matchmaker *mm, struct mm_node *n)
+{
+    struct mm_pool *p = n->pool;
+
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        p->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        p->tail = n->prev;
+    p->n--;
+    id_remove(mm, n);
+    mm->waiting--;
+}
+
+/* Forms every match the pool now allows, oldest first. */
+static void form(struct mw_matchmaker *mm, struct mm_pool *p)
+{
+    bool formed = false;
+
+    while (p->n >= p->size) {
+        struct mw_mm_entry group[MW_MATCH_SIZE_MAX];
+        struct mw_mm_group g;
+        unsigned k = p->size;
+
+        for (unsigned i = 0; i < k; i++) {
+            struct mm_node *n = p->head;
+            group[i] = n->e;
+            unlink_node(mm, n);
+            mw_free(n);
+        }
+        g = (struct mw_mm_group){.queue = p->queue, .region = p->region, .n = k, .entries = group};
+        mm->forming++;
+        mm->cb(mm->ud, &g); /* may requeue into this or another pool */
+        mm->forming--;
+        formed = true;
+    }
+    if (formed && mm->forming == 0)
+        pools_sweep_empty(mm);
+}
+
+static struct mm_node *node_new(struct mw_matchmaker *mm, struct mm_pool *p,
+                                const struct mw_mm_entry *e, uint64_t h)
+{
+    struct mm_node *n = mw_calloc(1, sizeof(*n));
+
+    (void)mm;
+    if (!n)
+        return NULL;
+    n->e = *e;
+    n->pool = p;
+    n->hash = h;
+    return n;
+}
+
+static void index_node(struct mw_matchmaker *mm, struct mm_node *n)
+{
+    size_t j = n->hash & (mm->nb - 1);
+
+    n->id_next = mm->ids[j];
+    mm->ids[j] = n;
+    mm->waiting++;
+    n->pool->n++;
+    id_grow(mm);
+}
+
+int mw_matchmaker_add(struct mw_matchmaker *mm, const struct mw_ticket *t)
+{
+    struct mw_mm_entry e;
+    struct mm_pool *p;
+    struct mm_node *n;
+    uint64_t h;
+
+    if (!mm || !t)
+        return MW_EINVAL;
+    h = fnv(FNV_OFFSET, t->id);
+    if (id_find(mm, t->id, h))
+        return 0; /* already waiting: the feed may deliver twice */
+    if (mm->waiting >= mm->cfg.max_waiting)
+        return MW_ELIMIT;
+    memset(&e, 0, sizeof(e));
+    memcpy(e.ticket_id, t->id, sizeof(e.ticket_id));
+    memcpy(e.player_id, t->player_id, sizeof(e.player_id));
+    e.version = t->version;
+    p = pool_get(mm, t->queue, t->region, true);
+    if (!p)
+        return MW_ENOMEM;
+    n = node_new(mm, p, &e, h);
+    if (!n) {
+        pool_free_if_empty(mm, p);
+        return MW_ENOMEM;
+    }
+    n->prev = p->tail;
+    if (p->tail)
+        p->tail->next = n;
+    else
+        p->head = n;
+    p->tail = n;
+    index_node(mm, n);
+    form(mm, p);
+    return 0;
+}
+
+int mw_matchmaker_requeue(struct mw_matchmaker *mm, const char *queue, const char *region,
+                          const struct mw_mm_entry *entries, size_t n)
+{
+    struct mm_pool *p;
+    int rc = 0;
+
+    if (!mm || !queue || !region || (n && !entries))
+        return MW_EINVAL;
+    if (n == 0)
+        return 0;
+    p = pool_get(mm, queue, region, true);
+    if (!p)
+        return MW_ENOMEM;
+    /* Back to the front, in their order: push the last one first. Not
+     * bounded by max_waiting: these tickets were waiting a moment ago. */
+    for (size_t i = n; i-- > 0;) {
+        uint64_t h = fnv(FNV_OFFSET, entries[i].ticket_id);
+        struct mm_node *nd;
+
+        if (id_find(mm, entries[i].ticket_id, h))
+            continue;
+        nd = node_new(mm, p, &entries[i], h);
+        if (!nd) {
+            rc = MW_ENOMEM; /* this ticket is lost to matching; the store expires it */
+            continue;
+        }
+        nd->next = p->head;
+        if (p->head)
+            p->head->prev = nd;
+        else
+            p->tail = nd;
+        p->head = nd;
+        index_node(mm, nd);
+    }
+    if (p->n == 0) { /* all were waiting already, or none could be stored */
+        pool_free_if_empty(mm, p);
+        return rc;
+    }
+    form(mm, p); /* may free p */
+    return rc;
+}
+
+bool mw_matchmaker_remove(struct mw_matchmaker *mm, const char *ticket_id)
+{
+    struct mm_node *n;
+    struct mm_pool *p;
+
+    if (!mm || !ticket_id)
+        return false;
+    n = id_find(mm, ticket_id, fnv(FNV_OFFSET, ticket_id));
+    if (!n)
+        return false;
+    p = n->pool;
+    unlink_node(mm, n);
+    mw_free(n);
+    pool_free_if_empty(mm, p);
+    return true;
+}
