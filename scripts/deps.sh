@@ -8,7 +8,7 @@ PKGS=(
     libcjson-dev libcmocka-dev libwebsockets-dev libhiredis-dev libev-dev
     libjansson-dev
     redis-server redis-tools
-    python3 python3-pytest python3-websockets python3-redis
+    python3 python3-pytest python3-websockets python3-redis python3-jsonschema
 )
 
 missing=()
