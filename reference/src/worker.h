@@ -33,9 +33,11 @@ struct mw_worker_config {
     char game_servers[MW_GAME_SERVERS_MAX][MW_CONNECTION_MAX + 1];
 };
 
-/* Returns a worker or NULL. store and channel are borrowed and must outlive
- * it; rnd makes match ids; now_fn gives unix ms (a fake clock in tests). The
- * worker subscribes to the store's feed at creation. */
+/* Returns a worker or NULL (also when the store's one feed subscription is
+ * taken, or n_game_servers is 0 or over MW_GAME_SERVERS_MAX). store and
+ * channel are borrowed and must outlive it; rnd makes match ids; now_fn gives
+ * unix ms (a fake clock in tests). The worker subscribes to the store's feed
+ * at creation. */
 struct mw_worker *mw_worker_new(const struct mw_worker_config *cfg, struct mw_ticket_store *store,
                                 struct mw_channel *channel, mw_random_fn rnd, void *rnd_ud,
                                 int64_t (*now_fn)(void *ud), void *now_ud);
