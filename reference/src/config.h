@@ -39,8 +39,12 @@ struct mw_config {
 };
 
 /* Fills cfg from argv and env (env: NULL-terminated "K=V" array, or NULL for
- * none). Flags win over env. Returns 0, or MW_EINVAL with a one-line reason
- * in err (the caller prints it and exits 2). */
+ * none), starting from mw_config_defaults(). Flags win over env; env is read
+ * only for an absent flag (empty variables count as unset); REDIS_HOST set
+ * and --channel absent selects redis. Re-entrant (no getopt state). With
+ * --help, returns 0 and cfg->help set without checking the environment.
+ * Returns 0, or MW_EINVAL with a one-line reason naming the flag or variable
+ * in err (may be NULL; the caller prints it and exits 2). */
 int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *const env[],
                     char *err, size_t err_len);
 /* Sets every default. */

@@ -1,0 +1,632 @@
+/* config: the server's command line and environment, parsed by hand (no
+ * getopt: its state is global, and tests parse many command lines in one
+ * process). Every value is range-checked; every failure is one line naming
+ * the flag or variable. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+#define MAX_SECONDS 604800 /* 7 days: the largest TTL/grace accepted */
+
+/* ---- Defaults ------------------------------------------------------------- */
+
+void mw_config_defaults(struct mw_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+    cfg->listen_port = 8080;
+    cfg->channel = MW_CHANNEL_MEMORY;
+    cfg->role = MW_ROLE_ALL;
+    snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
+    cfg->redis_port = 6379;
+    cfg->redis_db = 0;
+    cfg->worker.mm.match_size = 2;
+    cfg->worker.mm.n_overrides = 0;
+    cfg->worker.mm.max_waiting = 0; /* the matchmaker's default bound */
+    cfg->worker.n_game_servers = 1;
+    snprintf(cfg->worker.game_servers[0], sizeof(cfg->worker.game_servers[0]), "127.0.0.1:7777");
+    cfg->ticket_ttl_ms = 600000;
+    cfg->assigned_ttl_ms = 600000;
+    cfg->grace_ms = 30000;
+    cfg->max_connections = 19000;
+    cfg->limits.max_tickets = 8;
+    cfg->limits.max_consecutive_errors = 10;
+    cfg->limits.rate_per_sec = 50;
+    cfg->limits.rate_burst = 100;
+    cfg->outbound_max_messages = 256;
+    cfg->outbound_max_bytes = (size_t)1 << 20;
+    cfg->idle_timeout_s = 60;
+    cfg->log_level = 2;
+    cfg->help = false;
+}
+
+const char *mw_config_usage(void)
+{
+    return "usage: matchwire-server [options]\n"
+           "\n"
+           "  --listen HOST:PORT          address to serve WebSocket and HTTP on (127.0.0.1:8080;\n"
+           "                              [::1]:8080 for IPv6, :8080 for every interface, port 0\n"
+           "                              for any free port)\n"
+           "  --channel memory|redis      assignment channel and ticket store backend (memory)\n"
+           "  --role all|api|worker       all: gateway + matchmaker in one process; api: gateway\n"
+           "                              only; worker: matchmaker only (api/worker need redis)\n"
+           "  --redis URL                 redis://[[user]:password@]host[:port][/db]\n"
+           "                              (redis://127.0.0.1:6379/0; user: only 'default')\n"
+           "  --redis-prefix PREFIX       prepended to every Redis key and the channel name "
+           "(\"\")\n"
+           "  --match-size N              players per match, 1..16 (2)\n"
+           "  --queue-size QUEUE=N        match size for one queue, repeatable (at most 32)\n"
+           "  --game-servers H:P,...      game servers handed out round-robin, 1..64\n"
+           "                              (127.0.0.1:7777)\n"
+           "  --ticket-ttl SECONDS        a queued ticket expires after this (600)\n"
+           "  --assigned-ttl SECONDS      ended tickets stay readable this long (600)\n"
+           "  --grace SECONDS             an unwatched queued ticket is cancelled after this (30)\n"
+           "  --max-connections N         WebSocket connections; more are refused (19000)\n"
+           "  --max-tickets N             live tickets per connection (8)\n"
+           "  --rate N                    messages per second per connection (50)\n"
+           "  --rate-burst N              burst above the rate (100)\n"
+           "  --max-errors N              consecutive errors before close 1008 (10)\n"
+           "  --outbound-max-messages N   queued outbound messages per connection (256)\n"
+           "  --outbound-max-bytes N      queued outbound bytes per connection (1048576)\n"
+           "  --idle-timeout SECONDS      ping an idle connection after this, close without pong "
+           "(60)\n"
+           "  --log-level 0..4            0 err, 1 warn, 2 notice, 3 info, 4 debug (2)\n"
+           "  -v                          one level more verbose (repeatable)\n"
+           "  -h, --help                  this text\n"
+           "\n"
+           "SECONDS may have up to three decimals (--grace 0.5). A flag may be written\n"
+           "--flag VALUE or --flag=VALUE.\n"
+           "\n"
+           "Environment (the seed service's variables; a flag always wins):\n"
+           "  REDIS_HOST, REDIS_PORT      Redis address when --redis is absent. When REDIS_HOST\n"
+           "                              is set and --channel is absent, the channel is redis\n"
+           "                              (the seed used Redis whenever REDIS_HOST was set).\n"
+           "  MATCHMAKING_ROLE            api | worker | all, when --role is absent.\n"
+           "Empty variables count as unset.\n";
+}
+
+/* ---- Value parsers -------------------------------------------------------- */
+
+static int bad(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && err_len) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return MW_EINVAL;
+}
+
+/* Decimal digits only, no sign, no spaces; false on overflow past max. */
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        uint64_t d = (uint64_t)(*s - '0');
+        if (d > max || v > (max - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* "12", "0.5", "1.250": a non-negative decimal with at most three fraction
+ * digits, in thousandths. */
+static bool parse_milli(const char *s, uint64_t max_units, uint64_t *out)
+{
+    uint64_t whole = 0, frac = 0;
+    const char *dot = strchr(s, '.');
+    char ip[24];
+    size_t n = dot ? (size_t)(dot - s) : strlen(s);
+
+    if (n == 0 || n >= sizeof(ip))
+        return false;
+    memcpy(ip, s, n);
+    ip[n] = '\0';
+    if (!parse_u64(ip, max_units, &whole))
+        return false;
+    if (dot) {
+        size_t fl = strlen(dot + 1);
+        if (fl < 1 || fl > 3 || !parse_u64(dot + 1, 999, &frac))
+            return false;
+        for (; fl < 3; fl++)
+            frac *= 10;
+    }
+    if (whole == max_units && frac > 0)
+        return false;
+    *out = whole * 1000 + frac;
+    return true;
+}
+
+/* host:port. Host 0..255 bytes of visible ASCII (empty only when
+ * allow_empty_host), or [IPv6] (brackets stripped into host). Port
+ * min_port..65535. */
+static bool parse_hostport(const char *s, bool allow_empty_host, unsigned min_port, char *host,
+                           size_t host_size, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':'), *h = s;
+    size_t hl;
+    uint64_t p;
+
+    if (!colon)
+        return false;
+    hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+        h = s + 1;
+        hl -= 2;
+        if (hl == 0)
+            return false;
+    } else if (memchr(s, ':', hl)) {
+        return false; /* an IPv6 address needs brackets */
+    }
+    if (hl > 255 || hl >= host_size || (hl == 0 && !allow_empty_host))
+        return false;
+    for (size_t i = 0; i < hl; i++) {
+        if ((unsigned char)h[i] <= 0x20 || (unsigned char)h[i] >= 0x7f || h[i] == '/' ||
+            h[i] == '@' || h[i] == '[' || h[i] == ']')
+            return false;
+    }
+    if (strlen(colon + 1) > 5 || !parse_u64(colon + 1, 65535, &p) || p < min_port)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return true;
+}
+
+static bool queue_name_valid(const char *s, size_t n)
+{
+    if (n < 1 || n > MW_QUEUE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* redis://[[user]:password@]host[:port][/db] */
+static int parse_redis_url(struct mw_config *cfg, const char *url, const char *what, char *err,
+                           size_t err_len)
+{
+    static const char scheme[] = "redis://";
+    char hostport[300], host[256];
+    const char *rest, *at, *slash;
+    uint64_t db = 0;
+    uint16_t port = 6379;
+    size_t n;
+
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return bad(err, err_len, "%s: '%s' is not a redis:// URL", what, url);
+    rest = url + sizeof(scheme) - 1;
+    cfg->redis_password[0] = '\0';
+    at = strrchr(rest, '@');
+    if (at) {
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        size_t ul, pl;
+        if (!colon)
+            return bad(err, err_len, "%s: credentials must be [user]:password@", what);
+        ul = (size_t)(colon - rest);
+        pl = (size_t)(at - colon - 1);
+        /* hiredis 0.14 AUTH takes a password only, which Redis applies to
+         * the user "default": any other user would be silently ignored. */
+        if (ul && !(ul == 7 && memcmp(rest, "default", 7) == 0))
+            return bad(err, err_len, "%s: only the user 'default' is supported", what);
+        if (pl == 0 || pl >= sizeof(cfg->redis_password))
+            return bad(err, err_len, "%s: password must be 1 to %zu bytes", what,
+                       sizeof(cfg->redis_password) - 1);
+        memcpy(cfg->redis_password, colon + 1, pl);
+        cfg->redis_password[pl] = '\0';
+        rest = at + 1;
+    }
+    slash = strchr(rest, '/');
+    n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n >= sizeof(hostport))
+        return bad(err, err_len, "%s: missing or too long host in '%s'", what, url);
+    memcpy(hostport, rest, n);
+    hostport[n] = '\0';
+    if (slash && !parse_u64(slash + 1, 65535, &db))
+        return bad(err, err_len, "%s: database must be a number 0..65535 in '%s'", what, url);
+    /* host alone (port 6379), or host:port */
+    if (strchr(hostport, ':') && !(hostport[0] == '[' && hostport[n - 1] == ']')) {
+        if (!parse_hostport(hostport, false, 1, host, sizeof(host), &port))
+            return bad(err, err_len, "%s: bad host:port in '%s'", what, url);
+    } else {
+        char with_port[320];
+        snprintf(with_port, sizeof(with_port), "%s:6379", hostport);
+        if (!parse_hostport(with_port, false, 1, host, sizeof(host), &port))
+            return bad(err, err_len, "%s: bad host in '%s'", what, url);
+    }
+    memcpy(cfg->redis_host, host, strlen(host) + 1);
+    cfg->redis_port = port;
+    cfg->redis_db = (int)db;
+    return 0;
+}
+
+static int parse_game_servers(struct mw_config *cfg, const char *list, char *err, size_t err_len)
+{
+    const char *p = list;
+    size_t n = 0;
+
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[MW_CONNECTION_MAX + 1], host[256];
+        uint16_t port;
+
+        if (n == MW_GAME_SERVERS_MAX)
+            return bad(err, err_len, "--game-servers: more than %d servers", MW_GAME_SERVERS_MAX);
+        if (len == 0 || len > MW_CONNECTION_MAX)
+            return bad(err, err_len, "--game-servers: empty or too long entry in '%s'", list);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!parse_hostport(item, false, 1, host, sizeof(host), &port))
+            return bad(err, err_len, "--game-servers: '%s' is not host:port", item);
+        /* kept as written: it is what clients receive as `connection` */
+        memcpy(cfg->worker.game_servers[n], item, len + 1);
+        n++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    cfg->worker.n_game_servers = n;
+    return 0;
+}
+
+static int parse_queue_size(struct mw_config *cfg, const char *v, char *err, size_t err_len)
+{
+    struct mw_matchmaker_config *mm = &cfg->worker.mm;
+    const char *eq = strchr(v, '=');
+    uint64_t size;
+    size_t ql, i;
+
+    if (!eq)
+        return bad(err, err_len, "--queue-size: expected QUEUE=N, got '%s'", v);
+    ql = (size_t)(eq - v);
+    if (!queue_name_valid(v, ql))
+        return bad(err, err_len, "--queue-size: queue must be 1 to %d bytes of a-z 0-9 _ -",
+                   MW_QUEUE_MAX);
+    if (!parse_u64(eq + 1, MW_MATCH_SIZE_MAX, &size) || size < 1)
+        return bad(err, err_len, "--queue-size: size must be 1..%d, got '%s'", MW_MATCH_SIZE_MAX,
+                   eq + 1);
+    for (i = 0; i < mm->n_overrides; i++) {
+        if (strlen(mm->overrides[i].queue) == ql && memcmp(mm->overrides[i].queue, v, ql) == 0)
+            break;
+    }
+    if (i == mm->n_overrides) {
+        if (mm->n_overrides == MW_MM_MAX_OVERRIDES)
+            return bad(err, err_len, "--queue-size: more than %d queues", MW_MM_MAX_OVERRIDES);
+        mm->n_overrides++;
+    }
+    memcpy(mm->overrides[i].queue, v, ql);
+    mm->overrides[i].queue[ql] = '\0';
+    mm->overrides[i].size = (unsigned)size;
+    return 0;
+}
+
+static bool parse_role(const char *v, enum mw_role *out)
+{
+    if (strcmp(v, "all") == 0)
+        *out = MW_ROLE_ALL;
+    else if (strcmp(v, "api") == 0)
+        *out = MW_ROLE_API;
+    else if (strcmp(v, "worker") == 0)
+        *out = MW_ROLE_WORKER;
+    else
+        return false;
+    return true;
+}
+
+/* ---- Flags ---------------------------------------------------------------- */
+
+enum opt_id {
+    O_LISTEN,
+    O_CHANNEL,
+    O_ROLE,
+    O_REDIS,
+    O_REDIS_PREFIX,
+    O_MATCH_SIZE,
+    O_QUEUE_SIZE,
+    O_GAME_SERVERS,
+    O_TICKET_TTL,
+    O_ASSIGNED_TTL,
+    O_GRACE,
+    O_MAX_CONNECTIONS,
+    O_MAX_TICKETS,
+    O_RATE,
+    O_RATE_BURST,
+    O_MAX_ERRORS,
+    O_OUTBOUND_MAX_MESSAGES,
+    O_OUTBOUND_MAX_BYTES,
+    O_IDLE_TIMEOUT,
+    O_LOG_LEVEL,
+    O__COUNT
+};
+
+static const char *const opt_names[O__COUNT] = {
+    [O_LISTEN] = "listen",
+    [O_CHANNEL] = "channel",
+    [O_ROLE] = "role",
+    [O_REDIS] = "redis",
+    [O_REDIS_PREFIX] = "redis-prefix",
+    [O_MATCH_SIZE] = "match-size",
+    [O_QUEUE_SIZE] = "queue-size",
+    [O_GAME_SERVERS] = "game-servers",
+    [O_TICKET_TTL] = "ticket-ttl",
+    [O_ASSIGNED_TTL] = "assigned-ttl",
+    [O_GRACE] = "grace",
+    [O_MAX_CONNECTIONS] = "max-connections",
+    [O_MAX_TICKETS] = "max-tickets",
+    [O_RATE] = "rate",
+    [O_RATE_BURST] = "rate-burst",
+    [O_MAX_ERRORS] = "max-errors",
+    [O_OUTBOUND_MAX_MESSAGES] = "outbound-max-messages",
+    [O_OUTBOUND_MAX_BYTES] = "outbound-max-bytes",
+    [O_IDLE_TIMEOUT] = "idle-timeout",
+    [O_LOG_LEVEL] = "log-level",
+};
+
+/* An unsigned flag value in [lo, hi]. */
+static int uint_flag(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out,
+                     char *err, size_t err_len)
+{
+    if (!parse_u64(v, hi, out) || *out < lo)
+        return bad(err, err_len, "--%s: expected an integer %llu..%llu, got '%s'", name,
+                   (unsigned long long)lo, (unsigned long long)hi, v);
+    return 0;
+}
+
+/* Seconds with up to three decimals, in [lo_ms, hi_s] -> milliseconds. */
+static int seconds_flag(const char *name, const char *v, uint64_t lo_ms, uint64_t hi_s,
+                        int64_t *out_ms, char *err, size_t err_len)
+{
+    uint64_t ms;
+
+    if (!parse_milli(v, hi_s, &ms) || ms < lo_ms)
+        return bad(err, err_len, "--%s: expected seconds %s%llu (up to 3 decimals), got '%s'", name,
+                   lo_ms ? "0.001.." : "0..", (unsigned long long)hi_s, v);
+    *out_ms = (int64_t)ms;
+    return 0;
+}
+
+static int apply_flag(struct mw_config *cfg, enum opt_id o, const char *v, char *err,
+                      size_t err_len)
+{
+    const char *name = opt_names[o];
+    uint64_t u;
+    int64_t ms;
+    int rc = 0;
+
+    switch (o) {
+    case O_LISTEN:
+        if (!parse_hostport(v, true, 0, cfg->listen_host, sizeof(cfg->listen_host),
+                            &cfg->listen_port))
+            return bad(err, err_len, "--listen: expected HOST:PORT (port 0..65535), got '%s'", v);
+        break;
+    case O_CHANNEL:
+        if (strcmp(v, "memory") == 0)
+            cfg->channel = MW_CHANNEL_MEMORY;
+        else if (strcmp(v, "redis") == 0)
+            cfg->channel = MW_CHANNEL_REDIS;
+        else
+            return bad(err, err_len, "--channel: expected memory or redis, got '%s'", v);
+        break;
+    case O_ROLE:
+        if (!parse_role(v, &cfg->role))
+            return bad(err, err_len, "--role: expected all, api or worker, got '%s'", v);
+        break;
+    case O_REDIS:
+        return parse_redis_url(cfg, v, "--redis", err, err_len);
+    case O_REDIS_PREFIX: {
+        size_t n = strlen(v);
+        if (n >= sizeof(cfg->redis_prefix))
+            return bad(err, err_len, "--redis-prefix: at most %zu bytes",
+                       sizeof(cfg->redis_prefix) - 1);
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+                return bad(err, err_len, "--redis-prefix: visible ASCII only");
+        }
+        memcpy(cfg->redis_prefix, v, n + 1);
+        break;
+    }
+    case O_MATCH_SIZE:
+        rc = uint_flag(name, v, 1, MW_MATCH_SIZE_MAX, &u, err, err_len);
+        if (!rc)
+            cfg->worker.mm.match_size = (unsigned)u;
+        break;
+    case O_QUEUE_SIZE:
+        return parse_queue_size(cfg, v, err, err_len);
+    case O_GAME_SERVERS:
+        return parse_game_servers(cfg, v, err, err_len);
+    case O_TICKET_TTL:
+        rc = seconds_flag(name, v, 1, MAX_SECONDS, &ms, err, err_len);
+        if (!rc)
+            cfg->ticket_ttl_ms = ms;
+        break;
+    case O_ASSIGNED_TTL:
+        rc = seconds_flag(name, v, 1, MAX_SECONDS, &ms, err, err_len);
+        if (!rc)
+            cfg->assigned_ttl_ms = ms;
+        break;
+    case O_GRACE:
+        rc = seconds_flag(name, v, 0, MAX_SECONDS, &ms, err, err_len);
+        if (!rc)
+            cfg->grace_ms = ms;
+        break;
+    case O_MAX_CONNECTIONS:
+        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
+        if (!rc)
+            cfg->max_connections = (unsigned)u;
+        break;
+    case O_MAX_TICKETS:
+        rc = uint_flag(name, v, 1, 1024, &u, err, err_len);
+        if (!rc)
+            cfg->limits.max_tickets = (unsigned)u;
+        break;
+    case O_RATE:
+        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
+        if (!rc)
+            cfg->limits.rate_per_sec = (double)u;
+        break;
+    case O_RATE_BURST:
+        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
+        if (!rc)
+            cfg->limits.rate_burst = (double)u;
+        break;
+    case O_MAX_ERRORS:
+        rc = uint_flag(name, v, 1, 1000, &u, err, err_len);
+        if (!rc)
+            cfg->limits.max_consecutive_errors = (unsigned)u;
+        break;
+    case O_OUTBOUND_MAX_MESSAGES:
+        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
+        if (!rc)
+            cfg->outbound_max_messages = (size_t)u;
+        break;
+    case O_OUTBOUND_MAX_BYTES:
+        /* at least one largest message (65,536 bytes) must fit */
+        rc = uint_flag(name, v, 65536, (uint64_t)1 << 30, &u, err, err_len);
+        if (!rc)
+            cfg->outbound_max_bytes = (size_t)u;
+        break;
+    case O_IDLE_TIMEOUT:
+        rc = uint_flag(name, v, 1, 86400, &u, err, err_len);
+        if (!rc)
+            cfg->idle_timeout_s = (int)u;
+        break;
+    case O_LOG_LEVEL:
+        rc = uint_flag(name, v, 0, 4, &u, err, err_len);
+        if (!rc)
+            cfg->log_level = (int)u;
+        break;
+    case O__COUNT:
+        break;
+    }
+    return rc;
+}
+
+/* ---- Environment ---------------------------------------------------------- */
+
+/* Value of NAME in env ("K=V" entries), NULL when absent or empty. */
+static const char *env_get(char *const env[], const char *name)
+{
+    size_t n = strlen(name);
+
+    if (!env)
+        return NULL;
+    for (size_t i = 0; env[i]; i++) {
+        if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+            return env[i][n + 1] ? env[i] + n + 1 : NULL;
+    }
+    return NULL;
+}
+
+static int apply_env(struct mw_config *cfg, char *const env[], const bool seen[O__COUNT], char *err,
+                     size_t err_len)
+{
+    const char *host = env_get(env, "REDIS_HOST"), *port = env_get(env, "REDIS_PORT"),
+               *role = env_get(env, "MATCHMAKING_ROLE");
+
+    if (!seen[O_REDIS]) {
+        if (host) {
+            char hp[300], h[256];
+            uint16_t p;
+            /* a bare host name or address; [v6] or v6 without brackets */
+            if (strchr(host, ':') && host[0] != '[')
+                snprintf(hp, sizeof(hp), "[%s]:6379", host);
+            else
+                snprintf(hp, sizeof(hp), "%s:6379", host);
+            if (strlen(host) > 255 || !parse_hostport(hp, false, 1, h, sizeof(h), &p))
+                return bad(err, err_len, "REDIS_HOST: '%s' is not a host name or address", host);
+            memcpy(cfg->redis_host, h, strlen(h) + 1);
+        }
+        if (port) {
+            uint64_t u;
+            if (!parse_u64(port, 65535, &u) || u < 1)
+                return bad(err, err_len, "REDIS_PORT: expected 1..65535, got '%s'", port);
+            cfg->redis_port = (uint16_t)u;
+        }
+    }
+    if (host && !seen[O_CHANNEL])
+        cfg->channel = MW_CHANNEL_REDIS;
+    if (role && !seen[O_ROLE] && !parse_role(role, &cfg->role))
+        return bad(err, err_len, "MATCHMAKING_ROLE: expected api, worker or all, got '%s'", role);
+    return 0;
+}
+
+/* ---- Entry point ---------------------------------------------------------- */
+
+int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *const env[],
+                    char *err, size_t err_len)
+{
+    bool seen[O__COUNT] = {false};
+    int i, rc;
+
+    mw_config_defaults(cfg);
+    if (err && err_len)
+        err[0] = '\0';
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *eq, *value;
+        size_t nl;
+        int o;
+
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cfg->help = true;
+            continue;
+        }
+        if (a[0] == '-' && a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) {
+            cfg->log_level += (int)strlen(a + 1);
+            if (cfg->log_level > 4)
+                cfg->log_level = 4;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+            return bad(err, err_len, "unexpected argument '%s'", a);
+        name = a + 2;
+        eq = strchr(name, '=');
+        nl = eq ? (size_t)(eq - name) : strlen(name);
+        for (o = 0; o < O__COUNT; o++) {
+            if (strlen(opt_names[o]) == nl && memcmp(opt_names[o], name, nl) == 0)
+                break;
+        }
+        if (o == O__COUNT)
+            return bad(err, err_len, "unknown option '--%.*s'", (int)(nl > 64 ? 64 : nl), name);
+        if (eq) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return bad(err, err_len, "--%s needs a value", opt_names[o]);
+            value = argv[++i];
+        }
+        rc = apply_flag(cfg, (enum opt_id)o, value, err, err_len);
+        if (rc)
+            return rc;
+        seen[o] = true;
+    }
+    if (cfg->help)
+        return 0;
+    rc = apply_env(cfg, env, seen, err, err_len);
+    if (rc)
+        return rc;
+    if (cfg->role != MW_ROLE_ALL && cfg->channel == MW_CHANNEL_MEMORY)
+        return bad(err, err_len,
+                   "--role %s needs --channel redis: a memory channel cannot reach another process",
+                   cfg->role == MW_ROLE_API ? "api" : "worker");
+    return 0;
+}
