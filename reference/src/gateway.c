@@ -15,7 +15,7 @@
 
 /* lws's rx buffer per WebSocket: small, so 10k idle connections stay cheap;
  * larger messages arrive in chunks and are reassembled here (bounded). */
-#define GW_RX_BUFFER 4096
+#define GW_RX_BUFFER 1024
 /* Seconds lws keeps a connection we asked to close when the peer does not
  * read the close frame (a non-reading slow consumer). */
 #define GW_CLOSE_GRACE_S 5
