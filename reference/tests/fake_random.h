@@ -9,8 +9,8 @@
 #include "error.h"
 
 struct fake_rng {
-    uint64_t s;   /* state; any non-zero seed */
-    int fail;     /* when non-zero, fill() returns this instead */
+    uint64_t s; /* state; any non-zero seed */
+    int fail;   /* when non-zero, fill() returns this instead */
     unsigned calls;
 };
 
