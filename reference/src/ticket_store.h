@@ -97,7 +97,9 @@ struct mw_ticket_store_ops {
     int (*sweep)(void *impl, int64_t now_ms);
     /* Number of live tickets per state (for /metrics); n[4] indexed by state. */
     void (*counts)(void *impl, uint64_t n[4]);
-    /* Whether the backend can serve now (/healthz); reason filled when not. */
+    /* Whether the backend can serve now (/healthz): returns 0 when it can,
+     * else a negative MW_E* code (MW_EUNAVAIL) with reason filled (an int
+     * action, STYLE habit 1; server.c relies on 0 meaning ready). */
     int (*ready)(void *impl, char *reason, size_t reason_len);
     void (*destroy)(void *impl);
 };
