@@ -280,7 +280,7 @@ class Handshake:
 
 
 def handshake(testee, subprotocols=None, path=None, raw_protocol_header=None, url=None,
-              rcvbuf=None, timeout=None):
+              rcvbuf=None, timeout=None, mss=None):
     """Sends an upgrade request and reads the response head. Returns a
     Handshake (sock left open: the caller wraps or closes it)."""
     u = urllib.parse.urlsplit(url or testee.url)
@@ -290,6 +290,11 @@ def handshake(testee, subprotocols=None, path=None, raw_protocol_header=None, ur
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if mss:
+        # A small MSS and receive buffer keep the peer's send buffer small
+        # too (Linux sizes it from the MSS), so a test that never reads
+        # reaches the server's own outbound bound quickly (MSG-096).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
     sock.settimeout(timeout)
     sock.connect((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,329 @@
+"""messages.md §7-8: limits and their reactions, error and close codes
+(MSG-090..101)."""
+
+import errno
+import select
+import socket
+import struct
+import time
+
+import pytest
+
+import ijson
+from conftest import needs_timer
+from mwclient import WS, Closed, WaitTimeout, encode_frame, handshake, uniq
+
+pytestmark = pytest.mark.profile("core")
+
+
+def still_serves(testee):
+    """Another connection is served normally (limits never affect others)."""
+    with WS(testee) as other:
+        assert other.ping()["type"] == "pong"
+
+
+@pytest.mark.req("MSG-090")
+def test_ticket_limit(testee, conns):
+    n = int(testee.decl["maxTickets"])
+    ws, other = conns(), conns()
+    tids = [ws.enqueue_ok(uniq("cf"))["ticketId"] for _ in range(n)]
+    r = ws.enqueue(uniq("cf"))
+    assert r["type"] == "error" and r["data"]["code"] == "too_many_tickets", ijson.dumps(r)
+    foreign = other.enqueue_ok(uniq("cf"))["ticketId"]
+    r = ws.request("watch", {"ticketId": foreign})
+    assert r["type"] == "error" and r["data"]["code"] == "too_many_tickets", ijson.dumps(r)
+    # Nothing was registered: cancelling the foreign ticket sends ws no push.
+    other.request("cancel", {"ticketId": foreign})
+    # A ticket that became final stops counting.
+    assert ws.request("cancel", {"ticketId": tids[0]})["type"] == "cancelled"
+    ws.ping()
+    assert not [m for m in ws.pending if m.get("data", {}).get("ticketId") == foreign]
+    assert ws.enqueue(uniq("cf"))["type"] == "enqueued"
+
+
+@pytest.mark.req("MSG-091")
+@pytest.mark.parametrize("size", [65537, 200000])
+def test_oversized_message_closes_1009(testee, conns, size):
+    ws = conns()
+    body = b'{"type":"ping","v":1,"data":{"pad":"' + b"x" * size + b'"}}'
+    try:
+        ws.send_text(body)
+    except OSError:
+        pass  # the server may close before reading it all
+    c = ws.expect_closed()
+    assert c.code == 1009, "expected close 1009, got %s" % c
+    still_serves(testee)
+
+
+@pytest.mark.req("MSG-091")
+def test_exactly_65536_is_fine(conns):
+    ws = conns()
+    head = b'{"type":"ping","v":1,"id":"big","data":{"pad":"'
+    tail = b'"}}'
+    ws.send_text(head + b"x" * (65536 - len(head) - len(tail)) + tail)
+    r = ws.reply("big")
+    assert r["type"] == "pong"
+
+
+@pytest.mark.req("MSG-091")
+def test_oversized_fragmented_closes_1009(conns):
+    ws = conns()
+    ws.send_raw_frame(encode_frame(0x1, b'{"type":"ping","v":1,"data":{"p":"' + b"x" * 40000, fin=False))
+    try:
+        ws.send_raw_frame(encode_frame(0x0, b"x" * 40000 + b'"}}', fin=True))
+    except OSError:
+        pass
+    assert ws.expect_closed().code == 1009
+
+
+@pytest.mark.req("MSG-092")
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"])
+def test_invalid_utf8_closes_1007(testee, conns, bad):
+    ws = conns()
+    ws.send_text(b'{"type":"ping","v":1,"data":{"s":"' + bad + b'"}}')
+    c = ws.expect_closed()
+    assert c.code == 1007, "expected close 1007, got %s" % c
+    still_serves(testee)
+
+
+@pytest.mark.req("MSG-093", "ENV-012")
+def test_binary_closes_1003(testee, conns):
+    ws = conns()
+    ws.send_binary(b'{"type":"ping","v":1,"data":{}}')
+    c = ws.expect_closed()
+    assert c.code == 1003, "expected close 1003, got %s" % c
+    still_serves(testee)
+
+
+@pytest.mark.req("MSG-094")
+def test_consecutive_errors_close_1008(testee, conns):
+    n = int(testee.decl["maxConsecutiveErrors"])
+    ws = conns()
+    bad = ["{", "[]", '{"type":"zz","v":1,"data":{}}', '{"type":"ping","v":9,"data":{}}',
+           '{"type":"enqueue","v":1,"data":{}}', '{"type":"ping","v":1}']
+    # n-1 errors, then a success resets the count.
+    for i in range(n - 1):
+        ws.send_text(bad[i % len(bad)])
+        assert ws.recv()["type"] == "error"
+    assert ws.ping()["type"] == "pong", "connection closed before %d consecutive errors" % n
+    for i in range(n - 1):
+        ws.send_text(bad[i % len(bad)])
+        assert ws.recv()["type"] == "error"
+    ws.send_text("{")
+    try:
+        r = ws.recv()
+        assert r["type"] == "error"
+    except Closed as c:
+        assert c.code == 1008
+        return
+    c = ws.expect_closed()
+    assert c.code == 1008, "expected close 1008 after %d consecutive errors, got %s" % (n, c)
+    still_serves(testee)
+
+
+@pytest.mark.req("MSG-095", "MSG-100")
+def test_rate_limit(testee, conns):
+    burst, rate = float(testee.decl["rateBurst"]), float(testee.decl["rate"])
+    ws = conns(pace=False)
+    # Send as fast as possible until well over what the bucket can hold:
+    # burst + rate x elapsed, measured while sending (a slow client host
+    # must not make the test pass or fail by itself).
+    maxerr = int(testee.decl["maxConsecutiveErrors"])
+    t0 = time.monotonic()
+    total = 0
+    while total < burst + rate * (time.monotonic() - t0) * 1.5 + 100 and total < burst + rate * 30:
+        for _ in range(50):
+            ws.send_env("ping", {}, id="r%d" % total)
+            total += 1
+    limited = ok = 0
+    closed = None
+    for i in range(total):
+        try:
+            r = ws.recv()
+        except Closed as c:
+            closed = c
+            break
+        if r["type"] == "pong":
+            ok += 1
+        else:
+            assert r["data"]["code"] == "rate_limited", ijson.dumps(r)
+            assert r["data"]["retryable"] is True
+            assert r.get("id") == "r%d" % i
+            limited += 1
+    assert limited > 0, "%d messages at once: none was rate limited (declared rate %s/s, burst %s)" % (
+        total, rate, burst)
+    assert ok >= burst * 0.9, "only %d of a burst of %d accepted" % (ok, burst)
+    if closed is not None:
+        assert closed.code == 1008 and limited >= maxerr, "closed %s" % closed
+
+
+def _raw_ws(testee, rcvbuf=2048, mss=536):
+    hs = handshake(testee, ["matchwire.v1"], rcvbuf=rcvbuf, mss=mss)
+    assert hs.status == 101
+    return hs.sock
+
+
+def _read_frames_until_close(sock, timeout):
+    """Reads everything; returns (close code or None, eof, data frames)."""
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    frames = 0
+    sock.setblocking(False)
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([sock], [], [], 0.5)
+        if r:
+            try:
+                chunk = sock.recv(1 << 20)
+            except OSError as e:
+                return None, "error %s" % e, frames
+            if not chunk:
+                return None, "eof", frames
+            buf += chunk
+        while len(buf) >= 2:
+            n = buf[1] & 0x7F
+            off = 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, off = struct.unpack("!H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, off = struct.unpack("!Q", buf[2:10])[0], 10
+            if len(buf) < off + n:
+                break
+            op = buf[0] & 0x0F
+            payload = bytes(buf[off:off + n])
+            del buf[:off + n]
+            if op == 0x8:
+                return (struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None), "close", frames
+            frames += 1
+    return None, "timeout", frames
+
+
+@pytest.mark.req("MSG-096")
+def test_slow_consumer_closed_4001(testee, conns):
+    """A client that never reads: the server must close it with 4001 once
+    its outbound bound overflows, and keep serving others meanwhile."""
+    rate, burst = float(testee.decl["rate"]), float(testee.decl["rateBurst"])
+    bound_msgs = int(testee.decl["outboundMaxMessages"])
+    bound_bytes = int(testee.decl["outboundMaxBytes"])
+    rid = "x" * 64
+    reply_size = 60 + len(rid)
+    # Enough replies to fill the declared bound plus the kernel buffers on
+    # both sides (about 50-130 KiB with MSS 536 and a 2 KiB receive buffer).
+    need = min(bound_msgs, bound_bytes // reply_size + 1) + (192 * 1024) // reply_size
+    seconds = max(0.0, (need - burst) / (0.9 * rate))
+    needs_timer(testee, "outbound bound / rate (seconds to overflow)", round(seconds, 1))
+    sock = _raw_ws(testee)
+    other = conns()
+    msg = encode_frame(0x1, ('{"type":"ping","v":1,"id":"%s","data":{}}' % rid).encode())
+    sock.setblocking(False)
+    sent, t0 = 0, time.monotonic()
+    tokens, tt = burst * 0.9, t0
+    stalled_since = None
+    while sent < need:
+        now = time.monotonic()
+        tokens = min(burst * 0.9, tokens + (now - tt) * rate * 0.9)
+        tt = now
+        if tokens < 1:
+            time.sleep((1 - tokens) / (rate * 0.9))
+            continue
+        try:
+            sock.send(msg)
+            tokens -= 1
+            sent += 1
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or now
+            if now - stalled_since > testee.timeout:
+                break  # the server stopped reading us
+            select.select([], [sock], [], 0.1)
+        except OSError:
+            break  # reset: the server closed
+        if sent % 200 == 0:
+            assert other.ping()["type"] == "pong", "another connection was not served meanwhile"
+    assert other.ping()["type"] == "pong"
+    code, how, frames = _read_frames_until_close(sock, testee.timeout * 3)
+    sock.close()
+    assert code == 4001, ("after %d requests never read, expected close 4001; got %s (%s) after %d replies"
+                          % (sent, code, how, frames))
+    still_serves(testee)
+
+
+@pytest.mark.req("MSG-097")
+def test_idle_ping_then_close(testee, conns):
+    idle = testee.decl["idleTimeoutSeconds"]
+    needs_timer(testee, "idleTimeoutSeconds", idle)
+    ws = conns(auto_pong=False)
+    t0 = time.monotonic()
+    try:
+        c = ws.expect_closed(timeout=idle * 2 + testee.timeout + 2)
+    except WaitTimeout:
+        raise AssertionError("an idle connection that never answers pings was not closed")
+    assert ws.pings, "closed without a WebSocket ping first"
+    assert ws.pings[0] - t0 >= idle * 0.8, "pinged after %.1fs, before the idle timeout" % (ws.pings[0] - t0)
+    assert c.code in (4002, None), "idle close code %s (4002 or a dropped TCP connection)" % c.code
+
+
+@pytest.mark.req("MSG-097")
+def test_idle_with_pongs_stays_open(testee, conns):
+    idle = testee.decl["idleTimeoutSeconds"]
+    needs_timer(testee, "idleTimeoutSeconds", idle)
+    ws = conns(auto_pong=True)
+    try:
+        ws.recv(timeout=idle * 2.5)
+        raise AssertionError("unexpected message on an idle connection")
+    except WaitTimeout:
+        pass
+    assert ws.pings, "no WebSocket ping on a connection idle for %.1fs" % (idle * 2.5)
+    assert ws.ping()["type"] == "pong", "a connection answering pings was closed"
+
+
+@pytest.mark.req("MSG-098")
+def test_connection_limit(testee, conns):
+    mc = testee.decl["maxConnections"]
+    if not mc or mc > 200:
+        pytest.skip("declared maxConnections=%s: declare a small limit (<= 200) to test it" % mc)
+    held = []
+    refused = None
+    try:
+        for i in range(mc + 5):
+            hs = handshake(testee, ["matchwire.v1"])
+            if hs.status != 101:
+                refused = ("http", hs.status)
+                hs.sock.close()
+                break
+            held.append(hs.sock)
+            # A 1013 close right after the handshake also refuses.
+            r, _, _ = select.select([hs.sock], [], [], 0.05 if i < mc - 1 else testee.timeout / 2)
+            if r and i >= mc - 1:
+                data = hs.rest + hs.sock.recv(64)
+                if len(data) >= 4 and data[0] & 0x0F == 0x8:
+                    refused = ("close", struct.unpack("!H", data[2:4])[0])
+                    break
+        assert refused is not None, "%d connections accepted beyond --max-connections=%d" % (mc + 5, mc)
+        assert refused in (("http", 503), ("close", 1013)), "refused with %r (503 or close 1013)" % (refused,)
+        assert len(held) >= mc - 2, "refused at %d connections, limit %d" % (len(held), mc)
+    finally:
+        for s in held[:-1]:
+            s.close()
+    # The existing ones keep being served once room is made.
+    with WS(testee) as w2:
+        assert w2.ping()["type"] == "pong"
+    for s in held[-1:]:
+        s.close()
+
+
+@pytest.mark.req("MSG-100")
+@pytest.mark.parametrize("text,code", [
+    ("{", "bad_json"), ('{"type":"ping","v":1,"data":' + "[" * 40 + "]" * 40 + "}", "too_deep"),
+    ("1", "bad_envelope"), ('{"type":"qq","v":1,"data":{}}', "unknown_type"),
+    ('{"type":"ping","v":2,"data":{}}', "unsupported_version"),
+    ('{"type":"enqueue","v":1,"data":{}}', "bad_message"),
+    ('{"type":"watch","v":1,"data":{"ticketId":"00000000-0000-4000-8000-000000000000"}}', "not_found"),
+])
+def test_retryable_flags(ws, text, code):
+    ws.send_text(text)
+    r = ws.recv()
+    assert r["type"] == "error" and r["data"]["code"] == code, ijson.dumps(r)
