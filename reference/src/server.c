@@ -307,10 +307,13 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     if (!s->gw)
         goto fail;
 
+    /* The expiry pass runs where the matchmaking runs (roles all and worker;
+     * ticket_store_redis.h: sweep in worker-role instances only). */
     ev_timer_init(&s->sweep, server_sweep_cb, server_sweep_period_s(cfg),
                   server_sweep_period_s(cfg));
     s->sweep.data = s;
-    ev_timer_start(mw_loop_ev(s->loop), &s->sweep);
+    if (work)
+        ev_timer_start(mw_loop_ev(s->loop), &s->sweep);
     ev_init(&s->shutdown, server_shutdown_cb);
     s->shutdown.repeat = SERVER_SHUTDOWN_POLL_S;
     s->shutdown.data = s;

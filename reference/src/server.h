@@ -9,8 +9,9 @@
  * (--channel redis; built only when the Redis backends exist, MW_HAVE_REDIS).
  *
  * Wiring: hub subscribed to the channel; store->on_ended = mw_hub_on_ended;
- * worker on the store's feed; a sweep timer runs the store's expiry pass every
- * min(100 ms, min(grace, ttl) / 4), at least every 10 ms.
+ * worker on the store's feed; in roles all and worker a sweep timer runs the
+ * store's expiry pass every min(100 ms, min(grace, ttl) / 4), at least every
+ * 10 ms.
  *
  * Shutdown (SIGINT/SIGTERM): stop accepting, close every WebSocket with 1001,
  * wait for them (at most 1.5 s), then mw_server_free() tears down:
