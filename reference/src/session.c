@@ -422,6 +422,29 @@ static void request_done(struct mw_session *s)
     process_queue(s);
 }
 
+/* Re-read after enqueue: for a store whose worker runs in another process
+ * (Redis), the ticket may have been assigned and published between its
+ * creation and our route registration; the create result (read at creation)
+ * cannot show that, this read (made after the route exists) does. A push,
+ * not a reply: it goes through dedupe and needs no ordering. */
+static void on_reread(void *ud, int status, const struct mw_ticket *t)
+{
+    struct mw_session *s = ud;
+    struct entry *e;
+
+    if (!s->closed && status == 0 && t && t->state != MW_TICKET_QUEUED) {
+        e = find_live(s, t->id);
+        if (e && !e->watch_pending) {
+            if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope)
+                deliver_assigned(s, e, t->assigned_envelope, t->assigned_envelope_len, t->version,
+                                 0);
+            else
+                deliver_ended(s, e, t);
+        }
+    }
+    unref(s);
+}
+
 static void on_created(void *ud, int status, const struct mw_ticket *t)
 {
     struct mw_session *s = ud;
@@ -472,6 +495,8 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
     }
     reply_ok(s);
     after_read(s, e, t);
+    if (e->used && mw_ticket_store_get(s->env->store, t->id, on_reread, s) == 0)
+        s->refs++;
 out:
     request_done(s);
     unref(s);

@@ -735,6 +735,31 @@ static void test_enqueue_race(void **state)
     }
 }
 
+/* A store whose worker runs elsewhere may assign (and publish) a ticket
+ * before the creating connection's route exists; the create result, read at
+ * creation, still says queued. The session re-reads after registering the
+ * route. Here the ticket id is predicted from the PRNG so the assignment can
+ * be committed before the create callback, with the publish lost. */
+static void test_enqueue_assigned_before_route(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    struct fake_rng clone = fx->rng;
+    char ids[1][MW_TICKET_ID_LEN + 1], got[MW_TICKET_ID_LEN + 1];
+
+    assert_int_equal(mw_uuid4(fake_rng_fill, &clone, ids[0]), 0);
+    say(fx, c, "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"p\"}}");
+    commit_match(fx, ids, 1, false);
+    run(fx);
+    assert_int_equal(fx->commits_pending, 0);
+    ticket_of(c, 0, got);
+    assert_string_equal(got, ids[0]);
+    expect_out(c, 0, "\"state\":\"queued\",\"version\":1");
+    assert_int_equal(c->n_out, 2);
+    expect_out(c, 1, "\"type\":\"match.assigned\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+}
+
 static void test_close_in_flight(void **state)
 {
     struct fx *fx = *state;
@@ -842,6 +867,7 @@ int main(void)
         T(test_rate_limit),
         T(test_late_watch_race),
         T(test_enqueue_race),
+        T(test_enqueue_assigned_before_route),
         T(test_close_in_flight),
         T(test_slow_consumer),
         T(test_oom),
