@@ -13,12 +13,49 @@
 struct ev_loop;
 
 /* Creates the backend in *out (the struct must not move afterwards). cfg and
- * o copied; loop borrowed. consumer_name names this instance in the stream's
- * consumer group (only used when a feed subscriber exists, i.e. in the
- * worker role). Returns 0 or MW_ENOMEM; operations while Redis is down fail
- * with MW_EUNAVAIL (synchronously, no callback). */
+ * o copied (cfg NULL or a zero field: its default); loop borrowed; rnd makes
+ * ticket ids and this instance's origin nonce. consumer_name names this
+ * instance in the stream's consumer group and as holder of the worker lease
+ * (only used when a feed subscriber exists, i.e. in the worker role; NULL:
+ * a random name; give a stable one, e.g. the host name, so a restarted
+ * worker reclaims its own pending entries). Returns 0, MW_EINVAL (prefix too
+ * long) or MW_ENOMEM; never blocks. Operations while Redis is down fail with
+ * MW_EUNAVAIL (synchronously, no callback). Connections: one for commands,
+ * one subscribed to <prefix>matchmaking:ended, one for the feed (worker).
+ *
+ * Backend details (differences from the memory store are marked *):
+ * - a callback's ticket is NULL when its status is neither 0 nor MW_ESTATE;
+ *   statuses also include MW_EIO (a ticket hash that does not parse) and
+ *   MW_ELIMIT for create (max_tickets tickets not yet forgotten);
+ * - cancel() of a cancelled or expired ticket gives MW_ENOTFOUND (MSG-031);
+ * - * detach() is fire-and-forget: 0 once sent (an unknown ticket or an
+ *   unbalanced detach is ignored by the script), MW_EUNAVAIL when down;
+ * - * sweep() returns 0 once the pass is sent (or one is still running), not
+ *   a count: what it changed arrives later through on_ended (this instance)
+ *   and the ended notices (other instances), and on the feed as REMOVED via
+ *   the stream. Run it in worker-role instances only (any number);
+ * - on_ended: called for every end without assignment made by ANY instance:
+ *   for this instance's cancel() after its callback, for its sweep when the
+ *   pass answers, and for other instances' ends when their notice arrives
+ *   (CHN-031; such a ticket carries only id, state and version). A notice
+ *   lost while the subscription was down is not replayed: see
+ *   mw_ticket_store_redis_on_resubscribed();
+ * - * feed(): the worker lease decides which worker instance is fed; the
+ *   others stand by. On gaining the lease the feed first delivers every
+ *   queued ticket (claimed pending entries, then all of mw:queue, oldest
+ *   first), then new entries; duplicates are possible (at least once);
+ * - counts() is refreshed from <prefix>mw:counts every second (approximate,
+ *   all instances together). */
 int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticket_store_config *cfg,
                               struct ev_loop *loop, const struct mw_redis_opts *o,
                               const char *consumer_name, mw_random_fn rnd, void *rnd_ud);
+
+/* Sets a hook (cb may be NULL) called after every SUBSCRIBE confirmation of
+ * the ended-notice channel, the first one included: the gateway re-reads its
+ * watched tickets then (CHN-023), exactly as on the channel's
+ * on_resubscribed; the same function can serve both. No-op for a store that
+ * is not this backend. */
+void mw_ticket_store_redis_on_resubscribed(struct mw_ticket_store *s, void (*cb)(void *ud),
+                                           void *ud);
 
 #endif /* MW_TICKET_STORE_REDIS_H */

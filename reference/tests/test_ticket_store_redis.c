@@ -1,0 +1,944 @@
+/* Tests for the Redis ticket store against a real redis-server: the memory
+ * store's semantics (transitions, versions, idempotency, grace, ttl,
+ * retention, CAS) across two store instances ("two processes"), two workers
+ * racing on overlapping matches (exactly one wins), ended notices across
+ * instances, the feed (rebuild, stream, XACK, lease), Redis down at start
+ * and restarted mid-run, destroy with requests pending. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "fake_random.h"
+#include "log.h"
+#include "redis_testenv.h"
+#include "ticket_store_redis.h"
+
+#define TTL   10000
+#define ATTL  5000
+#define GRACE 3000
+
+struct fx;
+
+struct cbrec {
+    struct fx *fx;
+    int calls;
+    int status;
+    bool has_t;
+    struct mw_ticket t;
+    int seq;
+    size_t failed, n;
+    struct mw_ticket at[MW_MATCH_SIZE_MAX];
+};
+
+struct feed_ev {
+    enum mw_feed_event ev;
+    char id[MW_TICKET_ID_LEN + 1];
+    enum mw_ticket_state state;
+    uint64_t version;
+    int seq;
+};
+
+/* One store instance with what it observed. */
+struct inst {
+    struct fx *fx;
+    struct mw_ticket_store st;
+    struct fake_rng rng;
+    struct feed_ev feed[512];
+    size_t n_feed;
+    struct feed_ev ended[64];
+    size_t n_ended;
+    int resub;
+};
+
+struct fx {
+    struct ev_loop *loop;
+    struct mwt_redis *r;
+    struct inst a, b;
+    int seq;
+    int64_t t0;
+};
+
+static struct mwt_redis g_redis; /* started once per group (group state) */
+
+static void cbrec_reset(struct cbrec *c)
+{
+    struct fx *fx = c->fx;
+
+    mw_ticket_clear(&c->t);
+    for (size_t i = 0; i < c->n; i++)
+        mw_ticket_clear(&c->at[i]);
+    memset(c, 0, sizeof(*c));
+    c->fx = fx;
+}
+
+static void on_ticket(void *ud, int status, const struct mw_ticket *t)
+{
+    struct cbrec *c = ud;
+
+    c->calls++;
+    c->status = status;
+    c->seq = ++c->fx->seq;
+    mw_ticket_clear(&c->t);
+    c->has_t = t != NULL;
+    if (t)
+        assert_int_equal(mw_ticket_copy(&c->t, t), 0);
+}
+
+static void on_assign(void *ud, const struct mw_assign_result *r)
+{
+    struct cbrec *c = ud;
+
+    c->calls++;
+    c->status = r->status;
+    c->failed = r->failed;
+    c->seq = ++c->fx->seq;
+    for (size_t i = 0; i < c->n; i++)
+        mw_ticket_clear(&c->at[i]);
+    c->n = r->n;
+    for (size_t i = 0; i < r->n; i++)
+        assert_int_equal(mw_ticket_copy(&c->at[i], &r->tickets[i]), 0);
+}
+
+static void on_feed(void *ud, enum mw_feed_event ev, const struct mw_ticket *t)
+{
+    struct inst *in = ud;
+    struct feed_ev *e;
+
+    assert_true(in->n_feed < 512);
+    e = &in->feed[in->n_feed++];
+    e->ev = ev;
+    memcpy(e->id, t->id, sizeof(e->id));
+    e->state = t->state;
+    e->version = t->version;
+    e->seq = ++in->fx->seq;
+}
+
+static void on_ended(void *ud, const struct mw_ticket *t)
+{
+    struct inst *in = ud;
+    struct feed_ev *e;
+
+    assert_true(in->n_ended < 64);
+    e = &in->ended[in->n_ended++];
+    memcpy(e->id, t->id, sizeof(e->id));
+    e->state = t->state;
+    e->version = t->version;
+    e->seq = ++in->fx->seq;
+}
+
+static void on_resub(void *ud)
+{
+    ((struct inst *)ud)->resub++;
+}
+
+static bool inst_ready(void *ud)
+{
+    struct inst *in = ud;
+
+    return in->st.ops->ready(in->st.impl, NULL, 0) == 1 && in->resub >= 1;
+}
+
+static bool both_ready(void *ud)
+{
+    struct fx *fx = ud;
+
+    return inst_ready(&fx->a) && inst_ready(&fx->b);
+}
+
+static int inst_make(struct fx *fx, struct inst *in, uint64_t seed, const char *consumer)
+{
+    struct mw_ticket_store_config cfg = {
+        .ticket_ttl_ms = TTL, .assigned_ttl_ms = ATTL, .grace_ms = GRACE, .max_tickets = 0};
+    struct mw_redis_opts o = mwt_opts(fx->r, "t:");
+
+    in->fx = fx;
+    in->rng.s = seed;
+    if (mw_ticket_store_redis_new(&in->st, &cfg, fx->loop, &o, consumer, fake_rng_fill, &in->rng) !=
+        0)
+        return -1;
+    in->st.on_ended = on_ended;
+    in->st.on_ended_ud = in;
+    mw_ticket_store_redis_on_resubscribed(&in->st, on_resub, in);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    mw_log_setup(NULL, NULL, MW_LOG_WARN);
+    return mwt_redis_start(&g_redis) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    mwt_redis_stop(&g_redis, SIGTERM);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    redisReply *rep;
+
+    if (!fx)
+        return -1;
+    if (g_redis.pid <= 0 && mwt_redis_start(&g_redis) != 0)
+        return -1;
+    rep = mwt_cmd(&g_redis, "FLUSHALL");
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    fx->r = &g_redis;
+    fx->loop = ev_loop_new(EVFLAG_AUTO);
+    fx->t0 = mwt_now_ms();
+    if (inst_make(fx, &fx->a, 0x9e3779b97f4a7c15ULL, "wa") != 0 ||
+        inst_make(fx, &fx->b, 0x1234567887654321ULL, "wb") != 0)
+        return -1;
+    if (!mwt_run_until(fx->loop, both_ready, fx, 3.0))
+        return -1;
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    mw_ticket_store_destroy(&fx->a.st);
+    mw_ticket_store_destroy(&fx->b.st);
+    ev_loop_destroy(fx->loop);
+    free(fx);
+    return 0;
+}
+
+static bool called(void *ud)
+{
+    return ((struct cbrec *)ud)->calls > 0;
+}
+
+static void wait_cb(struct fx *fx, struct cbrec *c)
+{
+    assert_true(mwt_run_until(fx->loop, called, c, 3.0));
+}
+
+static struct mw_enqueue_req req_for(const char *player, const char *key, bool watched)
+{
+    struct mw_enqueue_req r;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.queue, sizeof(r.queue), "duel");
+    snprintf(r.player_id, sizeof(r.player_id), "%s", player);
+    if (key) {
+        snprintf(r.idem_key, sizeof(r.idem_key), "%s", key);
+        r.has_idem_key = true;
+    }
+    r.watched = watched;
+    return r;
+}
+
+static void create_ok(struct fx *fx, struct inst *in, const char *player, const char *key,
+                      bool watched, int64_t now, char out[MW_TICKET_ID_LEN + 1])
+{
+    struct cbrec c = {.fx = fx};
+    struct mw_enqueue_req r = req_for(player, key, watched);
+
+    assert_int_equal(mw_ticket_store_create(&in->st, &r, now, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    memcpy(out, c.t.id, MW_TICKET_ID_LEN + 1);
+    cbrec_reset(&c);
+}
+
+static void get_ok(struct fx *fx, struct inst *in, const char *id, struct cbrec *c)
+{
+    cbrec_reset(c);
+    assert_int_equal(mw_ticket_store_get(&in->st, id, on_ticket, c), 0);
+    wait_cb(fx, c);
+}
+
+static void sweep_wait(struct fx *fx, struct inst *in, int64_t now)
+{
+    assert_int_equal(mw_ticket_store_sweep(&in->st, now), 0);
+    /* The pass answers on the command connection: a get issued after it
+     * answers after it (one connection, in order). */
+    {
+        struct cbrec c = {.fx = fx};
+        get_ok(fx, in, "00000000-0000-4000-8000-000000000000", &c);
+        cbrec_reset(&c);
+    }
+}
+
+static const char *const ENV = "{\"type\":\"match.assigned\",\"v\":1,\"data\":{}}";
+
+static void fill_match(struct mw_match *m, int64_t at, size_t n, char ids[][MW_TICKET_ID_LEN + 1],
+                       const uint64_t *versions)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->match_id, sizeof(m->match_id), "00000000-0000-4000-8000-000000000001");
+    snprintf(m->connection, sizeof(m->connection), "gs1:7777");
+    m->assigned_ms = at;
+    m->n = n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(m->ticket_ids[i], ids[i], MW_TICKET_ID_LEN + 1);
+        snprintf(m->player_ids[i], sizeof(m->player_ids[i]), "p%zu", i);
+        m->versions[i] = versions ? versions[i] : 2;
+        m->envelopes[i] = ENV;
+        m->envelope_lens[i] = strlen(ENV);
+    }
+}
+
+/* ---- Tests ---------------------------------------------------------------- */
+
+static void test_create_get_layout(void **state)
+{
+    struct fx *fx = *state;
+    struct cbrec c = {.fx = fx};
+    struct mw_enqueue_req r = req_for("player one", "k1", false);
+    char attrs[] = "{\"region\":\"eu\",\"mmr\":1500}";
+    redisReply *rep;
+    uint64_t n[4];
+
+    snprintf(r.region, sizeof(r.region), "eu");
+    r.attributes_json = attrs;
+    assert_int_equal(mw_ticket_store_create(&fx->a.st, &r, fx->t0, on_ticket, &c), 0);
+    assert_int_equal(c.calls, 0); /* never before the call returns */
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_true(mw_uuid4_valid(c.t.id, strlen(c.t.id)));
+    assert_int_equal(c.t.state, MW_TICKET_QUEUED);
+    assert_int_equal(c.t.version, 1);
+    assert_int_equal(c.t.created_ms, fx->t0);
+    assert_int_equal(c.t.expires_ms, fx->t0 + TTL);
+    assert_string_equal(c.t.queue, "duel");
+    assert_string_equal(c.t.player_id, "player one");
+    assert_string_equal(c.t.region, "eu");
+    assert_true(c.t.has_idem_key);
+    assert_string_equal(c.t.attributes_json, attrs);
+
+    /* Read back through the other instance. */
+    {
+        struct cbrec g = {.fx = fx};
+        get_ok(fx, &fx->b, c.t.id, &g);
+        assert_int_equal(g.status, 0);
+        assert_string_equal(g.t.id, c.t.id);
+        assert_int_equal(g.t.version, 1);
+        assert_string_equal(g.t.attributes_json, attrs);
+        get_ok(fx, &fx->b, "11111111-1111-4111-8111-111111111111", &g);
+        assert_int_equal(g.status, MW_ENOTFOUND);
+        assert_false(g.has_t);
+        cbrec_reset(&g);
+    }
+    /* The documented layout (CHN-040, 5.1). */
+    rep = mwt_cmd(fx->r, "HGET t:mw:ticket:%s watchers", c.t.id);
+    assert_string_equal(rep->str, "0");
+    freeReplyObject(rep);
+    rep = mwt_cmd(fx->r, "GET %s", "t:mw:idem:10:player one:k1");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, c.t.id);
+    freeReplyObject(rep);
+    rep = mwt_cmd(fx->r, "PTTL t:mw:ticket:%s", c.t.id);
+    assert_true(rep->integer > TTL && rep->integer <= TTL + ATTL);
+    freeReplyObject(rep);
+    rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", c.t.id);
+    assert_int_equal(atoll(rep->str), fx->t0 + TTL);
+    freeReplyObject(rep);
+    rep = mwt_cmd(fx->r, "XLEN t:mw:tickets");
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    /* counts() refreshes from Redis every second. */
+    mwt_run_until(fx->loop, NULL, NULL, 1.2);
+    fx->b.st.ops->counts(fx->b.st.impl, n);
+    assert_int_equal(n[MW_TICKET_QUEUED], 1);
+    cbrec_reset(&c);
+}
+
+/* MSG-026 across instances: same player + key -> same ticket, whichever
+ * instance; another player with the same key -> another ticket. */
+static void test_idempotent_across_instances(void **state)
+{
+    struct fx *fx = *state;
+    char id1[MW_TICKET_ID_LEN + 1], id2[MW_TICKET_ID_LEN + 1], id3[MW_TICKET_ID_LEN + 1];
+    char id4[MW_TICKET_ID_LEN + 1];
+    struct cbrec c1 = {.fx = fx}, c2 = {.fx = fx};
+    struct mw_enqueue_req r = req_for("p:1", "key", false);
+
+    create_ok(fx, &fx->a, "p:1", "key", false, fx->t0, id1);
+    create_ok(fx, &fx->b, "p:1", "key", false, fx->t0 + 5, id2);
+    assert_string_equal(id1, id2);
+    create_ok(fx, &fx->b, "p:2", "key", false, fx->t0, id3);
+    assert_string_not_equal(id1, id3);
+    /* "p" + "1:key" must not collide with "p:1" + "key" (length prefix). */
+    create_ok(fx, &fx->b, "p", "1:key", false, fx->t0, id4);
+    assert_string_not_equal(id1, id4);
+    /* Two instances at once, same key: one ticket. */
+    r = req_for("racer", "k", false);
+    assert_int_equal(mw_ticket_store_create(&fx->a.st, &r, fx->t0, on_ticket, &c1), 0);
+    assert_int_equal(mw_ticket_store_create(&fx->b.st, &r, fx->t0, on_ticket, &c2), 0);
+    wait_cb(fx, &c1);
+    wait_cb(fx, &c2);
+    assert_int_equal(c1.status, 0);
+    assert_int_equal(c2.status, 0);
+    assert_string_equal(c1.t.id, c2.t.id);
+    /* After a cancel the key still returns the (now cancelled) ticket. */
+    {
+        struct cbrec c = {.fx = fx};
+        assert_int_equal(mw_ticket_store_cancel(&fx->a.st, id1, fx->t0 + 10, on_ticket, &c), 0);
+        wait_cb(fx, &c);
+        cbrec_reset(&c);
+        r = req_for("p:1", "key", false);
+        assert_int_equal(mw_ticket_store_create(&fx->b.st, &r, fx->t0 + 20, on_ticket, &c), 0);
+        wait_cb(fx, &c);
+        assert_string_equal(c.t.id, id1);
+        assert_int_equal(c.t.state, MW_TICKET_CANCELLED);
+        assert_int_equal(c.t.version, 2);
+        cbrec_reset(&c);
+    }
+    cbrec_reset(&c1);
+    cbrec_reset(&c2);
+}
+
+static bool b_ended_1(void *ud)
+{
+    return ((struct fx *)ud)->b.n_ended >= 1;
+}
+
+/* MSG-030/031 and CHN-031: cancel paths; on_ended locally after the cancel
+ * callback, and in the other instance through the ended notice, once each. */
+static void test_cancel_paths_and_notices(void **state)
+{
+    struct fx *fx = *state;
+    char id[MW_TICKET_ID_LEN + 1], id2[MW_TICKET_ID_LEN + 1];
+    struct cbrec c = {.fx = fx}, a = {.fx = fx};
+    struct mw_match m;
+    char ids[1][MW_TICKET_ID_LEN + 1];
+
+    create_ok(fx, &fx->a, "p1", NULL, false, fx->t0, id);
+    assert_int_equal(mw_ticket_store_cancel(&fx->a.st, id, fx->t0 + 1, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.t.state, MW_TICKET_CANCELLED);
+    assert_int_equal(c.t.version, 2);
+    assert_int_equal(fx->a.n_ended, 1);
+    assert_true(fx->a.ended[0].seq > c.seq); /* after the canceller's callback */
+    assert_int_equal(fx->a.ended[0].state, MW_TICKET_CANCELLED);
+    assert_int_equal(fx->a.ended[0].version, 2);
+    assert_true(mwt_run_until(fx->loop, b_ended_1, fx, 3.0));
+    assert_string_equal(fx->b.ended[0].id, id);
+    assert_int_equal(fx->b.ended[0].state, MW_TICKET_CANCELLED);
+    assert_int_equal(fx->b.ended[0].version, 2);
+    mwt_run_until(fx->loop, NULL, NULL, 0.1);
+    assert_int_equal(fx->a.n_ended, 1); /* its own notice is not delivered again */
+    assert_int_equal(fx->b.n_ended, 1);
+
+    /* Cancelled again, or unknown, or not a ticket id: not_found. */
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_cancel(&fx->b.st, id, fx->t0 + 2, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, MW_ENOTFOUND);
+    assert_false(c.has_t);
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_cancel(&fx->b.st, "nope", fx->t0 + 2, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, MW_ENOTFOUND);
+    cbrec_reset(&c);
+
+    /* Assigned: MW_ESTATE with the ticket (already_assigned). */
+    create_ok(fx, &fx->a, "p2", NULL, false, fx->t0, id2);
+    memcpy(ids[0], id2, sizeof(ids[0]));
+    fill_match(&m, fx->t0 + 5, 1, ids, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->b.st, &m, on_assign, &a), 0);
+    wait_cb(fx, &a);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(mw_ticket_store_cancel(&fx->a.st, id2, fx->t0 + 6, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, MW_ESTATE);
+    assert_true(c.has_t);
+    assert_int_equal(c.t.state, MW_TICKET_ASSIGNED);
+    assert_int_equal(c.t.version, 2);
+    cbrec_reset(&c);
+    cbrec_reset(&a);
+}
+
+/* MSG-074: grace after the last watcher leaves; attach clears it. */
+static void test_attach_detach_grace(void **state)
+{
+    struct fx *fx = *state;
+    char id[MW_TICKET_ID_LEN + 1];
+    struct cbrec c = {.fx = fx};
+    int64_t t0 = fx->t0;
+
+    create_ok(fx, &fx->a, "p1", NULL, true, t0, id); /* watched: 1 watcher */
+    assert_int_equal(mw_ticket_store_detach(&fx->b.st, id, t0 + 100), 0);
+    sweep_wait(fx, &fx->a, t0 + 100 + GRACE - 1);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.t.state, MW_TICKET_QUEUED);
+    /* A watcher comes back (another instance): grace cleared. */
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_attach(&fx->b.st, id, t0 + 200, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.t.version, 1);
+    sweep_wait(fx, &fx->a, t0 + 100 + GRACE + 10);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.t.state, MW_TICKET_QUEUED);
+    assert_int_equal(fx->a.n_ended, 0);
+    /* It leaves again: cancelled by grace, exactly at the deadline. */
+    assert_int_equal(mw_ticket_store_detach(&fx->a.st, id, t0 + 1000), 0);
+    sweep_wait(fx, &fx->a, t0 + 1000 + GRACE);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.t.state, MW_TICKET_CANCELLED);
+    assert_int_equal(c.t.version, 2);
+    assert_int_equal(fx->a.n_ended, 1);
+    assert_int_equal(fx->a.ended[0].state, MW_TICKET_CANCELLED);
+    assert_true(mwt_run_until(fx->loop, b_ended_1, fx, 3.0));
+    /* Attach to an unknown ticket: not_found. */
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_attach(&fx->a.st, "22222222-2222-4222-8222-222222222222", t0,
+                                            on_ticket, &c),
+                     0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, MW_ENOTFOUND);
+    cbrec_reset(&c);
+}
+
+/* MSG-075/076: expiry at the ttl, forgetting after retention. */
+static void test_ttl_and_forgetting(void **state)
+{
+    struct fx *fx = *state;
+    char id[MW_TICKET_ID_LEN + 1];
+    struct cbrec c = {.fx = fx};
+    int64_t t0 = fx->t0;
+    redisReply *rep;
+
+    create_ok(fx, &fx->a, "p1", "idem", false, t0, id);
+    sweep_wait(fx, &fx->b, t0 + TTL - 1);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.t.state, MW_TICKET_QUEUED);
+    sweep_wait(fx, &fx->b, t0 + TTL);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.t.state, MW_TICKET_EXPIRED);
+    assert_int_equal(c.t.version, 2);
+    assert_int_equal(fx->b.n_ended, 1); /* the sweeping instance */
+    assert_int_equal(fx->b.ended[0].state, MW_TICKET_EXPIRED);
+    rep = mwt_cmd(fx->r, "PTTL t:mw:ticket:%s", id);
+    assert_true(rep->integer > 0 && rep->integer <= ATTL);
+    freeReplyObject(rep);
+    rep = mwt_cmd(fx->r, "ZSCORE t:mw:queue %s", id);
+    assert_int_equal(rep->type, REDIS_REPLY_NIL);
+    freeReplyObject(rep);
+    sweep_wait(fx, &fx->b, t0 + TTL + ATTL - 1);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.status, 0);
+    sweep_wait(fx, &fx->b, t0 + TTL + ATTL);
+    get_ok(fx, &fx->a, id, &c);
+    assert_int_equal(c.status, MW_ENOTFOUND);
+    rep = mwt_cmd(fx->r, "EXISTS t:mw:idem:2:p1:idem");
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    rep = mwt_cmd(fx->r, "ZCARD t:mw:deadlines");
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    cbrec_reset(&c);
+}
+
+/* MSG-077, CHN-061: the compare-and-set. Versions checked, all or nothing,
+ * and two workers racing on overlapping matches: exactly one wins, every
+ * time. */
+static void test_assign_cas_race(void **state)
+{
+    struct fx *fx = *state;
+    char ids[3][MW_TICKET_ID_LEN + 1];
+    char pair1[2][MW_TICKET_ID_LEN + 1], pair2[2][MW_TICKET_ID_LEN + 1];
+    struct mw_match m1, m2;
+    struct cbrec c1 = {.fx = fx}, c2 = {.fx = fx}, g = {.fx = fx};
+    const uint64_t bad[2] = {3, 2};
+    int wins_a = 0, wins_b = 0;
+
+    /* Wrong expected version: nothing changes. */
+    create_ok(fx, &fx->a, "x1", NULL, false, fx->t0, ids[0]);
+    create_ok(fx, &fx->a, "x2", NULL, false, fx->t0, ids[1]);
+    fill_match(&m1, fx->t0 + 1, 2, ids, bad);
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m1, on_assign, &c1), 0);
+    wait_cb(fx, &c1);
+    assert_int_equal(c1.status, MW_ESTATE);
+    assert_int_equal(c1.failed, 0);
+    get_ok(fx, &fx->b, ids[1], &g);
+    assert_int_equal(g.t.state, MW_TICKET_QUEUED);
+    cbrec_reset(&c1);
+
+    for (int round = 0; round < 40; round++) {
+        char who[16];
+
+        for (int i = 0; i < 3; i++) {
+            snprintf(who, sizeof(who), "r%d-%d", round, i);
+            create_ok(fx, i == 1 ? &fx->b : &fx->a, who, NULL, false, fx->t0, ids[i]);
+        }
+        /* Worker A: {0, 1}; worker B: {1, 2}; ticket 1 in both. */
+        memcpy(pair1[0], ids[0], sizeof(pair1[0]));
+        memcpy(pair1[1], ids[1], sizeof(pair1[1]));
+        memcpy(pair2[0], ids[2], sizeof(pair2[0]));
+        memcpy(pair2[1], ids[1], sizeof(pair2[1]));
+        fill_match(&m1, fx->t0 + 2, 2, pair1, NULL);
+        fill_match(&m2, fx->t0 + 2, 2, pair2, NULL);
+        if (round % 2) {
+            /* Swap the matches between the workers: whichever instance's
+             * connection reaches Redis first, each match wins sometimes. */
+            assert_int_equal(mw_ticket_store_assign(&fx->b.st, &m1, on_assign, &c1), 0);
+            assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m2, on_assign, &c2), 0);
+        } else {
+            assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m1, on_assign, &c1), 0);
+            assert_int_equal(mw_ticket_store_assign(&fx->b.st, &m2, on_assign, &c2), 0);
+        }
+        wait_cb(fx, &c1);
+        wait_cb(fx, &c2);
+        assert_true((c1.status == 0) != (c2.status == 0)); /* exactly one */
+        if (c1.status == 0) {
+            wins_a++;
+            assert_int_equal(c2.status, MW_ESTATE);
+            assert_int_equal(c2.failed, 1);
+            assert_int_equal(c1.n, 2);
+            assert_int_equal(c1.at[1].state, MW_TICKET_ASSIGNED);
+            assert_int_equal(c1.at[1].version, 2);
+            assert_int_equal(c1.at[1].assigned_envelope_len, strlen(ENV));
+            get_ok(fx, &fx->b, ids[2], &g);
+            assert_int_equal(g.t.state, MW_TICKET_QUEUED); /* loser changed nothing */
+        } else {
+            wins_b++;
+            assert_int_equal(c1.status, MW_ESTATE);
+            assert_int_equal(c1.failed, 1);
+            get_ok(fx, &fx->b, ids[0], &g);
+            assert_int_equal(g.t.state, MW_TICKET_QUEUED);
+        }
+        get_ok(fx, &fx->a, ids[1], &g);
+        assert_int_equal(g.t.state, MW_TICKET_ASSIGNED);
+        assert_int_equal(g.t.version, 2);
+        assert_memory_equal(g.t.assigned_envelope, ENV, strlen(ENV));
+        cbrec_reset(&c1);
+        cbrec_reset(&c2);
+    }
+    /* Which one wins depends on which connection's write reaches Redis
+     * first (the loop's order, not the call order); exactly one always, and
+     * with the swap each match has won. */
+    assert_int_equal(wins_a + wins_b, 40);
+    assert_true(wins_a > 0 && wins_b > 0);
+    print_message("CAS race: match {0,1} won %d, match {2,1} won %d of 40\n", wins_a, wins_b);
+    /* An assigned ticket is never assigned again; a ticket twice in one
+     * match is refused. */
+    memcpy(pair1[0], ids[1], sizeof(pair1[0]));
+    fill_match(&m1, fx->t0 + 3, 1, pair1, (const uint64_t[]){3});
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m1, on_assign, &c1), 0);
+    wait_cb(fx, &c1);
+    assert_int_equal(c1.status, MW_ESTATE);
+    cbrec_reset(&c1);
+    create_ok(fx, &fx->a, "dup", NULL, false, fx->t0, pair1[0]);
+    memcpy(pair1[1], pair1[0], sizeof(pair1[1]));
+    fill_match(&m1, fx->t0 + 3, 2, pair1, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m1, on_assign, &c1), 0);
+    wait_cb(fx, &c1);
+    assert_int_equal(c1.status, MW_ESTATE);
+    assert_int_equal(c1.failed, 1);
+    cbrec_reset(&c1);
+    cbrec_reset(&g);
+}
+
+static bool feed_has(void *ud)
+{
+    struct inst *in = ud;
+
+    return in->n_feed >= (size_t)in->resub; /* resub reused as a target count below */
+}
+
+struct feed_wait {
+    struct inst *in;
+    size_t n;
+};
+
+static bool feed_at_least(void *ud)
+{
+    struct feed_wait *w = ud;
+
+    return w->in->n_feed >= w->n;
+}
+
+static size_t feed_count(const struct inst *in, const char *id, enum mw_feed_event ev)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < in->n_feed; i++)
+        if (in->feed[i].ev == ev && strcmp(in->feed[i].id, id) == 0)
+            n++;
+    return n;
+}
+
+static long long pending_count(struct fx *fx)
+{
+    redisReply *rep = mwt_cmd(fx->r, "XPENDING t:mw:tickets workers");
+    long long n;
+
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    n = rep->element[0]->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+static bool removed_seen(void *ud)
+{
+    struct inst *in = ud;
+
+    for (size_t i = 0; i < in->n_feed; i++)
+        if (in->feed[i].ev == MW_FEED_REMOVED)
+            return true;
+    return false;
+}
+
+/* The feed: tickets queued before the worker started are delivered (rebuild),
+ * new ones through the stream (XREADGROUP), removals too; entries are acked;
+ * one worker holds the lease, the other stands by and takes over. */
+static void test_feed_stream_ack_and_lease(void **state)
+{
+    struct fx *fx = *state;
+    char early[MW_TICKET_ID_LEN + 1], late[3][MW_TICKET_ID_LEN + 1];
+    struct feed_wait w = {&fx->a, 1};
+    struct cbrec c = {.fx = fx};
+    redisReply *rep;
+
+    (void)feed_has;
+    create_ok(fx, &fx->b, "early", NULL, false, fx->t0, early);
+    assert_int_equal(mw_ticket_store_feed(&fx->a.st, on_feed, &fx->a), 0);
+    assert_int_equal(mw_ticket_store_feed(&fx->a.st, on_feed, &fx->a), MW_EEXIST);
+    assert_true(mwt_run_until(fx->loop, feed_at_least, &w, 3.0));
+    assert_true(feed_count(&fx->a, early, MW_FEED_QUEUED) >= 1);
+    assert_int_equal(fx->a.feed[0].state, MW_TICKET_QUEUED);
+    assert_int_equal(fx->a.feed[0].version, 1);
+    /* The second worker subscribes too: it stands by. */
+    assert_int_equal(mw_ticket_store_feed(&fx->b.st, on_feed, &fx->b), 0);
+    for (int i = 0; i < 3; i++) {
+        char who[16];
+
+        snprintf(who, sizeof(who), "l%d", i);
+        create_ok(fx, i % 2 ? &fx->a : &fx->b, who, NULL, false, fx->t0 + i, late[i]);
+    }
+    w.n = 4; /* at least once: the rebuild and the stream may both carry one */
+    assert_true(mwt_run_until(fx->loop, feed_at_least, &w, 3.0));
+    mwt_run_until(fx->loop, NULL, NULL, 0.1);
+    for (int i = 0; i < 3; i++)
+        assert_true(feed_count(&fx->a, late[i], MW_FEED_QUEUED) >= 1);
+    /* A removal reaches the feed as REMOVED with its state and version. */
+    assert_int_equal(mw_ticket_store_cancel(&fx->b.st, late[0], fx->t0 + 9, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    cbrec_reset(&c);
+    assert_true(mwt_run_until(fx->loop, removed_seen, &fx->a, 3.0));
+    assert_int_equal(feed_count(&fx->a, late[0], MW_FEED_REMOVED), 1);
+    for (size_t i = 0; i < fx->a.n_feed; i++) {
+        if (fx->a.feed[i].ev == MW_FEED_REMOVED) {
+            assert_string_equal(fx->a.feed[i].id, late[0]);
+            assert_int_equal(fx->a.feed[i].state, MW_TICKET_CANCELLED);
+            assert_int_equal(fx->a.feed[i].version, 2);
+        }
+    }
+    mwt_run_until(fx->loop, NULL, NULL, 0.1);
+    assert_int_equal(pending_count(fx), 0); /* every delivered entry acked */
+    assert_int_equal(fx->b.n_feed, 0);      /* standby */
+    rep = mwt_cmd(fx->r, "GET t:mw:worker:lease");
+    assert_string_equal(rep->str, "wa");
+    freeReplyObject(rep);
+
+    /* Worker A goes away (destroyed without releasing the lease); after the
+     * lease expires B takes over and rebuilds: every queued ticket. */
+    mw_ticket_store_destroy(&fx->a.st);
+    memset(&fx->a.st, 0, sizeof(fx->a.st));
+    inst_make(fx, &fx->a, 0x5555555555555555ULL, "wa2");
+    rep = mwt_cmd(fx->r, "PEXPIRE t:mw:worker:lease 1"); /* don't wait 10 s */
+    freeReplyObject(rep);
+    w.in = &fx->b;
+    w.n = 3; /* early, late[1], late[2] */
+    assert_true(mwt_run_until(fx->loop, feed_at_least, &w, 5.0));
+    assert_true(feed_count(&fx->b, early, MW_FEED_QUEUED) >= 1);
+    assert_true(feed_count(&fx->b, late[1], MW_FEED_QUEUED) >= 1);
+    assert_true(feed_count(&fx->b, late[2], MW_FEED_QUEUED) >= 1);
+    assert_int_equal(feed_count(&fx->b, late[0], MW_FEED_QUEUED), 0); /* cancelled */
+    /* And new entries flow to B. */
+    create_ok(fx, &fx->a, "after", NULL, false, fx->t0, late[0]);
+    w.n = fx->b.n_feed + 1;
+    assert_true(mwt_run_until(fx->loop, feed_at_least, &w, 3.0));
+    assert_true(feed_count(&fx->b, late[0], MW_FEED_QUEUED) >= 1);
+    mwt_run_until(fx->loop, NULL, NULL, 0.1);
+    assert_int_equal(pending_count(fx), 0);
+}
+
+/* At least once: an entry delivered to a worker that died before XACK is
+ * claimed and delivered by the next lease holder. */
+static void test_feed_claims_pending(void **state)
+{
+    struct fx *fx = *state;
+    char id[MW_TICKET_ID_LEN + 1];
+    struct feed_wait w = {&fx->a, 1};
+    redisReply *rep;
+
+    rep = mwt_cmd(fx->r, "XGROUP CREATE t:mw:tickets workers $ MKSTREAM");
+    freeReplyObject(rep);
+    create_ok(fx, &fx->b, "lost", NULL, false, fx->t0, id);
+    /* A "dead worker" reads the entry and never acks it. */
+    rep = mwt_cmd(fx->r, "XREADGROUP GROUP workers dead COUNT 10 STREAMS t:mw:tickets >");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(rep);
+    assert_int_equal(pending_count(fx), 1);
+    /* Remove it from mw:queue so only the claim can deliver it. */
+    rep = mwt_cmd(fx->r, "ZREM t:mw:queue %s", id);
+    freeReplyObject(rep);
+    assert_int_equal(mw_ticket_store_feed(&fx->a.st, on_feed, &fx->a), 0);
+    assert_true(mwt_run_until(fx->loop, feed_at_least, &w, 3.0));
+    assert_true(feed_count(&fx->a, id, MW_FEED_QUEUED) >= 1);
+    mwt_run_until(fx->loop, NULL, NULL, 0.1);
+    assert_int_equal(pending_count(fx), 0);
+}
+
+/* CHN-100/101: Redis down at start: not ready with a reason, every op
+ * fails synchronously with MW_EUNAVAIL (no callback); up later: works. */
+static void test_unavailable_at_start(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct fx fx = {0};
+    struct inst in = {0};
+    struct cbrec c = {.fx = &fx};
+    struct mw_enqueue_req req = req_for("p", NULL, true);
+    char reason[256] = "";
+    char id[MW_TICKET_ID_LEN + 1];
+
+    (void)state;
+    r.port = mwt_free_port();
+    fx.loop = loop;
+    fx.r = &r;
+    fx.t0 = mwt_now_ms();
+    assert_int_equal(inst_make(&fx, &in, 42, "w"), 0);
+    mwt_run_until(loop, NULL, NULL, 0.2);
+    assert_int_equal(in.st.ops->ready(in.st.impl, reason, sizeof(reason)), 0);
+    assert_non_null(strstr(reason, "refused"));
+    assert_int_equal(mw_ticket_store_create(&in.st, &req, fx.t0, on_ticket, &c), MW_EUNAVAIL);
+    assert_int_equal(mw_ticket_store_get(&in.st, "x", on_ticket, &c), MW_EUNAVAIL);
+    assert_int_equal(mw_ticket_store_cancel(&in.st, "x", 0, on_ticket, &c), MW_EUNAVAIL);
+    assert_int_equal(mw_ticket_store_attach(&in.st, "x", 0, on_ticket, &c), MW_EUNAVAIL);
+    assert_int_equal(mw_ticket_store_detach(&in.st, "x", 0), MW_EUNAVAIL);
+    assert_int_equal(mw_ticket_store_sweep(&in.st, 0), MW_EUNAVAIL);
+    mwt_run_until(loop, NULL, NULL, 0.05);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(mwt_redis_start(&r), 0);
+    assert_true(mwt_run_until(loop, inst_ready, &in, 3.0));
+    create_ok(&fx, &in, "p", NULL, true, fx.t0, id);
+    mw_ticket_store_destroy(&in.st);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+static bool resub_2(void *ud)
+{
+    return inst_ready(ud) && ((struct inst *)ud)->resub >= 2;
+}
+
+/* CHN-102: Redis restarted mid-run: a request in flight fails with
+ * MW_EUNAVAIL (exactly once), the store reconnects and resubscribes (the
+ * hook fires), the feed rebuilds its group, and operations work again. */
+static void test_restart_mid_run(void **state)
+{
+    struct fx *fx = *state;
+    struct cbrec c = {.fx = fx};
+    struct feed_wait w = {&fx->a, 1};
+    char id[MW_TICKET_ID_LEN + 1];
+    redisReply *rep;
+
+    assert_int_equal(mw_ticket_store_feed(&fx->a.st, on_feed, &fx->a), 0);
+    mwt_run_until(fx->loop, NULL, NULL, 0.2);
+    /* Park the command connection behind a slow script so a request is in
+     * flight when the server dies. */
+    {
+        struct mw_enqueue_req req = req_for("inflight", NULL, false);
+        redisContext *cl = mwt_client(fx->r);
+
+        assert_non_null(cl);
+        redisAppendCommand(cl, "EVAL %s 0",
+                           "local function us() local t = redis.call('TIME') "
+                           "return tonumber(t[1]) * 1000000 + tonumber(t[2]) end "
+                           "local s = us() while us() - s < 1500000 do end return 1");
+        int done = 0;
+
+        while (!done)
+            assert_int_equal(redisBufferWrite(cl, &done), REDIS_OK);
+        mwt_sleep_ms(50); /* the script is running: Redis is busy */
+        assert_int_equal(mw_ticket_store_create(&fx->a.st, &req, fx->t0, on_ticket, &c), 0);
+        mwt_run_until(fx->loop, NULL, NULL, 0.05);
+        assert_int_equal(c.calls, 0); /* stuck behind the script */
+        mwt_redis_stop(fx->r, SIGKILL);
+        redisFree(cl);
+    }
+    assert_true(mwt_run_until(fx->loop, called, &c, 3.0));
+    assert_int_equal(c.status, MW_EUNAVAIL);
+    assert_false(c.has_t);
+    mwt_run_until(fx->loop, NULL, NULL, 0.2);
+    assert_int_equal(c.calls, 1);
+    cbrec_reset(&c);
+    assert_int_equal(mwt_redis_start(fx->r), 0);
+    assert_true(mwt_run_until(fx->loop, resub_2, &fx->a, 5.0));
+    assert_true(mwt_run_until(fx->loop, resub_2, &fx->b, 5.0));
+    rep = mwt_cmd(fx->r, "DBSIZE");
+    freeReplyObject(rep);
+    create_ok(fx, &fx->b, "afterwards", NULL, false, fx->t0, id);
+    w.n = fx->a.n_feed + 1;
+    assert_true(mwt_run_until(fx->loop, feed_at_least, &w, 5.0));
+    assert_true(feed_count(&fx->a, id, MW_FEED_QUEUED) >= 1);
+}
+
+/* Destroy with requests in flight: each callback runs once, MW_ECLOSED. */
+static void test_destroy_pending(void **state)
+{
+    struct fx *fx = *state;
+    struct cbrec c[4];
+    struct mw_enqueue_req req = req_for("p", NULL, false);
+
+    for (int i = 0; i < 4; i++)
+        c[i] = (struct cbrec){.fx = fx};
+    assert_int_equal(mw_ticket_store_create(&fx->a.st, &req, fx->t0, on_ticket, &c[0]), 0);
+    assert_int_equal(mw_ticket_store_get(&fx->a.st, "x", on_ticket, &c[1]), 0);
+    assert_int_equal(mw_ticket_store_cancel(&fx->a.st, "x", 0, on_ticket, &c[2]), 0);
+    assert_int_equal(mw_ticket_store_attach(&fx->a.st, "x", 0, on_ticket, &c[3]), 0);
+    mw_ticket_store_destroy(&fx->a.st);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].status, MW_ECLOSED);
+        cbrec_reset(&c[i]);
+    }
+    /* Re-make so teardown has something to destroy. */
+    assert_int_equal(inst_make(fx, &fx->a, 7, "wa"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_get_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent_across_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_paths_and_notices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach_detach_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_and_forgetting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_cas_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_stream_ack_and_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_claims_pending, setup, teardown),
+        cmocka_unit_test(test_unavailable_at_start),
+        cmocka_unit_test_setup_teardown(test_restart_mid_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_destroy_pending, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
