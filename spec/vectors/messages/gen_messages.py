@@ -175,7 +175,7 @@ enq_ok("enq-032-attributes-canonical", ["MSG-022"],
        queue="ranked", playerId="p1", attributes={"mmr": 1500, "s": "A/b", "neg": -0.25})
 enq_ok("enq-033-attributes-empty", ["MSG-022"], "empty attributes object",
        '{%s,%s,"attributes":{}}' % (Q, P), queue="ranked", playerId="p1", attributes={})
-enq_ok("enq-034-idempotency-key-64", ["MSG-023", "MSG-026"], "idempotencyKey of 64 bytes",
+enq_ok("enq-034-idempotency-key-64", ["MSG-023", "MSG-026", "MSG-028"], "idempotencyKey of 64 bytes",
        '{%s,%s,"idempotencyKey":"%s"}' % (Q, P, "k" * 64), queue="ranked", playerId="p1",
        idempotencyKey="k" * 64)
 enq_bad("enq-035-idempotency-key-65", ["MSG-023", "MSG-024"], "idempotencyKey of 65 bytes",
@@ -336,6 +336,12 @@ server("srv-enq-002-expires-at-seconds", ["MSG-025", "MSG-083"],
 server("srv-enq-003-ticket-id-not-uuid", ["MSG-025", "MSG-073"], "ticket ids are UUID v4 text",
        env("enqueued", {"ticketId": "42", "queue": "ranked", "state": "queued", "version": 1,
                         "expiresAt": "2026-11-27T11:50:48.123Z"}, "r1"), code="bad_message")
+server("srv-enq-004-replayed-assigned", ["MSG-026", "MSG-028"],
+       "enqueue answered from an existing, already assigned ticket (its match.assigned "
+       "follows)",
+       env("enqueued", {"ticketId": TID, "queue": "ranked", "state": "assigned", "version": 2,
+                        "expiresAt": "2026-11-27T11:50:48.123Z"}, "r2"),
+       decoded={"type": "enqueued"})
 server("srv-can-001-ok", ["MSG-030"], "cancelled reply",
        env("cancelled", {"ticketId": TID, "version": 2}, "c1"), decoded={"type": "cancelled"})
 server("srv-can-002-version-1", ["MSG-030", "MSG-071"], "a cancelled ticket has version >= 2",
