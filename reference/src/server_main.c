@@ -1,0 +1,38 @@
+/* matchwire-server: the reference server's main(). Parses flags and
+ * environment, starts the server, runs until SIGINT/SIGTERM, exits 0. */
+#include <stdio.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "server.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+    struct mw_config cfg;
+    struct mw_server *s;
+    char err[256] = "";
+    const char *host;
+    int rc;
+
+    mw_alloc_set(NULL);
+    if (mw_config_parse(&cfg, argc, argv, environ, err, sizeof(err)) != 0) {
+        fprintf(stderr, "matchwire-server: %s\ntry --help\n", err);
+        return 2;
+    }
+    if (cfg.help) {
+        fputs(mw_config_usage(), stdout);
+        return 0;
+    }
+    s = mw_server_new(&cfg);
+    if (!s)
+        return 1;
+    host = cfg.listen_host[0] ? cfg.listen_host : "0.0.0.0";
+    printf("matchwire-server listening on http://%s:%u/ (demo page), ws://%s:%u/realtime\n", host,
+           (unsigned)mw_server_port(s), host, (unsigned)mw_server_port(s));
+    fflush(stdout);
+    rc = mw_server_run(s);
+    mw_server_free(s);
+    return rc;
+}
