@@ -734,7 +734,7 @@ static void on_assigned(struct bench *b, uint32_t ci, const cJSON *data, uint64_
     b->c.assigned++;
     if (cross)
         b->c.cross_gateway++;
-    if (now >= b->warm_ns && now <= b->end_ns)
+    if (now >= b->warm_ns && now < b->end_ns)
         b->c.assigned_in_window++;
     if (in_window(b, seq))
         mw_bench_hist_record(b->h_assigned, now - intended_ns(b, seq));
@@ -1110,7 +1110,8 @@ static void load_phase(struct bench *b)
     if (b->have_cpu)
         b->have_cpu = sample_procs(b, &b->cpu_end);
     getrusage(RUSAGE_SELF, &b->ru_end);
-    b->window_ns = now_ns() - (b->warm_ns < b->end_ns ? b->warm_ns : b->t0_ns);
+    /* Rates are over [warmup, duration): assignments received in it. */
+    b->window_ns = b->end_ns - (b->warm_ns < b->end_ns ? b->warm_ns : b->t0_ns);
 
     /* Drain: no new tickets; wait for the outstanding ones. */
     uint64_t deadline = now_ns() + (uint64_t)(b->o.timeout_s * NS);
