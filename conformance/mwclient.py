@@ -26,7 +26,7 @@ import urllib.parse
 
 import ijson
 
-GUID = b"258EAFA5-E914-47CA-95C5-C2AB0DC85B11"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SUBPROTOCOL = "matchwire.v1"
 MAX_MESSAGE = 65536
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
