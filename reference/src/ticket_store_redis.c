@@ -792,6 +792,11 @@ static int tsr_ready(void *impl, char *reason, size_t reason_len)
     struct tsr *s = impl;
     const struct mw_redis_conn *bad = NULL;
 
+    if (s->closing) {
+        if (reason && reason_len)
+            snprintf(reason, reason_len, "ticket store closing");
+        return MW_ECLOSED;
+    }
     if (!mw_redis_conn_ready(s->cmd))
         bad = s->cmd;
     else if (!mw_redis_conn_ready(s->sub))
@@ -799,10 +804,10 @@ static int tsr_ready(void *impl, char *reason, size_t reason_len)
     else if (s->feed && !mw_redis_conn_ready(s->feed))
         bad = s->feed;
     if (!bad)
-        return 1;
+        return 0;
     if (reason && reason_len)
         snprintf(reason, reason_len, "%s", mw_redis_conn_error(bad));
-    return 0;
+    return MW_EUNAVAIL;
 }
 
 /* ---- Counts ----------------------------------------------------------------- */

@@ -3,6 +3,8 @@
  * payloads published raw and dropped by reason (counted, never delivered,
  * never fatal), publish while down, and a Redis restart: reconnect,
  * resubscribe, on_resubscribed fired again, delivery resumes. */
+#define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

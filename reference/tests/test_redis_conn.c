@@ -2,6 +2,8 @@
  * handshake, unreachable at start then up, restart mid-run (lost, NULL
  * replies for commands in flight, ready again), AUTH + SELECT from the
  * options, a wrong password, capped backoff, free with commands pending. */
+#define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
