@@ -16,9 +16,11 @@
 /* lws's rx buffer per WebSocket: small, so 10k idle connections stay cheap;
  * larger messages arrive in chunks and are reassembled here (bounded). */
 #define GW_RX_BUFFER 1024
-/* Seconds lws keeps a connection we asked to close when the peer does not
- * read the close frame (a non-reading slow consumer). */
-#define GW_CLOSE_GRACE_S 5
+/* Seconds lws keeps a connection we asked to close whose peer does not read
+ * the close frame yet (a slow consumer: its queue is already freed, only the
+ * wsi and kernel buffers remain). Long enough for a client that stalled to
+ * drain its socket and still see the 4001, bounded so a dead one goes. */
+#define GW_CLOSE_GRACE_S 20
 /* Largest Sec-WebSocket-Protocol / path header we look at. */
 #define GW_HDR_MAX 512
 
