@@ -22,7 +22,7 @@ void mw_alloc_set(const struct mw_allocator *a);
 void *mw_malloc(size_t size);
 void *mw_calloc(size_t n, size_t size); /* NULL on overflow of n*size */
 void *mw_realloc(void *ptr, size_t size);
-void mw_free(void *ptr);                /* mw_free(NULL) does nothing */
+void mw_free(void *ptr);                   /* mw_free(NULL) does nothing */
 char *mw_strndup(const char *s, size_t n); /* caller frees with mw_free(); NUL-terminated */
 
 /* Test helper: after this call, the (n+1)th allocation from now fails and

@@ -19,18 +19,18 @@
 #include "buf.h"
 #include "ticket.h"
 
-#define MW_CHANNEL_NAME "matchmaking:assigned"
-#define MW_CHANNEL_PAYLOAD_MAX 65536
+#define MW_CHANNEL_NAME          "matchmaking:assigned"
+#define MW_CHANNEL_PAYLOAD_MAX   65536
 #define MW_CHANNEL_TICKET_ID_MAX 64 /* bytes of printable ASCII in a payload's ticketId */
 
 /* One assignment notice. Everything borrowed (valid until the call or the
  * callback returns). */
 struct mw_assigned {
-    const char *ticket_id;  /* NUL-terminated */
-    const char *envelope;   /* canonical match.assigned envelope JSON text */
+    const char *ticket_id; /* NUL-terminated */
+    const char *envelope;  /* canonical match.assigned envelope JSON text */
     size_t envelope_len;
-    uint64_t version;       /* envelope's data.version */
-    int64_t assigned_ms;    /* envelope's data.assignment.assignedAt (unix ms) */
+    uint64_t version;    /* envelope's data.version */
+    int64_t assigned_ms; /* envelope's data.assignment.assignedAt (unix ms) */
 };
 
 /* Subscriber callback: msg borrowed for the duration of the call. */

@@ -25,17 +25,17 @@ struct mw_config {
     char redis_password[256];
     int redis_db;
     char redis_prefix[64]; /* --redis-prefix (""): prepended to keys and the channel name */
-    struct mw_worker_config worker; /* --match-size N, --queue-size q=N, --game-servers */
-    int64_t ticket_ttl_ms;   /* --ticket-ttl SECONDS (600) */
-    int64_t assigned_ttl_ms; /* --assigned-ttl SECONDS (600) */
-    int64_t grace_ms;        /* --grace SECONDS (30); fractions allowed: 0.5 */
-    unsigned max_connections; /* --max-connections (19000) */
+    struct mw_worker_config worker;  /* --match-size N, --queue-size q=N, --game-servers */
+    int64_t ticket_ttl_ms;           /* --ticket-ttl SECONDS (600) */
+    int64_t assigned_ttl_ms;         /* --assigned-ttl SECONDS (600) */
+    int64_t grace_ms;                /* --grace SECONDS (30); fractions allowed: 0.5 */
+    unsigned max_connections;        /* --max-connections (19000) */
     struct mw_session_limits limits; /* --max-tickets, --rate, --rate-burst, --max-errors */
-    size_t outbound_max_messages; /* --outbound-max-messages (256) */
-    size_t outbound_max_bytes;    /* --outbound-max-bytes (1 MiB) */
-    int idle_timeout_s;           /* --idle-timeout SECONDS (60): ping after, close if no pong */
-    int log_level;                /* --log-level 0..4 (2: notice) or -v */
-    bool help;                    /* --help was given */
+    size_t outbound_max_messages;    /* --outbound-max-messages (256) */
+    size_t outbound_max_bytes;       /* --outbound-max-bytes (1 MiB) */
+    int idle_timeout_s;              /* --idle-timeout SECONDS (60): ping after, close if no pong */
+    int log_level;                   /* --log-level 0..4 (2: notice) or -v */
+    bool help;                       /* --help was given */
 };
 
 /* Fills cfg from argv and env (env: NULL-terminated "K=V" array, or NULL for

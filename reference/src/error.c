@@ -57,6 +57,5 @@ const char *mw_code_name(enum mw_code code)
 
 bool mw_code_retryable(enum mw_code code)
 {
-    return code == MW_CODE_RATE_LIMITED || code == MW_CODE_UNAVAILABLE ||
-           code == MW_CODE_INTERNAL;
+    return code == MW_CODE_RATE_LIMITED || code == MW_CODE_UNAVAILABLE || code == MW_CODE_INTERNAL;
 }

@@ -14,8 +14,7 @@ typedef void (*mw_log_sink)(enum mw_log_level level, const char *line, void *ud)
  * Called once at start-up. */
 void mw_log_setup(mw_log_sink sink, void *ud, enum mw_log_level max_level);
 
-void mw_log(enum mw_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void mw_log(enum mw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A token bucket for hot-path logs: at most `burst` lines, refilled at
  * `per_sec` lines per second. Not thread-safe (one per loop). */

@@ -13,8 +13,8 @@
 
 /* Log-linear latency histogram in microseconds (HDR-style buckets, fixed
  * memory). Prometheus output uses a fixed set of `le` bounds. */
-#define MW_HIST_SUB 16  /* linear sub-buckets per power of two */
-#define MW_HIST_POW 40  /* covers up to 2^40 us */
+#define MW_HIST_SUB 16 /* linear sub-buckets per power of two */
+#define MW_HIST_POW 40 /* covers up to 2^40 us */
 struct mw_hist {
     uint64_t counts[MW_HIST_POW * MW_HIST_SUB];
     uint64_t n;
@@ -28,17 +28,17 @@ uint64_t mw_hist_quantile(const struct mw_hist *h, double q);
 #define MW_CLOSE_CODES_TRACKED 12
 
 struct mw_metrics {
-    uint64_t connections_total;  /* accepted WebSocket connections */
-    uint64_t connections_open;   /* gauge */
-    uint64_t connections_refused;/* over --max-connections */
+    uint64_t connections_total;   /* accepted WebSocket connections */
+    uint64_t connections_open;    /* gauge */
+    uint64_t connections_refused; /* over --max-connections */
     uint64_t messages_in;
     uint64_t messages_out;
     uint64_t matches_total;
-    uint64_t pushes_total;        /* match.assigned written to a socket queue */
-    uint64_t pushes_deduped;      /* dropped because that version was already sent */
-    uint64_t outbound_drops;      /* messages not queued because the bound was reached */
-    uint64_t errors[MW_CODE__COUNT];          /* error replies by code */
-    uint64_t channel_drops[MW_DROP__COUNT];   /* channel payloads dropped by reason */
+    uint64_t pushes_total;                  /* match.assigned written to a socket queue */
+    uint64_t pushes_deduped;                /* dropped because that version was already sent */
+    uint64_t outbound_drops;                /* messages not queued because the bound was reached */
+    uint64_t errors[MW_CODE__COUNT];        /* error replies by code */
+    uint64_t channel_drops[MW_DROP__COUNT]; /* channel payloads dropped by reason */
     uint16_t close_codes[MW_CLOSE_CODES_TRACKED]; /* the codes counted below, 0 = unused slot */
     uint64_t closes[MW_CLOSE_CODES_TRACKED];
     uint64_t http_requests;
@@ -52,8 +52,8 @@ void mw_metrics_count_close(struct mw_metrics *m, uint16_t code);
 struct mw_metrics_gauges {
     uint64_t tickets[4]; /* by enum mw_ticket_state */
     uint64_t watches;
-    uint64_t waiting;    /* tickets waiting in this process's matchmaker */
-    int ready;           /* 1 ready, 0 not */
+    uint64_t waiting; /* tickets waiting in this process's matchmaker */
+    int ready;        /* 1 ready, 0 not */
 };
 
 /* Appends the Prometheus text format (metric names matchwire_*). Returns 0,

@@ -25,16 +25,16 @@
 #include "ticket_store.h"
 
 /* WebSocket close codes the session asks for (spec/messages.md registry). */
-#define MW_CLOSE_NORMAL 1000
-#define MW_CLOSE_GOING_AWAY 1001      /* server shutting down (retryable) */
-#define MW_CLOSE_UNSUPPORTED 1003     /* binary message (terminal) */
-#define MW_CLOSE_BAD_PAYLOAD 1007     /* invalid UTF-8 in a text message (terminal) */
-#define MW_CLOSE_POLICY 1008          /* too many consecutive errors / rate abuse (terminal) */
-#define MW_CLOSE_TOO_BIG 1009         /* message over 65,536 bytes (terminal) */
-#define MW_CLOSE_INTERNAL 1011        /* server error (retryable) */
-#define MW_CLOSE_TRY_AGAIN 1013       /* --max-connections reached (retryable) */
-#define MW_CLOSE_SLOW_CONSUMER 4001   /* outbound queue overflow (retryable) */
-#define MW_CLOSE_IDLE 4002            /* no pong within the idle timeout (retryable) */
+#define MW_CLOSE_NORMAL          1000
+#define MW_CLOSE_GOING_AWAY      1001 /* server shutting down (retryable) */
+#define MW_CLOSE_UNSUPPORTED     1003 /* binary message (terminal) */
+#define MW_CLOSE_BAD_PAYLOAD     1007 /* invalid UTF-8 in a text message (terminal) */
+#define MW_CLOSE_POLICY          1008 /* too many consecutive errors / rate abuse (terminal) */
+#define MW_CLOSE_TOO_BIG         1009 /* message over 65,536 bytes (terminal) */
+#define MW_CLOSE_INTERNAL        1011 /* server error (retryable) */
+#define MW_CLOSE_TRY_AGAIN       1013 /* --max-connections reached (retryable) */
+#define MW_CLOSE_SLOW_CONSUMER   4001 /* outbound queue overflow (retryable) */
+#define MW_CLOSE_IDLE            4002 /* no pong within the idle timeout (retryable) */
 #define MW_CLOSE_BAD_SUBPROTOCOL 4003 /* reserved: subprotocol refused (terminal) */
 
 struct mw_session;

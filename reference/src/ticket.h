@@ -7,15 +7,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MW_TICKET_ID_LEN 36  /* UUID v4 text: 122 random bits */
-#define MW_QUEUE_MAX 64      /* bytes of [a-z0-9_-] */
-#define MW_PLAYER_ID_MAX 128 /* bytes of UTF-8 */
-#define MW_REGION_MAX 64     /* bytes; longer region values are bad_message */
-#define MW_IDEM_KEY_MAX 64   /* bytes */
-#define MW_ATTRS_MAX 16      /* members of `attributes` */
-#define MW_MATCH_ID_LEN 36   /* UUID v4 text */
+#define MW_TICKET_ID_LEN  36  /* UUID v4 text: 122 random bits */
+#define MW_QUEUE_MAX      64  /* bytes of [a-z0-9_-] */
+#define MW_PLAYER_ID_MAX  128 /* bytes of UTF-8 */
+#define MW_REGION_MAX     64  /* bytes; longer region values are bad_message */
+#define MW_IDEM_KEY_MAX   64  /* bytes */
+#define MW_ATTRS_MAX      16  /* members of `attributes` */
+#define MW_MATCH_ID_LEN   36  /* UUID v4 text */
 #define MW_CONNECTION_MAX 261 /* host:port, host up to 255 bytes */
-#define MW_MATCH_SIZE_MAX 16 /* players per match */
+#define MW_MATCH_SIZE_MAX 16  /* players per match */
 
 enum mw_ticket_state {
     MW_TICKET_QUEUED = 0,
@@ -51,9 +51,9 @@ struct mw_ticket {
     char idem_key[MW_IDEM_KEY_MAX + 1];
     bool has_idem_key;
     enum mw_ticket_state state;
-    uint64_t version;   /* 1 at creation; +1 on every state change */
-    int64_t created_ms; /* unix ms */
-    int64_t expires_ms; /* unix ms: when a queued ticket expires (expiresAt) */
+    uint64_t version;      /* 1 at creation; +1 on every state change */
+    int64_t created_ms;    /* unix ms */
+    int64_t expires_ms;    /* unix ms: when a queued ticket expires (expiresAt) */
     char *attributes_json; /* owned by the ticket; NULL when none */
     /* When state == ASSIGNED: the exact match.assigned envelope (canonical
      * JSON text) this ticket's watchers receive. Owned by the ticket. */

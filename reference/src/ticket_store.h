@@ -38,7 +38,7 @@ struct mw_match {
     size_t n; /* 1..MW_MATCH_SIZE_MAX */
     char ticket_ids[MW_MATCH_SIZE_MAX][MW_TICKET_ID_LEN + 1];
     char player_ids[MW_MATCH_SIZE_MAX][MW_PLAYER_ID_MAX + 1];
-    uint64_t versions[MW_MATCH_SIZE_MAX];  /* version each ticket gets */
+    uint64_t versions[MW_MATCH_SIZE_MAX];     /* version each ticket gets */
     const char *envelopes[MW_MATCH_SIZE_MAX]; /* canonical match.assigned text, borrowed */
     size_t envelope_lens[MW_MATCH_SIZE_MAX];
 };
@@ -67,7 +67,7 @@ struct mw_ticket_store_config {
     int64_t ticket_ttl_ms;   /* queued tickets expire after this (default 600 s) */
     int64_t assigned_ttl_ms; /* assigned/ended tickets stay readable this long (600 s) */
     int64_t grace_ms;        /* unwatched queued tickets are cancelled after this (30 s) */
-    size_t max_tickets;      /* bound on live tickets; create fails MW_ELIMIT beyond (0: 1,000,000) */
+    size_t max_tickets; /* bound on live tickets; create fails MW_ELIMIT beyond (0: 1,000,000) */
 };
 
 struct mw_ticket_store_ops {

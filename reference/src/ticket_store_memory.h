@@ -23,7 +23,8 @@
  * called for a ticket ended by cancel() (so other watchers get
  * ticket.cancelled, MSG-062), after the cancel callback; feed() first
  * delivers every ticket already queued. */
-int mw_ticket_store_memory_new(struct mw_ticket_store *out, const struct mw_ticket_store_config *cfg,
-                               struct mw_defer *defer, mw_random_fn rnd, void *rnd_ud);
+int mw_ticket_store_memory_new(struct mw_ticket_store *out,
+                               const struct mw_ticket_store_config *cfg, struct mw_defer *defer,
+                               mw_random_fn rnd, void *rnd_ud);
 
 #endif /* MW_TICKET_STORE_MEMORY_H */
