@@ -89,11 +89,17 @@ def item_profile(item):
     return m.args[0] if m else "core"
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
+    """Runs before -k/-m deselection, so the traceability check and the
+    matrix see every test."""
+    config._mw_all = {}
     for it in items:
         it._mw_ids = item_ids(it)
         it._mw_level = level_of(config, it._mw_ids)
         it._mw_profile = item_profile(it)
+        for i in it._mw_ids:
+            config._mw_all.setdefault(i, []).append(it.nodeid)
 
 
 def pytest_runtestloop(session):
@@ -101,9 +107,8 @@ def pytest_runtestloop(session):
     if not config.getoption("--matrix"):
         return None
     by = collections.defaultdict(list)
-    for it in session.items:
-        for i in it._mw_ids:
-            by[i].append(it.nodeid.split("::", 1)[-1] if "::" in it.nodeid else it.nodeid)
+    for i, nodes in config._mw_all.items():
+        by[i] = [n.split("::", 1)[-1] for n in nodes]
     rows = reqmod.matrix(config._mw_reqs, by, reqmod.load_elsewhere(os.path.join(HERE, "coverage_elsewhere.json")))
     tw = config.get_terminal_writer()
     tw.line(reqmod.format_matrix(rows))
@@ -194,26 +199,20 @@ def pytest_runtest_makereport(item, call):
     rep._mw_reason = ""
     strict = item.config.getoption("--mw-strict")
     not_requested = getattr(item, "_mw_not_requested", False)
-    if rep.failed and (call.when == "call" or call.when == "setup"):
+    if rep.failed and call.when in ("setup", "call"):
         reason = _short(rep)
-        if level == "SHOULD" and not strict or level == "MAY":
+        v = reqmod.verdict(level, "failed", strict)
+        if v in ("warn", "info"):
             rep.outcome = "skipped"
             rep.wasxfail = "%s not met (non-strict): %s" % (level, reason)
-            rep._mw_verdict = "warn" if level == "SHOULD" else "info"
-        else:
-            rep._mw_verdict = "fail"
-        rep._mw_reason = reason
+        rep._mw_verdict, rep._mw_reason = v, reason
     elif rep.skipped and not hasattr(rep, "wasxfail"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        if not_requested:
-            rep._mw_verdict = "not-requested"
-        elif level == "MUST" or (level == "SHOULD" and strict):
+        v = reqmod.verdict(level, "skipped", strict, not_requested)
+        if v == "fail":
             rep.outcome = "failed"
             rep.longrepr = "%s test skipped in a requested profile (TST-012): %s" % (level, reason)
-            rep._mw_verdict = "fail"
-        else:
-            rep._mw_verdict = "skip"
-        rep._mw_reason = reason
+        rep._mw_verdict, rep._mw_reason = v, reason
     elif rep.passed and call.when == "call":
         rep._mw_verdict = "pass"
     if call.when == "call" or rep._mw_verdict in ("fail", "skip", "not-requested") or (rep.failed and call.when == "setup"):

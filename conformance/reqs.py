@@ -138,3 +138,22 @@ def format_matrix(rows):
         lines.append("%-6s total %3d  tested %3d  elsewhere %3d  uncovered %3d" % (
             lvl, c["total"], c["tested"], c["elsewhere"], c["uncovered"]))
     return "\n".join(lines)
+
+
+def verdict(level, outcome, strict, not_requested=False):
+    """The verdict of one test (spec/testing.md TST-012, TST-021): outcome
+    is pytest's 'passed', 'failed' or 'skipped'. Returns one of pass, fail,
+    warn, info, skip, not-requested."""
+    if outcome == "passed":
+        return "pass"
+    if outcome == "failed":
+        if level == "MAY":
+            return "info"
+        if level == "SHOULD" and not strict:
+            return "warn"
+        return "fail"
+    if not_requested:
+        return "not-requested"
+    if level == "MUST" or level == "NONE" or (level == "SHOULD" and strict):
+        return "fail"
+    return "skip"

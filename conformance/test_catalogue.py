@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 import ijson
-from mwclient import RETRYABLE, WS, uniq
+from mwclient import RETRYABLE, uniq
 
 pytestmark = pytest.mark.profile("core")
 

@@ -1,9 +1,7 @@
 """messages.md §7-8: limits and their reactions, error and close codes
 (MSG-090..101)."""
 
-import errno
 import select
-import socket
 import struct
 import time
 
@@ -41,7 +39,7 @@ def test_ticket_limit(testee, conns):
     assert ws.enqueue(uniq("cf"))["type"] == "enqueued"
 
 
-@pytest.mark.req("MSG-091")
+@pytest.mark.req("MSG-091", "ENV-032")
 @pytest.mark.parametrize("size", [65537, 200000])
 def test_oversized_message_closes_1009(testee, conns, size):
     ws = conns()
@@ -334,3 +332,13 @@ def test_retryable_flags(ws, text, code):
     ws.send_text(text)
     r = ws.recv()
     assert r["type"] == "error" and r["data"]["code"] == code, ijson.dumps(r)
+
+
+@pytest.mark.req("MSG-093")
+def test_oversized_binary_closes_1003(testee, conns):
+    ws = conns()
+    try:
+        ws.send_binary(b"x" * 70000)
+    except OSError:
+        pass
+    assert ws.expect_closed().code == 1003

@@ -22,7 +22,7 @@ def test_no_upgrade_elsewhere(testee, path):
     assert hs.status != 101, "path %s was upgraded to a WebSocket" % path
 
 
-@pytest.mark.req("MSG-002")
+@pytest.mark.req("MSG-002", "ENV-011")
 def test_fragmented_message_is_reassembled(conns):
     ws = conns()
     ws.send_fragments(b'{"type":"ping","v":1,"id":"frag","data":{"pad":"' + b"x" * 300 + b'"}}', 4)

@@ -544,6 +544,8 @@ class Conn(asyncio.Protocol):
                 off = 10
             if not masked or b0 & 0x70:
                 return self.close(1002, "protocol error")
+            if op == 0x2 and "no_1003_on_binary" not in self.f:
+                return self.close(1003, "binary messages are not supported")
             if op in (0x0, 0x1, 0x2) and "accept_oversized" not in self.f:
                 have = sum(len(x) for x in self.frags) if self.frags is not None else 0
                 if have + n > MAX_MSG:

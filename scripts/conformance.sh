@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Conformance suite against the reference server (called by scripts/test.sh).
+#
+# 1. The selftest: the suite against conformance/selftest (clean: all pass;
+#    each --fault: caught), printing "faults caught: N/M".
+# 2. With redis-server and a server built with the Redis channel: one
+#    redis-server, two api instances and one worker; profiles channel and
+#    multi (TST-001), with --redis-restart-cmd restarting Redis in place
+#    (append-only file, so data survives: TST-014).
+# 3. Last: one reference server (memory channel) with the short test
+#    settings of spec/testing.md TST-010; profiles core and robustness. Its
+#    pytest summary is the last output line.
+# Every process started here is stopped on exit (trap). Exit non-zero on any
+# failure. Env: BUILD (build), PYTHON (/usr/bin/python3), MW_SKIP_FAULTS=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SERVER="$BUILD/reference/matchwire-server"
+TMP=$(mktemp -d /tmp/mw-conformance.XXXXXX)
+PIDS=()
+status=0
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    if [ -f "$TMP/redis.pid" ]; then
+        kill "$(cat "$TMP/redis.pid")" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_healthy() { # URL: up to 10 s for 200 from /healthz
+    "$PYTHON" - "$1" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        if urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=1).status == 200:
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.1)
+print("not healthy: " + sys.argv[1], file=sys.stderr)
+sys.exit(1)
+PY
+}
+
+SHORT=(--queue-size conf3=3 --ticket-ttl 3 --grace 1 --assigned-ttl 3 --idle-timeout 2
+       --max-connections 60 --rate 1000 --rate-burst 2000 --outbound-max-messages 64 --log-level 1)
+DECL=conformance/reference-testee.json
+
+# 1. Selftest fault catching.
+if [ "${MW_SKIP_FAULTS:-0}" != 1 ]; then
+    "$PYTHON" conformance/selftest/run-faults --jobs 2 || status=1
+fi
+
+# 2. Channel and multi profiles, when Redis and the Redis channel exist.
+if command -v redis-server >/dev/null && "$SERVER" --help 2>&1 | grep -q -- "--channel memory|redis"; then
+    RP=$(free_port)
+    cat > "$TMP/restart-redis.sh" <<SH
+#!/usr/bin/env bash
+# Restarts the test Redis in place (same port, same append-only file).
+kill \$(cat "$TMP/redis.pid") 2>/dev/null
+for i in \$(seq 50); do kill -0 \$(cat "$TMP/redis.pid") 2>/dev/null || break; sleep 0.1; done
+redis-server --port $RP --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes --appendfsync always \
+    --daemonize yes --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
+for i in \$(seq 50); do redis-cli -p $RP ping >/dev/null 2>&1 && exit 0; sleep 0.1; done
+exit 1
+SH
+    chmod +x "$TMP/restart-redis.sh"
+    "$TMP/restart-redis.sh" || { echo "conformance: redis-server did not start"; status=1; }
+    R="redis://127.0.0.1:$RP"
+    WP=$(free_port); P1=$(free_port); P2=$(free_port)
+    "$SERVER" --listen "127.0.0.1:$WP" --channel redis --role worker --redis "$R" "${SHORT[@]}" \
+        >"$TMP/worker.log" 2>&1 & PIDS+=($!)
+    "$SERVER" --listen "127.0.0.1:$P1" --channel redis --role api --redis "$R" "${SHORT[@]}" \
+        >"$TMP/api1.log" 2>&1 & PIDS+=($!)
+    "$SERVER" --listen "127.0.0.1:$P2" --channel redis --role api --redis "$R" "${SHORT[@]}" \
+        >"$TMP/api2.log" 2>&1 & PIDS+=($!)
+    if wait_healthy "http://127.0.0.1:$WP" && wait_healthy "http://127.0.0.1:$P1" \
+        && wait_healthy "http://127.0.0.1:$P2"; then
+        "$PYTHON" conformance/run --url "ws://127.0.0.1:$P1/realtime" --url2 "ws://127.0.0.1:$P2/realtime" \
+            --redis "$R" --profile channel,multi --testee-config "$DECL" \
+            --redis-restart-cmd "$TMP/restart-redis.sh" --report "$BUILD/conformance-redis" || status=1
+    else
+        tail -5 "$TMP"/*.log
+        status=1
+    fi
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    PIDS=()
+    kill "$(cat "$TMP/redis.pid")" 2>/dev/null
+    rm -f "$TMP/redis.pid"
+else
+    echo "conformance: no redis-server or no Redis channel in $SERVER: profiles channel and multi not run"
+fi
+
+# 3. Core and robustness against one reference server (last: its summary ends the output).
+PORT=$(free_port)
+"$SERVER" --listen "127.0.0.1:$PORT" "${SHORT[@]}" >"$TMP/server.log" 2>&1 & PIDS+=($!)
+if wait_healthy "http://127.0.0.1:$PORT"; then
+    "$PYTHON" conformance/run --url "ws://127.0.0.1:$PORT/realtime" --profile core,robustness \
+        --testee-config "$DECL" --report "$BUILD/conformance" || status=1
+else
+    tail -20 "$TMP/server.log"
+    status=1
+fi
+exit $status
