@@ -166,6 +166,8 @@ struct proc_sample {
     uint64_t cpu_ticks[MAX_PIDS];
     uint64_t rss_kib[MAX_PIDS];
     uint64_t aux_ticks[MAX_PIDS];
+    uint64_t self_ticks; /* this generator */
+    uint64_t busy_ticks; /* every CPU of the machine: all but idle and iowait */
 };
 
 struct bench {
@@ -349,8 +351,27 @@ static int64_t proc_rss_kib(int pid)
     return kib;
 }
 
+/* Non-idle clock ticks of the whole machine (/proc/stat "cpu" line). */
+static uint64_t machine_busy_ticks(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return 0;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 5)
+        return 0;
+    /* user nice system idle iowait irq softirq steal: all but idle, iowait */
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+}
+
 static bool sample_procs(const struct bench *b, struct proc_sample *s)
 {
+    int64_t self = proc_cpu_ticks((int)getpid());
+    s->self_ticks = self < 0 ? 0 : (uint64_t)self;
+    s->busy_ticks = machine_busy_ticks();
     for (unsigned i = 0; i < b->o.n_pids; i++) {
         int64_t t = proc_cpu_ticks(b->o.pids[i]);
         int64_t r = proc_rss_kib(b->o.pids[i]);
@@ -1177,6 +1198,23 @@ static double server_cpu_util(const struct bench *b)
     return ticks / (double)sysconf(_SC_CLK_TCK) / ((double)b->window_ns / NS);
 }
 
+/* Cores used by everything else on the machine during the window: a run
+ * with a high figure here was disturbed by other work. */
+static double other_cores(const struct bench *b)
+{
+    if (!b->have_cpu || b->window_ns == 0)
+        return -1;
+    double busy = (double)(b->cpu_end.busy_ticks - b->cpu_start.busy_ticks);
+    double ours = (double)(sum_cpu(b, &b->cpu_end) - sum_cpu(b, &b->cpu_start)) +
+                  (double)(b->cpu_end.self_ticks - b->cpu_start.self_ticks);
+    for (unsigned i = 0; i < b->o.n_aux; i++)
+        ours += (double)(b->cpu_end.aux_ticks[i] - b->cpu_start.aux_ticks[i]);
+    double other = busy - ours;
+    if (other < 0)
+        other = 0;
+    return other / (double)sysconf(_SC_CLK_TCK) / ((double)b->window_ns / NS);
+}
+
 static double rss_per_conn(const struct bench *b)
 {
     if (!b->have_rss || b->n_open == 0)
@@ -1263,6 +1301,9 @@ static void print_human(const struct bench *b, FILE *f)
         if (aux >= 0)
             fprintf(f, "  aux CPU    %.2f us per assignment (--aux-pid)\n", aux);
         fprintf(f, "  bench CPU  %.0f %% of one core\n", 100.0 * bench_cpu_util(b));
+        if (other_cores(b) >= 0)
+            fprintf(f, "  other work on the machine during the window: %.2f cores\n",
+                    other_cores(b));
     } else {
         fprintf(
             f,
@@ -1381,6 +1422,8 @@ static int write_json(const struct bench *b, const char *path)
     json_num_or_null(f, "rss_per_connection_bytes", rss_per_conn(b), 1);
     fputs("}", f);
     json_num_or_null(f, "bench_cpu_utilization", bench_cpu_util(b), 3);
+    json_num_or_null(f, "other_cores", other_cores(b), 3);
+    fprintf(f, ",\"nproc\":%ld", sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(f, ",\"ok\":%s}\n", run_ok(b) ? "true" : "false");
     return fclose(f) == 0 ? 0 : -1;
 }

@@ -17,7 +17,10 @@
 #
 # Knobs (environment): SCENARIOS="mem redis split" CONNS="1000 10000 max"
 # RATES="10000 20000 30000 40000 50000" REPEATS=3 DURATION=5 WARMUP=1
-# OUT=out/bench/<stamp>. Every process started here is stopped here (trap).
+# OUT=out/bench/<stamp> QUIET_WAIT=120 (seconds to wait before each run for
+# the machine to be quiet: other work under QUIET_CORES=0.3 cores; 0: never
+# wait). Each JSON records the cores used by other work during its window
+# (other_cores). Every process started here is stopped here (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -155,6 +158,33 @@ if [ "$MODE" = smoke ]; then
 fi
 
 # ---- full -------------------------------------------------------------------
+QUIET_WAIT=${QUIET_WAIT:-120}
+QUIET_CORES=${QUIET_CORES:-0.3}
+
+# busy_cores: cores busy over one second, machine-wide (/proc/stat).
+busy_cores() {
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
+    awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] - x[1]) / hz }'
+}
+
+# wait_quiet: up to QUIET_WAIT seconds for other work to drop under QUIET_CORES.
+wait_quiet() {
+    local t0=$SECONDS c
+    [ "$QUIET_WAIT" -le 0 ] && return 0
+    while :; do
+        c=$(busy_cores)
+        awk -v c="$c" -v q="$QUIET_CORES" 'BEGIN { exit !(c < q) }' && return 0
+        if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
+            echo "  (machine still busy: $c cores in use by other work; running anyway)"
+            return 0
+        fi
+        sleep 2
+    done
+}
 SCENARIOS=${SCENARIOS:-"mem redis split"}
 CONNS=${CONNS:-"1000 10000 max"}
 RATES=${RATES:-"10000 20000 30000 40000 50000"}
@@ -233,6 +263,7 @@ redis_supported() {
 run_point() {
     local sc=$1 n=$2 rate=$3 rep=$4
     local tag="$sc-c$n-r$rate-$rep"
+    wait_quiet
     if ! scenario_up "$sc" "$tag"; then
         scenario_down
         echo "bench: $tag: could not start the deployment" >&2
@@ -259,7 +290,7 @@ else:
     print(f"  {d['label']:<28} achieved {d['achieved_rate']:9.1f}/s  p50 {lat['p50']:8.1f}  "
           f"p99 {lat['p99']:9.1f}  max {lat['max']:9.1f} us  lost {d['lost']} dup "
           f"{d['duplicate']} malformed {d['malformed']} rejected {d['rejected']}  "
-          f"cpu/assign {s.get('cpu_us_per_assignment')} us")
+          f"cpu/assign {s.get('cpu_us_per_assignment')} us  other {d.get('other_cores')} cores")
 EOF
     fi
 }
@@ -359,8 +390,8 @@ def med(vals, fmt="{:.0f}"):
 
 print("| scenario | conns | offered/s | runs | achieved/s | p50 us | p90 us | p99 us | "
       "p99.9 us | max us | lost | dup | malformed | rejected | srv CPU us/assign | "
-      "redis CPU us/assign | RSS B/conn |")
-print("|" + "---|" * 17)
+      "redis CPU us/assign | RSS B/conn | other cores |")
+print("|" + "---|" * 18)
 order = {"mem": 0, "redis": 1, "split": 2}
 for (sc, n, rate), runs in sorted(groups.items(), key=lambda k: (order.get(k[0][0], 9), k[0][1], k[0][2])):
     L = lambda k: [r["latency_us"]["assigned"][k] for r in runs]
@@ -373,7 +404,8 @@ for (sc, n, rate), runs in sorted(groups.items(), key=lambda k: (order.get(k[0][
           f"{sum(r['malformed'] for r in runs)} | {sum(r['rejected'] for r in runs)} | "
           f"{'-' if idle else med(S('cpu_us_per_assignment'), '{:.1f}')} | "
           f"{'-' if idle else med(S('aux_cpu_us_per_assignment'), '{:.1f}')} | "
-          f"{med(S('rss_per_connection_bytes')) if idle else '-'} |")
+          f"{med(S('rss_per_connection_bytes')) if idle else '-'} | "
+          f"{'-' if idle else med([r.get('other_cores') for r in runs], '{:.2f}')} |")
 ms = os.path.join(out, "max_sustained.txt")
 if os.path.exists(ms):
     print()
