@@ -267,3 +267,19 @@ size_t mw_hub_watch_count(const struct mw_hub *h)
 {
     return h ? h->n_watches : 0;
 }
+
+size_t mw_hub_foreach_ticket(const struct mw_hub *h, void (*fn)(void *ud, const char *ticket_id),
+                             void *ud)
+{
+    size_t n = 0;
+
+    if (!h)
+        return 0;
+    for (size_t i = 0; i < h->nb; i++)
+        for (const struct hub_entry *e = h->b[i]; e; e = e->next)
+            if (e->n > e->holes) {
+                fn(ud, e->ticket_id);
+                n++;
+            }
+    return n;
+}

@@ -39,4 +39,11 @@ void mw_hub_on_ended(void *hub, const struct mw_ticket *t);
 
 size_t mw_hub_watch_count(const struct mw_hub *h);
 
+/* Calls fn(ud, ticket_id) once per watched ticket (ticket_id borrowed for
+ * the call). fn must not watch or unwatch. Used after a channel
+ * resubscription to re-read every watched ticket from the store (CHN-023).
+ * Returns the number of tickets visited. */
+size_t mw_hub_foreach_ticket(const struct mw_hub *h, void (*fn)(void *ud, const char *ticket_id),
+                             void *ud);
+
 #endif /* MW_HUB_H */

@@ -176,6 +176,54 @@ static void server_redis_opts(const struct mw_config *cfg, struct mw_redis_opts 
 }
 #endif
 
+#ifdef MW_HAVE_REDIS
+/* ---- Re-read after resubscription (CHN-023) --------------------------------
+ * Redis pub/sub is at-most-once: what was published while this instance's
+ * subscription was down is lost. So after every (re)subscription, every
+ * watched ticket is read again from the store (the truth) and pushed through
+ * the hub, whose sessions drop versions they already sent. */
+
+static void server_reread_done(void *ud, int status, const struct mw_ticket *t)
+{
+    struct mw_server *s = ud;
+
+    if (status || !t || !s->hub)
+        return;
+    if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope) {
+        struct mw_assigned a = {
+            .ticket_id = t->id,
+            .envelope = t->assigned_envelope,
+            .envelope_len = t->assigned_envelope_len,
+            .version = t->version,
+            .assigned_ms = 0, /* a recovery, not a first delivery: no latency sample */
+        };
+        mw_hub_on_assigned(s->hub, &a);
+    } else if (t->state == MW_TICKET_CANCELLED || t->state == MW_TICKET_EXPIRED) {
+        mw_hub_on_ended(s->hub, t);
+    }
+}
+
+static void server_reread_one(void *ud, const char *ticket_id)
+{
+    struct mw_server *s = ud;
+
+    /* A failure (Redis down again) is fine: the next resubscription re-reads. */
+    (void)mw_ticket_store_get(&s->store, ticket_id, server_reread_done, s);
+}
+
+static void server_reread(void *ud)
+{
+    struct mw_server *s = ud;
+    size_t n;
+
+    if (!s->hub)
+        return;
+    n = mw_hub_foreach_ticket(s->hub, server_reread_one, s);
+    if (n)
+        mw_log(MW_LOG_NOTICE, "server: resubscribed, re-reading %zu watched tickets", n);
+}
+#endif
+
 static int server_make_backends(struct mw_server *s)
 {
     const struct mw_config *cfg = &s->cfg;
@@ -212,10 +260,12 @@ static int server_make_backends(struct mw_server *s)
         if (rc)
             return rc;
         s->have_store = true;
-        rc = mw_channel_redis_new(&s->channel, mw_loop_ev(s->loop), &ro, &s->metrics, NULL, NULL);
+        rc = mw_channel_redis_new(&s->channel, mw_loop_ev(s->loop), &ro, &s->metrics, server_reread,
+                                  s);
         if (rc)
             return rc;
         s->have_channel = true;
+        mw_ticket_store_redis_on_resubscribed(&s->store, server_reread, s);
         return 0;
     }
 #else

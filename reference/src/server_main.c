@@ -1,6 +1,9 @@
 /* matchwire-server: the reference server's main(). Parses flags and
  * environment, starts the server, runs until SIGINT/SIGTERM, exits 0. */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "config.h"
@@ -17,6 +20,15 @@ int main(int argc, char **argv)
     int rc;
 
     mw_alloc_set(NULL);
+    /* hiredis writes with write(2): a Redis that went away must give EPIPE,
+     * not kill the process. (lws sends with MSG_NOSIGNAL itself.) */
+    {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
     if (mw_config_parse(&cfg, argc, argv, environ, err, sizeof(err)) != 0) {
         fprintf(stderr, "matchwire-server: %s\ntry --help\n", err);
         return 2;

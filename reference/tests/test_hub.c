@@ -215,13 +215,44 @@ static void test_many_and_oom(void **state)
     mw_hub_free(h);
 }
 
+static void count_visit(void *ud, const char *ticket_id)
+{
+    char *seen = ud;
+
+    assert_true(ticket_id[0] >= 'a' && ticket_id[0] <= 'c');
+    seen[ticket_id[0] - 'a']++;
+}
+
+/* CHN-023: after a resubscription the server re-reads every watched ticket;
+ * the hub lists each watched ticket exactly once, and forgets unwatched ones. */
+static void test_foreach_ticket(void **state)
+{
+    struct mw_hub *h = mw_hub_new(0);
+    struct mw_session x = {.id = 1}, y = {.id = 2};
+    char seen[3] = {0};
+
+    (void)state;
+    assert_non_null(h);
+    assert_int_equal(mw_hub_foreach_ticket(h, count_visit, seen), 0);
+    assert_int_equal(mw_hub_watch(h, "a", &x), 0);
+    assert_int_equal(mw_hub_watch(h, "a", &y), 0);
+    assert_int_equal(mw_hub_watch(h, "b", &x), 0);
+    assert_int_equal(mw_hub_watch(h, "c", &y), 0);
+    mw_hub_unwatch(h, "c", &y);
+    assert_int_equal(mw_hub_foreach_ticket(h, count_visit, seen), 2);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 0);
+    assert_int_equal(mw_hub_foreach_ticket(NULL, count_visit, seen), 0);
+    mw_hub_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_route_and_fanout),
-        cmocka_unit_test(test_bound_and_args),
-        cmocka_unit_test(test_unwatch_during_push),
-        cmocka_unit_test(test_many_and_oom),
+        cmocka_unit_test(test_route_and_fanout),    cmocka_unit_test(test_bound_and_args),
+        cmocka_unit_test(test_unwatch_during_push), cmocka_unit_test(test_many_and_oom),
+        cmocka_unit_test(test_foreach_ticket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
