@@ -87,6 +87,7 @@ struct mw_session {
     bool send_blocked; /* io->send said MW_ELIMIT: the edge is closing 4001 */
     bool busy;         /* a request waits on the store */
     unsigned errors_in_row;
+    unsigned max_errors; /* limits.max_consecutive_errors, 0 meaning 10 */
     struct mw_ratelimit rate;
 
     /* The request in flight. */
@@ -171,11 +172,13 @@ static void send_error(struct mw_session *s, const char *id, enum mw_code code, 
         mw_buf_reset(&s->out);
     if (s->env->metrics && code < MW_CODE__COUNT)
         s->env->metrics->errors[code]++;
-    if (counts_as_protocol_error(code)) {
-        s->errors_in_row++;
-        if (s->errors_in_row >= s->env->limits.max_consecutive_errors)
-            ask_close(s, MW_CLOSE_POLICY, "too many consecutive errors");
+    /* MSG-094: an error with another code resets the count like a success. */
+    if (!counts_as_protocol_error(code)) {
+        s->errors_in_row = 0;
+        return;
     }
+    if (++s->errors_in_row >= s->max_errors)
+        ask_close(s, MW_CLOSE_POLICY, "too many consecutive errors");
 }
 
 static const char *cur_id(const struct mw_session *s)
@@ -395,6 +398,7 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
     if (!s)
         return NULL;
     s->max_live = env->limits.max_tickets ? env->limits.max_tickets : 8;
+    s->max_errors = env->limits.max_consecutive_errors ? env->limits.max_consecutive_errors : 10;
     s->live = mw_calloc(s->max_live, sizeof(*s->live));
     if (!s->live) {
         mw_free(s);

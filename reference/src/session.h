@@ -39,6 +39,7 @@
 
 struct mw_session;
 
+/* Per-connection limits; a zero field means its default. */
 struct mw_session_limits {
     unsigned max_tickets;            /* live tickets (owned + watched) per connection: 8 */
     unsigned max_consecutive_errors; /* then close 1008: 10 */

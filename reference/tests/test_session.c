@@ -852,6 +852,44 @@ static void test_oom(void **state)
     assert_int_equal(mw_hub_watch_count(fx->hub), 0);
 }
 
+/* ---- Review regressions ------------------------------------------------------------ */
+
+/* MSG-094: any reply other than a counted error resets the count, including
+ * an error with another code (not_found). */
+static void test_other_error_resets_count(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+
+    for (int i = 0; i < 9; i++)
+        say(fx, c, "[]");
+    /* An invalid ticket id: not_found, not a protocol error; resets. */
+    say(fx, c, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"nope\"}}");
+    expect_out(c, 9, "\"code\":\"not_found\"");
+    for (int i = 0; i < 9; i++)
+        say(fx, c, "[]");
+    assert_int_equal(c->close_calls, 0);
+    say(fx, c, "[]");
+    assert_int_equal(c->close_calls, 1);
+    assert_int_equal(c->close_code, MW_CLOSE_POLICY);
+}
+
+/* limits.max_consecutive_errors 0 means the default (10), not "close on the
+ * first error". */
+static void test_zero_error_limit_is_default(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c;
+
+    fx->env.limits.max_consecutive_errors = 0;
+    c = conn_new(fx);
+    for (int i = 0; i < 9; i++)
+        say(fx, c, "[]");
+    assert_int_equal(c->close_calls, 0);
+    say(fx, c, "[]");
+    assert_int_equal(c->close_calls, 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -871,6 +909,8 @@ int main(void)
         T(test_close_in_flight),
         T(test_slow_consumer),
         T(test_oom),
+        T(test_other_error_resets_count),
+        T(test_zero_error_limit_is_default),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
