@@ -511,7 +511,12 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
     struct mw_session *s = ud;
     struct entry *e;
 
-    if (s->closed) { /* on_close already detached and unwatched */
+    if (s->closed) {
+        /* on_close gave back one store watcher and the route. When this was
+         * a re-watch, the store counted a second watcher: give it back too,
+         * or the ticket never gets its grace deadline (MSG-074). */
+        if (status == 0 && t && s->cur_was_attached)
+            (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
         unref(s);
         return;
     }

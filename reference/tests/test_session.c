@@ -890,6 +890,29 @@ static void test_zero_error_limit_is_default(void **state)
     assert_int_equal(c->close_calls, 1);
 }
 
+/* A re-watch (this session already holds a store watcher) still in flight
+ * when the connection closes: the second watcher the store counted is given
+ * back too, so the grace rule (MSG-074) still cancels the ticket. */
+static void test_close_during_rewatch_gives_watchers_back(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    char h[MW_TICKET_ID_LEN + 1];
+    uint64_t n[4];
+
+    http_ticket(fx, "h", h);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", h);
+    run(fx);
+    expect_out(c, 0, "\"type\":\"watching\"");
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", h);
+    conn_close(fx, c); /* the second attach is in flight */
+    run(fx);
+    assert_int_equal(mw_ticket_store_sweep(&fx->st, fx->now + GRACE), 1);
+    run(fx);
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_CANCELLED], 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -911,6 +934,7 @@ int main(void)
         T(test_oom),
         T(test_other_error_resets_count),
         T(test_zero_error_limit_is_default),
+        T(test_close_during_rewatch_gives_watchers_back),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
