@@ -49,6 +49,8 @@ static inline char *fuzz_dup_exact(const uint8_t *data, size_t size)
     FUZZ_CHECK(p != NULL);
     if (size)
         memcpy(p, data, size);
+    else
+        p[0] = '\0'; /* never read as input (size 0), but defined */
     return p;
 }
 
