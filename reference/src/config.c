@@ -37,6 +37,7 @@ void mw_config_defaults(struct mw_config *cfg)
     cfg->limits.max_consecutive_errors = 10;
     cfg->limits.rate_per_sec = 50;
     cfg->limits.rate_burst = 100;
+    cfg->limits.retention_ms = cfg->assigned_ttl_ms;
     cfg->outbound_max_messages = 256;
     cfg->outbound_max_bytes = (size_t)1 << 20;
     cfg->idle_timeout_s = 60;
@@ -624,6 +625,8 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
     rc = apply_env(cfg, env, seen, err, err_len);
     if (rc)
         return rc;
+    /* Sessions remember deliveries as long as the store keeps tickets. */
+    cfg->limits.retention_ms = cfg->assigned_ttl_ms;
     if (cfg->role != MW_ROLE_ALL && cfg->channel == MW_CHANNEL_MEMORY)
         return bad(err, err_len,
                    "--role %s needs --channel redis: a memory channel cannot reach another process",

@@ -8,8 +8,15 @@
  * Tickets: up to limits.max_tickets live entries (created or watched here,
  * not final), each with the highest version sent (dedupe, MSG-072) and
  * whether this session holds a store watcher (attach/create) and a hub
- * route. Final tickets move to a small history ring so a late duplicate or
- * a re-watch never delivers a version again.
+ * route. Every match.assigned this connection was sent is remembered in the
+ * `delivered` table until the store has forgotten its ticket (MSG-076: then
+ * a watch or a replayed enqueue finds nothing to deliver again), so a
+ * re-watch or a replayed enqueue never delivers it twice (MSG-072, MSG-043,
+ * MSG-028), however many tickets came and went in between. The table is
+ * bounded (SESSION_DELIVERED_MAX): a new ticket is admitted only when every
+ * live entry could still be recorded; otherwise too_many_tickets. Ended
+ * tickets need no memory: their push goes only to live entries, and a
+ * watch of an ended ticket pushes nothing (MSG-042).
  *
  * The race the seed lost (an assignment published before the socket's
  * subscription existed) cannot happen here:
@@ -39,8 +46,12 @@
 
 #define SESSION_QUEUE_MAX_MSGS  128
 #define SESSION_QUEUE_MAX_BYTES (256 * 1024)
-#define SESSION_HISTORY         32
-#define SESSION_OUT_MAX         (MW_ENVELOPE_MAX_BYTES + 1024)
+#define SESSION_DELIVERED_MAX   256 /* match.assigned remembered per connection */
+/* A remembered delivery is kept for limits.retention_ms plus this much: the
+ * store forgets a final ticket retention_ms after it became final, on its
+ * next sweep (and another instance's clock may differ a little). */
+#define SESSION_RETENTION_MARGIN_MS (60 * 1000)
+#define SESSION_OUT_MAX             (MW_ENVELOPE_MAX_BYTES + 1024)
 
 /* A push that arrived while this session's watch of the ticket was in
  * flight: released after the `watching` reply. */
@@ -64,9 +75,11 @@ struct entry {
     struct held held;
 };
 
-struct hist {
+/* A match.assigned sent on this connection. */
+struct delivered {
     char id[MW_TICKET_ID_LEN + 1];
     uint64_t version;
+    int64_t at_ms; /* not before the ticket became final */
 };
 
 struct qmsg {
@@ -104,8 +117,9 @@ struct mw_session {
 
     struct entry *live;
     unsigned max_live;
-    struct hist hist[SESSION_HISTORY];
-    unsigned hist_next;
+    struct delivered *dlv; /* dlv_n used of dlv_cap, dlv_cap <= SESSION_DELIVERED_MAX */
+    unsigned dlv_n, dlv_cap;
+    int64_t retention_ms; /* limits.retention_ms; 0: remember until the close */
 
     struct mw_buf out;
 };
@@ -218,11 +232,11 @@ static struct entry *find_live(struct mw_session *s, const char *id)
     return NULL;
 }
 
-static struct hist *find_hist(struct mw_session *s, const char *id)
+static struct delivered *find_delivered(struct mw_session *s, const char *id)
 {
-    for (unsigned i = 0; i < SESSION_HISTORY; i++)
-        if (s->hist[i].id[0] && strcmp(s->hist[i].id, id) == 0)
-            return &s->hist[i];
+    for (unsigned i = 0; i < s->dlv_n; i++)
+        if (strcmp(s->dlv[i].id, id) == 0)
+            return &s->dlv[i];
     return NULL;
 }
 
@@ -235,13 +249,69 @@ static unsigned live_count(const struct mw_session *s)
     return n;
 }
 
+/* Room to admit one more live ticket: drops deliveries whose ticket the
+ * store has forgotten, then makes sure the table can record one delivery
+ * per live entry plus the new one, so a delivery never finds it full.
+ * Returns 0, MW_ELIMIT (too_many_tickets) or MW_ENOMEM. */
+static int reserve_delivered(struct mw_session *s, int64_t now_ms)
+{
+    unsigned need, ncap;
+    struct delivered *nd;
+
+    if (s->retention_ms > 0) {
+        for (unsigned i = 0; i < s->dlv_n;) {
+            if (now_ms - s->dlv[i].at_ms >= s->retention_ms + SESSION_RETENTION_MARGIN_MS)
+                s->dlv[i] = s->dlv[--s->dlv_n];
+            else
+                i++;
+        }
+    }
+    need = s->dlv_n + live_count(s) + 1;
+    if (need > SESSION_DELIVERED_MAX)
+        return MW_ELIMIT;
+    if (need <= s->dlv_cap)
+        return 0;
+    ncap = s->dlv_cap ? s->dlv_cap * 2 : 4;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > SESSION_DELIVERED_MAX)
+        ncap = SESSION_DELIVERED_MAX;
+    nd = mw_realloc(s->dlv, ncap * sizeof(*nd));
+    if (!nd)
+        return MW_ENOMEM;
+    s->dlv = nd;
+    s->dlv_cap = ncap;
+    return 0;
+}
+
+/* Remembers that match.assigned version v of id went out (capacity was
+ * reserved when the ticket was admitted). */
+static void record_delivered(struct mw_session *s, const char *id, uint64_t v, int64_t at_ms)
+{
+    struct delivered *d = find_delivered(s, id);
+
+    if (!d) {
+        if (s->dlv_n == s->dlv_cap) { /* cannot happen: reserved on admission */
+            mw_log(MW_LOG_ERR, "session: delivery table full");
+            return;
+        }
+        d = &s->dlv[s->dlv_n++];
+        memcpy(d->id, id, sizeof(d->id));
+        d->at_ms = at_ms;
+    }
+    if (v > d->version)
+        d->version = v;
+    if (at_ms > d->at_ms)
+        d->at_ms = at_ms;
+}
+
 /* A free entry for id, with the version already sent remembered from the
- * history; NULL when max_live entries are in use. */
+ * delivered table; NULL when max_live entries are in use. */
 static struct entry *add_live(struct mw_session *s, const char *id)
 {
     for (unsigned i = 0; i < s->max_live; i++) {
         struct entry *e = &s->live[i];
-        struct hist *h;
+        const struct delivered *d;
 
         if (e->used)
             continue;
@@ -249,11 +319,9 @@ static struct entry *add_live(struct mw_session *s, const char *id)
         e->used = true;
         memcpy(e->id, id, MW_TICKET_ID_LEN);
         e->id[MW_TICKET_ID_LEN] = '\0';
-        h = find_hist(s, id);
-        if (h) {
-            e->sent_version = h->version;
-            h->id[0] = '\0';
-        }
+        d = find_delivered(s, id);
+        if (d)
+            e->sent_version = d->version;
         return e;
     }
     return NULL;
@@ -266,37 +334,27 @@ static void held_clear(struct held *h)
 }
 
 /* The ticket stops counting here (final, cancelled, or not found): unwatch,
- * give back the store watcher, remember what was sent. */
+ * give back the store watcher. (A sent match.assigned is already in the
+ * delivered table.) */
 static void drop_live(struct mw_session *s, struct entry *e, int64_t now_ms)
 {
-    struct hist *h;
-
     if (e->in_hub)
         mw_hub_unwatch(s->env->hub, e->id, s);
     if (e->attached)
         (void)mw_ticket_store_detach(s->env->store, e->id, now_ms);
-    if (e->sent_version) {
-        h = find_hist(s, e->id);
-        if (!h) {
-            h = &s->hist[s->hist_next];
-            s->hist_next = (s->hist_next + 1) % SESSION_HISTORY;
-            memcpy(h->id, e->id, sizeof(h->id));
-        }
-        h->version = e->sent_version;
-    }
     held_clear(&e->held);
     memset(e, 0, sizeof(*e));
 }
 
-/* Whether version v of ticket id was already sent (live entry or history). */
+/* Whether version v of ticket id was already sent (live entry or table). */
 static bool already_sent(struct mw_session *s, const struct entry *e, const char *id, uint64_t v)
 {
-    const struct hist *h;
+    const struct delivered *d;
 
     if (e)
         return v <= e->sent_version;
-    h = find_hist(s, id);
-    return h && v <= h->version;
+    d = find_delivered(s, id);
+    return d && v <= d->version;
 }
 
 static void count_dedupe(struct mw_session *s)
@@ -314,6 +372,9 @@ static void deliver_assigned(struct mw_session *s, struct entry *e, const char *
     } else {
         send_text(s, env, len, assigned_ms);
         e->sent_version = version;
+        /* assigned_ms (when known) is when the ticket became final; the
+         * request's time bounds it otherwise (margin: see above). */
+        record_delivered(s, e->id, version, assigned_ms > s->cur_now ? assigned_ms : s->cur_now);
         if (s->env->metrics)
             s->env->metrics->pushes_total++;
     }
@@ -376,6 +437,7 @@ static void session_free(struct mw_session *s)
     for (unsigned i = 0; s->live && i < s->max_live; i++)
         held_clear(&s->live[i].held);
     mw_free(s->live);
+    mw_free(s->dlv);
     mw_buf_release(&s->out);
     mw_free(s);
 }
@@ -399,6 +461,7 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
         return NULL;
     s->max_live = env->limits.max_tickets ? env->limits.max_tickets : 8;
     s->max_errors = env->limits.max_consecutive_errors ? env->limits.max_consecutive_errors : 10;
+    s->retention_ms = env->limits.retention_ms > 0 ? env->limits.retention_ms : 0;
     s->live = mw_calloc(s->max_live, sizeof(*s->live));
     if (!s->live) {
         mw_free(s);
@@ -595,14 +658,31 @@ static void on_cancelled(void *ud, int status, const struct mw_ticket *t)
     unref(s);
 }
 
-static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
+/* Admission of a ticket new to this connection (MSG-090, MSG-072): 0, or
+ * the error reply was sent. */
+static int admit(struct mw_session *s)
 {
     int rc;
 
     if (live_count(s) >= s->max_live) {
         send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS, "too many live tickets", SIZE_MAX);
-        return;
+        return MW_ELIMIT;
     }
+    rc = reserve_delivered(s, s->cur_now);
+    if (rc == MW_ELIMIT)
+        send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS,
+                   "too many assignments to remember on this connection", SIZE_MAX);
+    else if (rc)
+        send_error(s, cur_id(s), MW_CODE_INTERNAL, "out of memory", SIZE_MAX);
+    return rc;
+}
+
+static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
+{
+    int rc;
+
+    if (admit(s) != 0)
+        return;
     m->enqueue.watched = true;
     rc = mw_ticket_store_create(s->env->store, &m->enqueue, s->cur_now, on_created, s);
     if (rc) {
@@ -621,9 +701,11 @@ static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
     s->cur_new_entry = false;
     memcpy(s->cur_ticket, m->ticket_id, sizeof(s->cur_ticket));
     if (!e) {
+        if (admit(s) != 0)
+            return;
         e = add_live(s, m->ticket_id);
-        if (!e) {
-            send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS, "too many live tickets", SIZE_MAX);
+        if (!e) { /* cannot happen: admit() counted a free entry */
+            reply_internal(s, "ticket table full");
             return;
         }
         s->cur_new_entry = true;

@@ -45,6 +45,12 @@ struct mw_session_limits {
     unsigned max_consecutive_errors; /* then close 1008: 10 */
     double rate_per_sec;             /* message rate: 50/s ... */
     double rate_burst;               /* ... with a burst of 100 */
+    /* How long the store keeps a final ticket readable (its assigned_ttl_ms,
+     * MSG-076): a match.assigned sent on a connection is remembered that
+     * long (plus a margin) so it is never sent twice (MSG-072), at most 256
+     * at a time; an enqueue or watch that could exceed that gets
+     * too_many_tickets. 0: remember until the connection closes. */
+    int64_t retention_ms;
 };
 
 /* Shared by every session of a server; borrowed, outlives every session. */

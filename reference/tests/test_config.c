@@ -87,6 +87,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.worker.game_servers[0], "127.0.0.1:7777");
     assert_int_equal(cfg.ticket_ttl_ms, 600000);
     assert_int_equal(cfg.assigned_ttl_ms, 600000);
+    assert_int_equal(cfg.limits.retention_ms, 600000);
     assert_int_equal(cfg.grace_ms, 30000);
     assert_int_equal(cfg.max_connections, 19000);
     assert_int_equal(cfg.limits.max_tickets, 8);
@@ -144,6 +145,7 @@ static void test_every_flag(void **state)
     assert_string_equal(cfg.worker.game_servers[2], "[::1]:7002");
     assert_int_equal(cfg.ticket_ttl_ms, 120000);
     assert_int_equal(cfg.assigned_ttl_ms, 60500);
+    assert_int_equal(cfg.limits.retention_ms, 60500);
     assert_int_equal(cfg.grace_ms, 500);
     assert_int_equal(cfg.max_connections, 500);
     assert_int_equal(cfg.limits.max_tickets, 3);

@@ -913,6 +913,84 @@ static void test_close_during_rewatch_gives_watchers_back(void **state)
     assert_int_equal(n[MW_TICKET_CANCELLED], 1);
 }
 
+/* MSG-072 / MSG-043: a connection never receives the same match.assigned
+ * twice, however many other tickets it finished in between. */
+static void test_no_second_delivery_after_many_tickets(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx), *o = conn_new(fx);
+    char ids[2][MW_TICKET_ID_LEN + 1];
+    char t[MW_TICKET_ID_LEN + 1];
+
+    http_ticket(fx, "x", ids[0]);
+    http_ticket(fx, "y", ids[1]);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    commit_match(fx, ids, 2, true);
+    run(fx);
+    assert_int_equal(count_type(c, "match.assigned"), 1);
+    /* 40 more tickets finished on this connection (enqueue, then cancel). */
+    for (int i = 0; i < 40; i++) {
+        conn_clear_out(c);
+        fx->now += 1000; /* stay within the message rate */
+        enqueue(fx, c, "p", t);
+        sayf(fx, c, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t);
+        run(fx);
+        expect_out(c, 1, "\"type\":\"cancelled\"");
+    }
+    conn_clear_out(c);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    expect_out(c, 0, "\"state\":\"assigned\"");
+    assert_int_equal(count_type(c, "match.assigned"), 0);
+    assert_int_equal(c->n_out, 1);
+    /* Another connection watching it gets it (the memory is per connection). */
+    sayf(fx, o, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    assert_int_equal(count_type(o, "match.assigned"), 1);
+}
+
+/* The delivered table is bounded: once 256 match.assigned whose tickets the
+ * store still keeps were sent on one connection, a watch of a new ticket is
+ * refused with too_many_tickets (nothing registered); once the store has
+ * forgotten them (retention + margin), new tickets are admitted again. */
+static void test_delivered_table_bound(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c;
+    char ids[1][MW_TICKET_ID_LEN + 1];
+
+    fx->env.limits.retention_ms = 600 * 1000;
+    c = conn_new(fx);
+    for (int i = 0; i < 256; i++) {
+        conn_clear_out(c);
+        fx->now += 1000;
+        http_ticket(fx, "p", ids[0]);
+        sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+        run(fx);
+        expect_out(c, 0, "\"type\":\"watching\"");
+        commit_match(fx, ids, 1, true);
+        run(fx);
+        if (count_type(c, "match.assigned") != 1)
+            fail_msg("delivery %d missing", i);
+    }
+    conn_clear_out(c);
+    http_ticket(fx, "p", ids[0]);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"id\":\"w\",\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    sayf(fx, c, "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"p\"}}");
+    run(fx);
+    expect_out(c, 0, "\"code\":\"too_many_tickets\"");
+    expect_out(c, 0, "\"id\":\"w\"");
+    expect_out(c, 1, "\"code\":\"too_many_tickets\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* Retention (600 s) + margin (60 s) after the last delivery: forgotten. */
+    conn_clear_out(c);
+    fx->now += 661 * 1000;
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    expect_out(c, 0, "\"type\":\"watching\"");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -935,6 +1013,8 @@ int main(void)
         T(test_other_error_resets_count),
         T(test_zero_error_limit_is_default),
         T(test_close_during_rewatch_gives_watchers_back),
+        T(test_no_second_delivery_after_many_tickets),
+        T(test_delivered_table_bound),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
