@@ -396,6 +396,20 @@ static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw
     drop_live(s, e, s->cur_now); /* ended is final either way */
 }
 
+/* Delivers (through dedupe) what was held while a watch of e was in flight,
+ * when that watch ended without a store read to deliver from. */
+static void release_held(struct mw_session *s, struct entry *e)
+{
+    struct held h = e->held;
+
+    memset(&e->held, 0, sizeof(e->held));
+    if (h.present && h.ended)
+        deliver_ended(s, e, &h.ended_t);
+    else if (h.present)
+        deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms);
+    held_clear(&h);
+}
+
 /* After a `watching`/`enqueued` reply: the state read from the store, then
  * anything held while the read was in flight, each through dedupe. */
 static void after_read(struct mw_session *s, struct entry *e, const struct mw_ticket *t)
@@ -587,7 +601,6 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
     if (status != 0 || !t) {
         if (e) {
             e->watch_pending = false;
-            held_clear(&e->held);
             if (status == MW_ENOTFOUND) {
                 /* Unknown or forgotten (MSG-042): nothing stays registered. */
                 e->attached = false;
@@ -602,6 +615,10 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
             send_error(s, cur_id(s), MW_CODE_NOT_FOUND, "no such ticket", SIZE_MAX);
         else
             reply_store_error(s, status ? status : MW_EUNAVAIL);
+        /* A re-watch of a ticket this connection already watched failed:
+         * the watch it had stands, and a push held meanwhile is delivered. */
+        if (e && e->used)
+            release_held(s, e);
         goto out;
     }
     if (!e) { /* dropped meanwhile (a held push could not have done it) */
@@ -614,6 +631,7 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
     if (mw_msg_encode_watching(&s->out, cur_id(s), t) != 0) {
         reply_internal(s, "cannot encode reply");
         e->watch_pending = false;
+        release_held(s, e);
         goto out;
     }
     reply_ok(s);

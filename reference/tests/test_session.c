@@ -991,6 +991,73 @@ static void test_delivered_table_bound(void **state)
     expect_out(c, 0, "\"type\":\"watching\"");
 }
 
+/* A store whose attach results can be turned into MW_EUNAVAIL (a Redis
+ * hiccup), delegating everything else to the memory store. */
+static const struct mw_ticket_store_ops *real_ops;
+static struct mw_ticket_store_ops flaky_ops;
+static bool flaky_attach;
+
+struct attach_wrap {
+    mw_ticket_cb cb;
+    void *ud;
+};
+
+static void flaky_attach_cb(void *ud, int status, const struct mw_ticket *t)
+{
+    struct attach_wrap w = *(struct attach_wrap *)ud;
+
+    free(ud);
+    if (flaky_attach && status == 0)
+        w.cb(w.ud, MW_EUNAVAIL, NULL);
+    else
+        w.cb(w.ud, status, t);
+}
+
+static int flaky_attach_op(void *impl, const char *id, int64_t now_ms, mw_ticket_cb cb, void *ud)
+{
+    struct attach_wrap *w = malloc(sizeof(*w));
+    int rc;
+
+    assert_non_null(w);
+    w->cb = cb;
+    w->ud = ud;
+    rc = real_ops->attach(impl, id, now_ms, flaky_attach_cb, w);
+    if (rc)
+        free(w);
+    return rc;
+}
+
+/* MSG-041: a re-watch that fails in the store leaves the earlier watch
+ * standing; a match.assigned that arrived while it was in flight (held) is
+ * delivered after the error reply, not dropped. */
+static void test_failed_rewatch_releases_held_push(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    char ids[2][MW_TICKET_ID_LEN + 1];
+
+    real_ops = fx->st.ops;
+    flaky_ops = *real_ops;
+    flaky_ops.attach = flaky_attach_op;
+    fx->st.ops = &flaky_ops;
+    flaky_attach = false;
+
+    enqueue(fx, c, "alice", ids[0]);
+    http_ticket(fx, "bob", ids[1]);
+    commit_match(fx, ids, 2, true);
+    mw_defer_run(fx->d, 1); /* the store commits; the publish is queued */
+    flaky_attach = true;
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"id\":\"w\",\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx); /* the push arrives (held), then the attach fails */
+    flaky_attach = false;
+    fx->st.ops = real_ops;
+    assert_int_equal(c->n_out, 3);
+    expect_out(c, 1, "\"code\":\"unavailable\"");
+    expect_out(c, 1, "\"id\":\"w\"");
+    expect_out(c, 2, "\"type\":\"match.assigned\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1015,6 +1082,7 @@ int main(void)
         T(test_close_during_rewatch_gives_watchers_back),
         T(test_no_second_delivery_after_many_tickets),
         T(test_delivered_table_bound),
+        T(test_failed_rewatch_releases_held_push),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
