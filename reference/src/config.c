@@ -190,18 +190,6 @@ static bool parse_hostport(const char *s, bool allow_empty_host, unsigned min_po
     return true;
 }
 
-static bool queue_name_valid(const char *s, size_t n)
-{
-    if (n < 1 || n > MW_QUEUE_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_redis_url(struct mw_config *cfg, const char *url, const char *what, char *err,
                            size_t err_len)
@@ -300,7 +288,7 @@ static int parse_queue_size(struct mw_config *cfg, const char *v, char *err, siz
     if (!eq)
         return bad(err, err_len, "--queue-size: expected QUEUE=N, got '%s'", v);
     ql = (size_t)(eq - v);
-    if (!queue_name_valid(v, ql))
+    if (!mw_queue_name_valid(v, ql))
         return bad(err, err_len, "--queue-size: queue must be 1 to %d bytes of a-z 0-9 _ -",
                    MW_QUEUE_MAX);
     if (!parse_u64(eq + 1, MW_MATCH_SIZE_MAX, &size) || size < 1)

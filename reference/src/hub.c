@@ -36,17 +36,6 @@ struct mw_hub {
     size_t max_watches;
 };
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 struct mw_hub *mw_hub_new(size_t max_watches)
 {
     struct mw_hub *h = mw_calloc(1, sizeof(*h));
@@ -141,7 +130,7 @@ int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
     id_len = strlen(ticket_id);
     if (id_len == 0 || id_len > MW_CHANNEL_TICKET_ID_MAX)
         return MW_EINVAL;
-    hash = hash_str(ticket_id);
+    hash = mw_hash_str(ticket_id);
     e = find(h, ticket_id, hash);
     if (e) {
         for (size_t i = 0; i < e->n; i++)
@@ -187,7 +176,7 @@ void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_session *
 
     if (!h || !ticket_id || !s)
         return;
-    e = find(h, ticket_id, hash_str(ticket_id));
+    e = find(h, ticket_id, mw_hash_str(ticket_id));
     if (!e)
         return;
     for (size_t i = 0; i < e->n; i++) {
@@ -231,7 +220,7 @@ void mw_hub_on_assigned(void *hub, const struct mw_assigned *msg)
 
     if (!h || !msg || !msg->ticket_id)
         return;
-    e = find(h, msg->ticket_id, hash_str(msg->ticket_id));
+    e = find(h, msg->ticket_id, mw_hash_str(msg->ticket_id));
     if (!e)
         return; /* nobody here watches it: the store still has it */
     /* Sessions that start watching during the loop are not pushed to here:
@@ -252,7 +241,7 @@ void mw_hub_on_ended(void *hub, const struct mw_ticket *t)
 
     if (!h || !t)
         return;
-    e = find(h, t->id, hash_str(t->id));
+    e = find(h, t->id, mw_hash_str(t->id));
     if (!e)
         return;
     n = e->n;

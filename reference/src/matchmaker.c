@@ -49,24 +49,9 @@ struct mw_matchmaker {
     unsigned forming; /* depth of match callbacks in progress */
 };
 
-static uint64_t fnv(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-
 static uint64_t pool_hash(const char *queue, const char *region)
 {
-    uint64_t h = fnv(FNV_OFFSET, queue);
-
-    h ^= 0xff; /* separator: never in a queue name */
-    h *= 0x100000001b3ULL;
-    return fnv(h, region);
+    return mw_hash_pair(queue, region);
 }
 
 static unsigned clamp_size(unsigned n)
@@ -322,7 +307,7 @@ int mw_matchmaker_add(struct mw_matchmaker *mm, const struct mw_ticket *t)
 
     if (!mm || !t)
         return MW_EINVAL;
-    h = fnv(FNV_OFFSET, t->id);
+    h = mw_hash_str(t->id);
     if (id_find(mm, t->id, h))
         return 0; /* already waiting: the feed may deliver twice */
     if (mm->waiting >= mm->cfg.max_waiting)
@@ -366,7 +351,7 @@ int mw_matchmaker_requeue(struct mw_matchmaker *mm, const char *queue, const cha
     /* Back to the front, in their order: push the last one first. Not
      * bounded by max_waiting: these tickets were waiting a moment ago. */
     for (size_t i = n; i-- > 0;) {
-        uint64_t h = fnv(FNV_OFFSET, entries[i].ticket_id);
+        uint64_t h = mw_hash_str(entries[i].ticket_id);
         struct mm_node *nd;
 
         if (id_find(mm, entries[i].ticket_id, h))
@@ -399,7 +384,7 @@ bool mw_matchmaker_remove(struct mw_matchmaker *mm, const char *ticket_id)
 
     if (!mm || !ticket_id)
         return false;
-    n = id_find(mm, ticket_id, fnv(FNV_OFFSET, ticket_id));
+    n = id_find(mm, ticket_id, mw_hash_str(ticket_id));
     if (!n)
         return false;
     p = n->pool;

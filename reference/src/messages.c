@@ -90,18 +90,6 @@ static const struct {
     {"ping", MW_MSG_PING},
 };
 
-static bool queue_valid(const char *s, size_t n)
-{
-    if (n < 1 || n > MW_QUEUE_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* Looks up a required string member: NULL with *e filled when it is absent
  * or not a string. */
 static const char *get_string(const cJSON *obj, const char *key, bool required, bool *present,
@@ -179,7 +167,7 @@ int mw_msg_decode_enqueue_data(const cJSON *data, struct mw_enqueue_req *req,
     if (!queue)
         return MW_EINVAL;
     n = strlen(queue);
-    if (!queue_valid(queue, n))
+    if (!mw_queue_name_valid(queue, n))
         return fail(err, MW_CODE_BAD_MESSAGE, "queue must be 1 to %d bytes of a-z 0-9 _ -",
                     MW_QUEUE_MAX);
     memcpy(req->queue, queue, n + 1);

@@ -148,6 +148,46 @@ bool mw_uuid4_valid(const char *s, size_t len)
     return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b');
 }
 
+bool mw_queue_name_valid(const char *s, size_t n)
+{
+    if (!s || n < 1 || n > MW_QUEUE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- Hashing --------------------------------------------------------------- */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME  0x100000001b3ULL
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+uint64_t mw_hash_str(const char *s)
+{
+    return fnv1a(FNV_OFFSET, s);
+}
+
+uint64_t mw_hash_pair(const char *a, const char *b)
+{
+    uint64_t h = fnv1a(FNV_OFFSET, a);
+
+    h ^= 0xff;
+    h *= FNV_PRIME;
+    return fnv1a(h, b);
+}
+
 /* ---- Time ------------------------------------------------------------------ */
 
 static void put_digits(char *p, unsigned v, int n)

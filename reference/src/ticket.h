@@ -79,6 +79,18 @@ int mw_uuid4(mw_random_fn rnd, void *rnd_ud, char out[MW_TICKET_ID_LEN + 1]);
 /* True when s is a syntactically valid lowercase UUID v4 text of 36 bytes. */
 bool mw_uuid4_valid(const char *s, size_t len);
 
+/* True when s[0..n) is a queue name (MSG-020): 1 to MW_QUEUE_MAX bytes, each
+ * of a-z 0-9 _ -. Used by the message codec and the --queue-size flag. */
+bool mw_queue_name_valid(const char *s, size_t n);
+
+/* 64-bit FNV-1a of a NUL-terminated string (borrowed): the one hash of the
+ * in-memory maps (hub, matchmaker, memory store). Fast, not keyed: it does
+ * not resist chosen-key collisions. */
+uint64_t mw_hash_str(const char *s);
+/* The same over the pair (a, b) with a 0xff byte between them (0xff occurs
+ * in neither UTF-8 nor ASCII, so ("ab","c") and ("a","bc") differ). */
+uint64_t mw_hash_pair(const char *a, const char *b);
+
 /* RFC 3339 UTC with milliseconds: "2026-11-27T11:40:48.123Z" (24 chars + NUL). */
 void mw_format_rfc3339(int64_t unix_ms, char out[32]);
 

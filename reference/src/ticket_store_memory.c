@@ -112,29 +112,14 @@ struct tsm {
     bool closing;
 };
 
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-
 static uint64_t hash_id(const char *id)
 {
-    return fnv1a(FNV_OFFSET, id);
+    return mw_hash_str(id);
 }
 
 static uint64_t hash_idem(const char *player_id, const char *key)
 {
-    uint64_t h = fnv1a(FNV_OFFSET, player_id);
-
-    h ^= 0xff; /* separator: 0xff never occurs in either string's UTF-8/ASCII */
-    h *= 0x100000001b3ULL;
-    return fnv1a(h, key);
+    return mw_hash_pair(player_id, key);
 }
 
 static struct rec **rec_link(struct rec *r, int which)

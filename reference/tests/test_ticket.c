@@ -255,6 +255,38 @@ static void test_rfc3339(void **state)
     }
 }
 
+/* The one queue-name rule (MSG-020), shared by messages.c and config.c. */
+static void test_queue_name_valid(void **state)
+{
+    char max[MW_QUEUE_MAX + 2];
+
+    (void)state;
+    assert_true(mw_queue_name_valid("duel", 4));
+    assert_true(mw_queue_name_valid("a-b_c9", 6));
+    assert_false(mw_queue_name_valid("", 0));
+    assert_false(mw_queue_name_valid(NULL, 1));
+    assert_false(mw_queue_name_valid("Duel", 4));
+    assert_false(mw_queue_name_valid("du el", 5));
+    assert_false(mw_queue_name_valid("du.el", 5));
+    assert_false(mw_queue_name_valid("duel\xc3\xa9", 6));
+    memset(max, 'q', sizeof(max));
+    assert_true(mw_queue_name_valid(max, MW_QUEUE_MAX));
+    assert_false(mw_queue_name_valid(max, MW_QUEUE_MAX + 1));
+    assert_true(mw_queue_name_valid("duel!", 4)); /* only n bytes are read */
+}
+
+/* The one map hash: 64-bit FNV-1a (published test values), and the pair form. */
+static void test_hash(void **state)
+{
+    (void)state;
+    assert_true(mw_hash_str("") == 0xcbf29ce484222325ULL);
+    assert_true(mw_hash_str("a") == 0xaf63dc4c8601ec8cULL);
+    assert_true(mw_hash_str("foobar") == 0x85944171f73967e8ULL);
+    assert_true(mw_hash_pair("ab", "c") != mw_hash_pair("a", "bc"));
+    assert_true(mw_hash_pair("a", "b") == mw_hash_pair("a", "b"));
+    assert_true(mw_hash_pair("a", "") != mw_hash_str("a"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_copy_oom),          cmocka_unit_test(test_uuid4),
         cmocka_unit_test(test_uuid4_fixed_bytes), cmocka_unit_test(test_uuid4_valid),
         cmocka_unit_test(test_random_os),         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_queue_name_valid),  cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
