@@ -249,8 +249,12 @@ def test_slow_consumer_closed_4001(testee, conns):
     assert other.ping()["type"] == "pong"
     code, how, frames = _read_frames_until_close(sock, testee.timeout * 3)
     sock.close()
-    assert code == 4001, ("after %d requests never read, expected close 4001; got %s (%s) after %d replies"
-                          % (sent, code, how, frames))
+    # A close frame must say 4001; a dropped TCP connection is the other
+    # allowed ending when the frame could not be delivered (MSG-096). A
+    # server that never overflows answers every request and times out here.
+    assert code == 4001 or (code is None and how != "timeout" and frames < sent), (
+        "after %d requests never read, expected close 4001 (or a dropped connection); got %s (%s) after %d replies"
+        % (sent, code, how, frames))
     still_serves(testee)
 
 
