@@ -72,6 +72,8 @@ struct entry {
     bool attached;         /* this session holds one store watcher on it */
     bool in_hub;
     bool watch_pending; /* a watch of it is waiting for the store */
+    bool has_idem;      /* created here by an enqueue with an idempotency key */
+    uint64_t idem_hash; /* mw_hash_pair(playerId, idempotencyKey) of that enqueue */
     struct held held;
 };
 
@@ -111,6 +113,8 @@ struct mw_session {
     bool cur_was_attached;                 /* watch: this session already held a watcher */
     bool cur_new_entry;                    /* watch: the entry was created for this request */
     char cur_ticket[MW_TICKET_ID_LEN + 1]; /* watch: its ticket id */
+    bool cur_has_idem;                     /* enqueue: it has an idempotency key... */
+    uint64_t cur_idem_hash;                /* ...with this mw_hash_pair(playerId, key) */
 
     struct qmsg *q_head, *q_tail;
     size_t q_n, q_bytes;
@@ -558,6 +562,8 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
             goto out;
         }
         e->attached = true;
+        e->has_idem = s->cur_has_idem;
+        e->idem_hash = s->cur_idem_hash;
     }
     /* Route first (MSG-027): pushes for it can come from now on. */
     if (!e->in_hub) {
@@ -695,11 +701,27 @@ static int admit(struct mw_session *s)
     return rc;
 }
 
+/* Whether an enqueue with this (playerId, idempotencyKey) hash replays a
+ * ticket this connection already holds live (then it needs no new entry). */
+static bool replays_live(const struct mw_session *s, uint64_t idem_hash)
+{
+    for (unsigned i = 0; i < s->max_live; i++)
+        if (s->live[i].used && s->live[i].has_idem && s->live[i].idem_hash == idem_hash)
+            return true;
+    return false;
+}
+
 static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
 {
     int rc;
 
-    if (admit(s) != 0)
+    s->cur_has_idem = m->enqueue.has_idem_key;
+    s->cur_idem_hash =
+        s->cur_has_idem ? mw_hash_pair(m->enqueue.player_id, m->enqueue.idem_key) : 0;
+    /* A replay of a ticket held here is answered like a re-watch, even at
+     * the limit (MSG-028 watches "exactly as a watch would"; MSG-090 refuses
+     * only a ticket beyond the limit). */
+    if (!(s->cur_has_idem && replays_live(s, s->cur_idem_hash)) && admit(s) != 0)
         return;
     m->enqueue.watched = true;
     rc = mw_ticket_store_create(s->env->store, &m->enqueue, s->cur_now, on_created, s);

@@ -1058,6 +1058,38 @@ static void test_failed_rewatch_releases_held_push(void **state)
     assert_int_equal(mw_hub_watch_count(fx->hub), 0);
 }
 
+/* MSG-028 + MSG-090: a replayed enqueue of a ticket the connection already
+ * holds is answered (same ticket, watched as a re-watch would be) even when
+ * the connection is at its live-ticket limit; a new key still is refused. */
+static void test_replay_at_limit(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    char ids[8][MW_TICKET_ID_LEN + 1], again[MW_TICKET_ID_LEN + 1];
+
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"p\","
+        "\"idempotencyKey\":\"k1\"}}");
+    run(fx);
+    ticket_of(c, 0, ids[0]);
+    for (int i = 1; i < 8; i++)
+        enqueue(fx, c, "p", ids[i]);
+    conn_clear_out(c);
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"r\",\"data\":{\"queue\":\"duel\",\"playerId\":"
+        "\"p\",\"idempotencyKey\":\"k1\"}}");
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"n\",\"data\":{\"queue\":\"duel\",\"playerId\":"
+        "\"p\",\"idempotencyKey\":\"k2\"}}");
+    run(fx);
+    expect_out(c, 0, "\"type\":\"enqueued\"");
+    expect_out(c, 0, "\"id\":\"r\"");
+    ticket_of(c, 0, again);
+    assert_string_equal(again, ids[0]);
+    expect_out(c, 1, "\"code\":\"too_many_tickets\"");
+    assert_int_equal(mw_hub_watch_count(fx->hub), 8);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1083,6 +1115,7 @@ int main(void)
         T(test_no_second_delivery_after_many_tickets),
         T(test_delivered_table_bound),
         T(test_failed_rewatch_releases_held_push),
+        T(test_replay_at_limit),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
