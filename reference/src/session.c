@@ -301,6 +301,7 @@ static void record_delivered(struct mw_session *s, const char *id, uint64_t v, i
         }
         d = &s->dlv[s->dlv_n++];
         memcpy(d->id, id, sizeof(d->id));
+        d->version = 0;
         d->at_ms = at_ms;
     }
     if (v > d->version)
