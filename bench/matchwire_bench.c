@@ -672,7 +672,14 @@ static void on_enqueued(struct bench *b, uint32_t ci, uint32_t seq, const cJSON 
     }
     uint64_t h = fnv1a(tid->valuestring, strlen(tid->valuestring));
     if ((t->flags & T_HASID) && t->id_hash != h) {
-        b->c.malformed++; /* the push that came first named another ticket */
+        /* The push that came before this reply named another ticket: it was
+         * not this ticket's assignment after all, so the ticket counts as
+         * lost (its connection already moved on). */
+        b->c.malformed++;
+        if (t->flags & T_ASSIGNED) {
+            t->flags &= (uint8_t)~T_ASSIGNED;
+            b->c.assigned--;
+        }
         return;
     }
     t->id_hash = h;
