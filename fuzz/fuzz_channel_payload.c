@@ -51,7 +51,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc;
 
     memset(&o, 0x5A, sizeof(o));
-    rc = mw_channel_payload_decode(buf, size, &o, &why);
+    FUZZ_CHECK(strcmp(mw_drop_reason_name(MW_DROP__COUNT), "unknown") == 0);
+    /* why may be NULL: same verdict. */
+    rc = mw_channel_payload_decode(buf, size, &o2, NULL);
+    if (rc == 0)
+        mw_assigned_owned_clear(&o2);
+    FUZZ_CHECK(rc == mw_channel_payload_decode(buf, size, &o, &why));
     if (rc != 0) {
         FUZZ_CHECK_MSG(rc == MW_EINVAL, "rc %d", rc);
         FUZZ_CHECK_MSG(why > MW_DROP_NONE && why < MW_DROP__COUNT, "why %d", (int)why);
@@ -70,6 +75,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(view.ticket_id == o.ticket_id && view.envelope_len == o.envelope.len);
     mw_buf_init(&b, 2 * MW_CHANNEL_PAYLOAD_MAX);
     FUZZ_CHECK(mw_channel_payload_encode(&b, &view) == 0);
+    {
+        /* A bound one byte short: MW_ELIMIT and nothing appended. */
+        struct mw_buf small;
+        mw_buf_init(&small, b.len - 1);
+        FUZZ_CHECK(mw_channel_payload_encode(&small, &view) == MW_ELIMIT && small.len == 0);
+        mw_buf_release(&small);
+    }
     copy = fuzz_dup_exact((const uint8_t *)b.data, b.len);
     rc = mw_channel_payload_decode(copy, b.len, &o2, &why);
     if (b.len > MW_CHANNEL_PAYLOAD_MAX) {

@@ -59,6 +59,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(size <= MW_ENVELOPE_MAX_BYTES || err.code == MW_CODE_TOO_LARGE);
     }
+    /* err may be NULL (envelope.h): same verdict without it. */
+    {
+        struct mw_envelope e2;
+        int rc2 = mw_envelope_parse(buf, size, &e2, NULL);
+        FUZZ_CHECK_MSG(rc2 == rc, "rc %d without err, %d with", rc2, rc);
+        mw_envelope_clear(&e2);
+    }
     free(buf);
     return 0;
 }

@@ -42,6 +42,78 @@ static bool same_tree(const cJSON *a, const cJSON *b)
     }
 }
 
+/* serialize must refuse an envelope that breaks a rule, leaving b as it
+ * was, and equal must tell it from the original. */
+static void check_refused(const struct mw_envelope *orig, struct mw_envelope *bad)
+{
+    struct mw_buf b;
+    int rc;
+
+    mw_buf_init(&b, 0);
+    FUZZ_CHECK(mw_buf_append(&b, "pre", 3) == 0);
+    rc = mw_envelope_serialize(bad, &b);
+    FUZZ_CHECK_MSG(rc == MW_EINVAL, "invalid envelope serialized (rc %d)", rc);
+    FUZZ_CHECK(b.len == 3 && memcmp(b.data, "pre", 4) == 0);
+    FUZZ_CHECK(!mw_envelope_equal(orig, bad) && !mw_envelope_equal(bad, orig));
+    mw_buf_release(&b);
+}
+
+/* Rule-breaking variants of a valid envelope, picked by sel; and a data
+ * tree that differs in one place must not compare equal. */
+static void check_api_edges(const struct mw_envelope *e, uint8_t sel, size_t canonical_len)
+{
+    struct mw_envelope bad = *e; /* shares e->data: never cleared */
+    struct mw_buf b;
+    cJSON *dup, *c;
+
+    switch (sel % 6) {
+    case 0:
+        bad.type[0] = sel & 0x80 ? '\0' : 'A';
+        break;
+    case 1:
+        bad.v = sel & 0x80 ? 0 : (int64_t)INT32_MAX + 1;
+        break;
+    case 2:
+        bad.has_id = true;
+        snprintf(bad.id, sizeof(bad.id), "%s", sel & 0x80 ? "" : "tab\there");
+        break;
+    case 3:
+        bad.data = NULL;
+        break;
+    default:
+        break;
+    }
+    if (sel % 6 <= 3)
+        check_refused(e, &bad);
+
+    /* A bound one byte short of the canonical text: MW_ELIMIT, b restored. */
+    mw_buf_init(&b, canonical_len - 1);
+    FUZZ_CHECK(mw_envelope_serialize(e, &b) == MW_ELIMIT);
+    FUZZ_CHECK(b.len == 0);
+    mw_buf_release(&b);
+
+    /* One difference in data: the last member dropped, or the first number
+     * negated (bit-exact comparison: 0 and -0 differ). */
+    dup = cJSON_Duplicate(e->data, 1);
+    FUZZ_CHECK(dup != NULL);
+    bad.data = dup;
+    bad.v = e->v;
+    bad.has_id = e->has_id;
+    memcpy(bad.type, e->type, sizeof(bad.type));
+    memcpy(bad.id, e->id, sizeof(bad.id));
+    FUZZ_CHECK(mw_envelope_equal(e, &bad));
+    for (c = dup->child; c && !cJSON_IsNumber(c); c = c->next)
+        ;
+    if (c && (sel & 1)) {
+        c->valuedouble = -c->valuedouble;
+        FUZZ_CHECK(!mw_envelope_equal(e, &bad));
+    } else if (dup->child) {
+        cJSON_Delete(cJSON_DetachItemFromArray(dup, cJSON_GetArraySize(dup) - 1));
+        FUZZ_CHECK(!mw_envelope_equal(e, &bad));
+    }
+    cJSON_Delete(dup);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_dup_exact(data, size), *copy = NULL;
@@ -79,6 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = mw_envelope_serialize(&e2, &s2);
     FUZZ_CHECK_MSG(rc == 0, "second serialize rc %d", rc);
     FUZZ_CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
+    check_api_edges(&e1, data[size - 1], s1.len);
 
     mw_envelope_clear(&e2);
     mw_envelope_clear(&e1);
