@@ -68,8 +68,11 @@ if command -v redis-server >/dev/null && "$SERVER" --help 2>&1 | grep -q -- "--c
     cat > "$TMP/restart-redis.sh" <<SH
 #!/usr/bin/env bash
 # Restarts the test Redis in place (same port, same append-only file).
-kill \$(cat "$TMP/redis.pid") 2>/dev/null
-for i in \$(seq 50); do kill -0 \$(cat "$TMP/redis.pid") 2>/dev/null || break; sleep 0.1; done
+if [ -f "$TMP/redis.pid" ]; then
+    pid=\$(cat "$TMP/redis.pid")
+    kill "\$pid" 2>/dev/null
+    for i in \$(seq 50); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+fi
 redis-server --port $RP --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes --appendfsync always \
     --daemonize yes --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
 for i in \$(seq 50); do redis-cli -p $RP ping >/dev/null 2>&1 && exit 0; sleep 0.1; done
