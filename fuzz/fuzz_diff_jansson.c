@@ -11,9 +11,9 @@
  *     jansson accepts them. Filtered when our error offset points at one.
  *   - nesting: we are run at MW_JSON_DEPTH_CAP (256), jansson allows 2048.
  *     Filtered when we report too_deep.
- *   - a NUL byte right after a number: jansson's lexer drops it ("[1\0]"
- *     and "4\0" load). Filtered when our error offset is a NUL byte that
- *     follows a digit.
+ *   - a NUL byte right after a number or a literal: jansson's lexer drops
+ *     it ("[1\0]", "4\0", "[null\0]", "true\0" load). Filtered when our
+ *     error offset is a NUL byte that follows a digit or true/false/null.
  * When both accept, the trees must be equal: same shapes, member names and
  * order, strings byte for byte, numbers bit for bit. */
 #include "fuzz_common.h"
@@ -95,10 +95,20 @@ static bool nonchar_at(const char *buf, size_t len, size_t off)
     return false;
 }
 
-/* jansson drops a NUL that directly follows a number. */
-static bool nul_after_number(const char *buf, size_t len, size_t off)
+static bool ends_with(const char *buf, size_t off, const char *word)
 {
-    return off > 0 && off < len && buf[off] == '\0' && buf[off - 1] >= '0' && buf[off - 1] <= '9';
+    size_t n = strlen(word);
+
+    return off >= n && memcmp(buf + off - n, word, n) == 0;
+}
+
+/* jansson drops a NUL that directly follows a number or a literal. */
+static bool nul_after_token(const char *buf, size_t len, size_t off)
+{
+    if (off == 0 || off >= len || buf[off] != '\0')
+        return false;
+    return (buf[off - 1] >= '0' && buf[off - 1] <= '9') || ends_with(buf, off, "true") ||
+           ends_with(buf, off, "false") || ends_with(buf, off, "null");
 }
 
 static bool same_value(const cJSON *c, json_t *j)
@@ -184,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (j != NULL) {
         /* We reject, jansson accepts: only the documented differences. */
         bool explained = e1.code == MW_CODE_TOO_DEEP || nonchar_at(buf, size, e1.offset) ||
-                         nul_after_number(buf, size, e1.offset);
+                         nul_after_token(buf, size, e1.offset);
         FUZZ_CHECK_MSG(explained, "we reject (%s at %zu), jansson accepts", e1.message, e1.offset);
     }
     json_decref(j);

@@ -15,10 +15,30 @@
 #include "envelope.h"
 #include "error.h"
 #include "json.h"
+#include "alloc.h"
 #include "messages.h"
 #include "ticket.h"
 
 #define FAKE_NOW_MS 1795000000000LL /* 2026-11-17 */
+
+/* The cut for the bounded re-encodes, set per input from its bytes. */
+static size_t g_cut_seed;
+
+/* Re-runs an encoder (an expression writing into `sb`) with a bound below
+ * the length it produced unbounded (full): it must fail with MW_ELIMIT and
+ * leave the buffer empty. The cut point varies with the input. */
+#define CHECK_BOUNDED(full, expr)                                                                  \
+    do {                                                                                           \
+        struct mw_buf sb;                                                                          \
+        int brc;                                                                                   \
+        if ((full) > 1) {                                                                          \
+            mw_buf_init(&sb, 1 + g_cut_seed % ((full)-1));                                         \
+            brc = (expr);                                                                          \
+            FUZZ_CHECK_MSG(brc == MW_ELIMIT && sb.len == 0, "bounded encode rc %d len %zu", brc,   \
+                           sb.len);                                                                \
+            mw_buf_release(&sb);                                                                   \
+        }                                                                                          \
+    } while (0)
 
 static bool uuid4_ok(const char *s)
 {
@@ -153,6 +173,7 @@ static void reply_success(const struct mw_client_msg *m, uint8_t variant)
         fake_ticket(&t, fake_id, &m->enqueue, MW_TICKET_QUEUED, 1);
         rc = mw_msg_encode_enqueued(&b, id, &t);
         FUZZ_CHECK_MSG(rc == 0, "encode_enqueued %d", rc);
+        CHECK_BOUNDED(b.len, mw_msg_encode_enqueued(&sb, id, &t));
         d = check_reply(&b, 0, "enqueued", id, &env);
         check_string_member(d, "ticketId", fake_id);
         check_string_member(d, "queue", m->enqueue.queue);
@@ -174,6 +195,14 @@ static void reply_success(const struct mw_client_msg *m, uint8_t variant)
         mw_buf_reset(&b);
         rc = mw_msg_encode_match_assigned(&b, &match, match.n - 1, 2);
         FUZZ_CHECK_MSG(rc == 0, "encode_match_assigned %d", rc);
+        CHECK_BOUNDED(b.len, mw_msg_encode_match_assigned(&sb, &match, match.n - 1, 2));
+        {
+            struct mw_buf sb;
+            mw_buf_init(&sb, 0);
+            FUZZ_CHECK(mw_msg_encode_match_assigned(&sb, &match, match.n, 2) == MW_EINVAL);
+            FUZZ_CHECK(sb.len == 0);
+            mw_buf_release(&sb);
+        }
         d = check_reply(&b, 0, "match.assigned", NULL, &env);
         {
             const char *tid = NULL;
@@ -197,6 +226,7 @@ static void reply_success(const struct mw_client_msg *m, uint8_t variant)
             mw_buf_init(&r, 4 * MW_ENVELOPE_MAX_BYTES);
             rc = mw_msg_encode_ticket_resource(&r, &t);
             FUZZ_CHECK_MSG(rc == 0, "encode_ticket_resource %d", rc);
+            CHECK_BOUNDED(r.len, mw_msg_encode_ticket_resource(&sb, &t));
             FUZZ_CHECK(mw_json_parse(r.data, r.len, MW_ENVELOPE_MAX_DEPTH, &res, NULL) == 0);
             check_string_member(res, "playerId", m->enqueue.player_id);
             check_string_member(res, "state", "assigned");
@@ -210,6 +240,7 @@ static void reply_success(const struct mw_client_msg *m, uint8_t variant)
         FUZZ_CHECK(uuid4_ok(m->ticket_id));
         fake_ticket(&t, m->ticket_id, NULL, MW_TICKET_CANCELLED, 2);
         FUZZ_CHECK(mw_msg_encode_cancelled(&b, id, &t) == 0);
+        CHECK_BOUNDED(b.len, mw_msg_encode_cancelled(&sb, id, &t));
         d = check_reply(&b, 0, "cancelled", id, &env);
         check_string_member(d, "ticketId", m->ticket_id);
         mw_envelope_clear(&env);
@@ -218,13 +249,20 @@ static void reply_success(const struct mw_client_msg *m, uint8_t variant)
         FUZZ_CHECK(uuid4_ok(m->ticket_id));
         fake_ticket(&t, m->ticket_id, NULL, (enum mw_ticket_state)(variant % 4), 1 + variant % 2);
         FUZZ_CHECK(mw_msg_encode_watching(&b, id, &t) == 0);
+        CHECK_BOUNDED(b.len, mw_msg_encode_watching(&sb, id, &t));
         d = check_reply(&b, 0, "watching", id, &env);
         check_string_member(d, "ticketId", m->ticket_id);
         check_string_member(d, "state", mw_ticket_state_name(t.state));
         mw_envelope_clear(&env);
-        if (t.state == MW_TICKET_EXPIRED || t.state == MW_TICKET_CANCELLED) {
+        if (t.state == MW_TICKET_QUEUED || t.state == MW_TICKET_ASSIGNED) {
+            struct mw_buf sb;
+            mw_buf_init(&sb, 0); /* not an ended state: nothing to push */
+            FUZZ_CHECK(mw_msg_encode_ticket_ended(&sb, &t) == MW_EINVAL && sb.len == 0);
+            mw_buf_release(&sb);
+        } else {
             mw_buf_reset(&b);
             FUZZ_CHECK(mw_msg_encode_ticket_ended(&b, &t) == 0);
+            CHECK_BOUNDED(b.len, mw_msg_encode_ticket_ended(&sb, &t));
             check_reply(&b, 0, t.state == MW_TICKET_EXPIRED ? "ticket.expired" : "ticket.cancelled",
                         NULL, &env);
             mw_envelope_clear(&env);
@@ -232,6 +270,7 @@ static void reply_success(const struct mw_client_msg *m, uint8_t variant)
         break;
     case MW_MSG_PING:
         FUZZ_CHECK(mw_msg_encode_pong(&b, id) == 0);
+        CHECK_BOUNDED(b.len, mw_msg_encode_pong(&sb, id));
         d = check_reply(&b, 0, "pong", id, &env);
         FUZZ_CHECK(d->child == NULL); /* pong {} */
         mw_envelope_clear(&env);
@@ -253,6 +292,7 @@ static void reply_error(const struct mw_msg_error *err)
     mw_buf_init(&b, 4 * MW_ENVELOPE_MAX_BYTES);
     rc = mw_msg_encode_error(&b, id, err->e.code, err->e.message, err->e.offset);
     FUZZ_CHECK_MSG(rc == 0, "encode_error %d", rc);
+    CHECK_BOUNDED(b.len, mw_msg_encode_error(&sb, id, err->e.code, err->e.message, err->e.offset));
     d = check_reply(&b, 0, "error", id, &env);
     check_string_member(d, "code", mw_code_name(err->e.code));
     FUZZ_CHECK(cJSON_IsString(mw_json_get(d, "message")));
@@ -268,18 +308,73 @@ static void reply_error(const struct mw_msg_error *err)
     mw_buf_release(&b);
 }
 
+/* The HTTP path (POST /v1/tickets, http.c): the body is enqueue's data. */
+static void http_body(const char *buf, size_t size)
+{
+    struct mw_enqueue_req req;
+    struct mw_parse_error pe;
+    cJSON *root = NULL;
+    int rc;
+
+    if (size > MW_ENVELOPE_MAX_BYTES ||
+        mw_json_parse(buf, size, MW_ENVELOPE_MAX_DEPTH, &root, NULL) != 0)
+        return;
+    memset(&req, 0, sizeof(req));
+    rc = mw_msg_decode_enqueue_data(root, &req, &pe);
+    cJSON_Delete(root);
+    if (rc == 0) {
+        struct mw_ticket t;
+        struct mw_buf r;
+        cJSON *res = NULL;
+        FUZZ_CHECK(queue_ok(req.queue) && req.player_id[0] != '\0');
+        FUZZ_CHECK(fuzz_ijson_string_ok(req.player_id) && fuzz_ijson_string_ok(req.region));
+        fake_ticket(&t, "0f8fad5b-d9cb-469f-a165-70867728950e", &req, MW_TICKET_QUEUED, 1);
+        mw_buf_init(&r, 4 * MW_ENVELOPE_MAX_BYTES);
+        FUZZ_CHECK(mw_msg_encode_ticket_resource(&r, &t) == 0);
+        FUZZ_CHECK(mw_json_parse(r.data, r.len, MW_ENVELOPE_MAX_DEPTH, &res, NULL) == 0);
+        check_string_member(res, "state", "queued");
+        FUZZ_CHECK(mw_json_get(res, "assignment") == NULL);
+        cJSON_Delete(res);
+        mw_buf_release(&r);
+        mw_free(req.attributes_json);
+    } else {
+        FUZZ_CHECK_MSG(rc == MW_EINVAL, "rc %d", rc);
+        FUZZ_CHECK(pe.code == MW_CODE_BAD_MESSAGE);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_dup_exact(data, size);
     char want_id[MW_ID_MAX + 1] = "";
     bool has_want = expected_id(buf, size, want_id);
-    struct mw_client_msg m;
+    struct mw_client_msg m, m2;
     struct mw_msg_error err;
     int rc;
 
+    memset(&m2, 0, sizeof(m2));
+
+    g_cut_seed = size ? data[0] * 131u + data[size / 2] * 7u + size : 0;
+    http_body(buf, size);
+    /* err may be NULL: same verdict. */
+    rc = mw_msg_decode(buf, size, &m, NULL);
+    if (rc == 0)
+        mw_client_msg_clear(&m);
+    {
+        /* The gateway's other entry: an envelope it already parsed. */
+        struct mw_envelope env;
+        if (mw_envelope_parse(buf, size, &env, NULL) == 0) {
+            int rc2 = mw_msg_decode_envelope(&env, &m, NULL);
+            FUZZ_CHECK((rc2 == 0) == (mw_msg_decode(buf, size, &m2, NULL) == 0));
+            if (rc2 == 0)
+                mw_client_msg_clear(&m);
+            mw_client_msg_clear(&m2);
+            mw_envelope_clear(&env);
+        }
+    }
     memset(&m, 0x5A, sizeof(m));
     memset(&err, 0x5A, sizeof(err));
-    rc = mw_msg_decode(buf, size, &m, &err);
+    FUZZ_CHECK(rc == mw_msg_decode(buf, size, &m, &err));
     if (rc == 0) {
         FUZZ_CHECK(m.has_id == has_want && (!has_want || strcmp(m.id, want_id) == 0));
         reply_success(&m, size ? data[size - 1] : 0);
