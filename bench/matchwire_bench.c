@@ -1717,6 +1717,12 @@ int main(int argc, char **argv)
                 "limits a connection to 50 messages/s\n",
                 b.o.rate / b.o.connections);
 
+    if (b.o.rate > 0 && (double)b.n_tickets / b.o.connections > 250)
+        fprintf(stderr,
+                "matchwire-bench: warning: %.0f tickets per connection; the reference server "
+                "refuses a connection's enqueues (too_many_tickets) once it delivered 256 "
+                "assignments within the retention period\n",
+                (double)b.n_tickets / b.o.connections);
     bool have_before = sample_procs(&b, &b.rss_before);
     connect_phase(&b);
     if (!b.o.quiet)
