@@ -19,7 +19,9 @@
 # RATES="10000 20000 30000 40000 50000" REPEATS=3 DURATION=5 WARMUP=1
 # OUT=out/bench/<stamp> QUIET_WAIT=120 (seconds to wait before each run for
 # the machine to be quiet: other work under QUIET_CORES=0.3 cores; 0: never
-# wait). Each JSON records the cores used by other work during its window
+# wait). NICE=-5 runs servers, redis-server and the generator at that
+# priority (root only; for a machine shared with other work; say so when
+# quoting the figures). Each JSON records the cores used by other work during its window
 # (other_cores). Every process started here is stopped here (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +98,10 @@ wait_http() {
     return 1
 }
 
+NICE=${NICE:-}
+PRIO=()
+[ -n "$NICE" ] && PRIO=(nice -n "$NICE")
+
 HELP=$("$SERVER" --help 2>&1 || true)
 has_flag() { grep -q -- "$1" <<<"$HELP"; }
 # The per-connection message limit (50/s, burst 100) protects the server from
@@ -109,7 +115,7 @@ start_server() {
     local log=$1
     shift
     SPORT=$(free_port)
-    "$SERVER" --listen "127.0.0.1:$SPORT" --max-connections "$MAX_CONNS" \
+    "${PRIO[@]+"${PRIO[@]}"}" "$SERVER" --listen "127.0.0.1:$SPORT" --max-connections "$MAX_CONNS" \
         "${SERVER_COMMON[@]}" "$@" >"$log" 2>&1 &
     SPID=$!
     PIDS+=("$SPID")
@@ -126,7 +132,7 @@ start_server() {
 # start_redis: sets RPID, RPORT.
 start_redis() {
     RPORT=$(free_port)
-    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+    "${PRIO[@]+"${PRIO[@]}"}" redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
         --protected-mode yes >"$OUT/redis.log" 2>&1 &
     RPID=$!
     PIDS+=("$RPID")
@@ -199,6 +205,7 @@ CONNS=${CONNS//max/$MAX_CONNS}
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "kernel: $(uname -r)"
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "nice: ${NICE:-0}"
     echo "fd limit: $FD_LIMIT (max connections used: $MAX_CONNS)"
     echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 } >"$OUT/machine.txt"
@@ -274,7 +281,7 @@ run_point() {
         --json "$OUT/$tag.json" --quiet)
     [ "$rate" = 0 ] && args=(--connections "$n" --rate 0 --duration 2 --settle 2
         --connect-timeout 120 --label "$tag" --json "$OUT/$tag.json" --quiet)
-    "$BENCH" "${URL_ARGS[@]}" "${PID_ARGS[@]}" "${args[@]}" || true
+    "${PRIO[@]+"${PRIO[@]}"}" "$BENCH" "${URL_ARGS[@]}" "${PID_ARGS[@]}" "${args[@]}" || true
     scenario_down
     if [ -f "$OUT/$tag.json" ]; then
         "$PYTHON" - "$OUT/$tag.json" <<'EOF'
