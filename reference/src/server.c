@@ -44,6 +44,7 @@ struct mw_server {
     struct mw_http *http;
     struct mw_gateway *gw;
     struct mw_session_env senv;
+    struct mw_buf session_out; /* senv.scratch: every session's reply buffer */
     ev_timer sweep;
     ev_timer shutdown;
     int64_t shutdown_deadline_ms; /* monotonic */
@@ -330,6 +331,8 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     s->senv.hub = s->hub;
     s->senv.metrics = &s->metrics;
     s->senv.limits = cfg->limits;
+    mw_buf_init(&s->session_out, MW_SESSION_OUT_MAX);
+    s->senv.scratch = &s->session_out;
 
     memset(&henv, 0, sizeof(henv));
     henv.store = &s->store;
@@ -437,5 +440,7 @@ void mw_server_free(struct mw_server *s)
     mw_hub_free(s->hub);
     /* 7. Loop: defer queue, then the ev loop. */
     mw_loop_free(s->loop);
+    /* 8. The sessions' reply buffer (the last session went with the store). */
+    mw_buf_release(&s->session_out);
     mw_free(s);
 }

@@ -51,18 +51,18 @@
  * store forgets a final ticket retention_ms after it became final, on its
  * next sweep (and another instance's clock may differ a little). */
 #define SESSION_RETENTION_MARGIN_MS (60 * 1000)
-#define SESSION_OUT_MAX             (MW_ENVELOPE_MAX_BYTES + 1024)
 
 /* A push that arrived while this session's watch of the ticket was in
- * flight: released after the `watching` reply. */
+ * flight: released after the `watching` reply. Compact (the ticket id is
+ * the entry's): every live entry carries one. */
 struct held {
     bool present;
-    bool ended; /* ticket.expired / ticket.cancelled instead of match.assigned */
+    bool ended;                 /* ticket.expired / ticket.cancelled instead of match.assigned */
+    enum mw_ticket_state state; /* when ended */
     uint64_t version;
     int64_t assigned_ms;
     char *envelope; /* match.assigned text (owned) */
     size_t envelope_len;
-    struct mw_ticket ended_t; /* only id, state, version used */
 };
 
 struct entry {
@@ -119,13 +119,19 @@ struct mw_session {
     struct qmsg *q_head, *q_tail;
     size_t q_n, q_bytes;
 
+    /* max_live entries, allocated by the first ticket this connection
+     * holds: an idle connection has none (memory per idle connection). */
     struct entry *live;
     unsigned max_live;
     struct delivered *dlv; /* dlv_n used of dlv_cap, dlv_cap <= SESSION_DELIVERED_MAX */
     unsigned dlv_n, dlv_cap;
     int64_t retention_ms; /* limits.retention_ms; 0: remember until the close */
 
-    struct mw_buf out;
+    /* Replies are encoded here: env->scratch (one buffer shared by every
+     * session of a server: each reply is encoded and handed to io->send,
+     * which copies it, before anything else can run) or own_out. */
+    struct mw_buf *out;
+    struct mw_buf own_out;
 };
 
 /* ---- Output ------------------------------------------------------------------ */
@@ -150,8 +156,8 @@ static void send_text(struct mw_session *s, const char *buf, size_t len, int64_t
 
 static void send_buf(struct mw_session *s)
 {
-    send_text(s, s->out.data, s->out.len, 0);
-    mw_buf_reset(&s->out);
+    send_text(s, s->out->data, s->out->len, 0);
+    mw_buf_reset(s->out);
 }
 
 static bool counts_as_protocol_error(enum mw_code c)
@@ -183,11 +189,11 @@ static void ask_close(struct mw_session *s, uint16_t code, const char *reason)
 static void send_error(struct mw_session *s, const char *id, enum mw_code code, const char *msg,
                        size_t offset)
 {
-    mw_buf_reset(&s->out);
-    if (mw_msg_encode_error(&s->out, id, code, msg, offset) == 0)
+    mw_buf_reset(s->out);
+    if (mw_msg_encode_error(s->out, id, code, msg, offset) == 0)
         send_buf(s);
     else
-        mw_buf_reset(&s->out);
+        mw_buf_reset(s->out);
     if (s->env->metrics && code < MW_CODE__COUNT)
         s->env->metrics->errors[code]++;
     /* MSG-094: an error with another code resets the count like a success. */
@@ -214,7 +220,7 @@ static void reply_ok(struct mw_session *s)
 /* An internal error for the request in flight (encoding failed, etc.). */
 static void reply_internal(struct mw_session *s, const char *why)
 {
-    mw_buf_reset(&s->out);
+    mw_buf_reset(s->out);
     send_error(s, cur_id(s), MW_CODE_INTERNAL, why, SIZE_MAX);
 }
 
@@ -230,6 +236,8 @@ static void reply_store_error(struct mw_session *s, int rc)
 
 static struct entry *find_live(struct mw_session *s, const char *id)
 {
+    if (!s->live)
+        return NULL;
     for (unsigned i = 0; i < s->max_live; i++)
         if (s->live[i].used && strcmp(s->live[i].id, id) == 0)
             return &s->live[i];
@@ -248,7 +256,7 @@ static unsigned live_count(const struct mw_session *s)
 {
     unsigned n = 0;
 
-    for (unsigned i = 0; i < s->max_live; i++)
+    for (unsigned i = 0; s->live && i < s->max_live; i++)
         n += s->live[i].used;
     return n;
 }
@@ -311,10 +319,11 @@ static void record_delivered(struct mw_session *s, const char *id, uint64_t v, i
 }
 
 /* A free entry for id, with the version already sent remembered from the
- * delivered table; NULL when max_live entries are in use. */
+ * delivered table; NULL when max_live entries are in use (or the table,
+ * allocated by admit(), does not exist). */
 static struct entry *add_live(struct mw_session *s, const char *id)
 {
-    for (unsigned i = 0; i < s->max_live; i++) {
+    for (unsigned i = 0; s->live && i < s->max_live; i++) {
         struct entry *e = &s->live[i];
         const struct delivered *d;
 
@@ -386,16 +395,30 @@ static void deliver_assigned(struct mw_session *s, struct entry *e, const char *
     drop_live(s, e, s->cur_now); /* assigned is final either way */
 }
 
+static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw_ticket *t);
+
+/* Delivers a held ticket.expired / ticket.cancelled of e's ticket. */
+static void deliver_held_ended(struct mw_session *s, struct entry *e, const struct held *h)
+{
+    struct mw_ticket t;
+
+    memset(&t, 0, sizeof(t));
+    memcpy(t.id, e->id, sizeof(t.id));
+    t.state = h->state;
+    t.version = h->version;
+    deliver_ended(s, e, &t);
+}
+
 static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw_ticket *t)
 {
     if (t->version <= e->sent_version) {
         count_dedupe(s);
     } else {
-        mw_buf_reset(&s->out);
-        if (mw_msg_encode_ticket_ended(&s->out, t) == 0)
+        mw_buf_reset(s->out);
+        if (mw_msg_encode_ticket_ended(s->out, t) == 0)
             send_buf(s);
         else
-            mw_buf_reset(&s->out);
+            mw_buf_reset(s->out);
         e->sent_version = t->version;
     }
     drop_live(s, e, s->cur_now); /* ended is final either way */
@@ -409,7 +432,7 @@ static void release_held(struct mw_session *s, struct entry *e)
 
     memset(&e->held, 0, sizeof(e->held));
     if (h.present && h.ended)
-        deliver_ended(s, e, &h.ended_t);
+        deliver_held_ended(s, e, &h);
     else if (h.present)
         deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms);
     held_clear(&h);
@@ -433,7 +456,7 @@ static void after_read(struct mw_session *s, struct entry *e, const struct mw_ti
     }
     if (h.present && e->used && strcmp(e->id, t->id) == 0) {
         if (h.ended)
-            deliver_ended(s, e, &h.ended_t);
+            deliver_held_ended(s, e, &h);
         else
             deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms);
     } else if (h.present) {
@@ -457,7 +480,7 @@ static void session_free(struct mw_session *s)
         held_clear(&s->live[i].held);
     mw_free(s->live);
     mw_free(s->dlv);
-    mw_buf_release(&s->out);
+    mw_buf_release(&s->own_out);
     mw_free(s);
 }
 
@@ -481,11 +504,6 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
     s->max_live = env->limits.max_tickets ? env->limits.max_tickets : 8;
     s->max_errors = env->limits.max_consecutive_errors ? env->limits.max_consecutive_errors : 10;
     s->retention_ms = env->limits.retention_ms > 0 ? env->limits.retention_ms : 0;
-    s->live = mw_calloc(s->max_live, sizeof(*s->live));
-    if (!s->live) {
-        mw_free(s);
-        return NULL;
-    }
     s->env = env;
     s->io = io;
     s->io_ud = io_ud;
@@ -493,7 +511,8 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
     per_sec = env->limits.rate_per_sec > 0 ? env->limits.rate_per_sec : 50;
     burst = env->limits.rate_burst >= 1 ? env->limits.rate_burst : 100;
     mw_ratelimit_init(&s->rate, per_sec, burst);
-    mw_buf_init(&s->out, SESSION_OUT_MAX);
+    mw_buf_init(&s->own_out, MW_SESSION_OUT_MAX);
+    s->out = env->scratch ? env->scratch : &s->own_out;
     return s;
 }
 
@@ -576,8 +595,8 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
         }
         e->in_hub = true;
     }
-    mw_buf_reset(&s->out);
-    if (mw_msg_encode_enqueued(&s->out, cur_id(s), t) != 0) {
+    mw_buf_reset(s->out);
+    if (mw_msg_encode_enqueued(s->out, cur_id(s), t) != 0) {
         reply_internal(s, "cannot encode reply");
         goto out;
     }
@@ -634,8 +653,8 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
     }
     if (s->cur_was_attached) /* a second attach for one session: give it back */
         (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
-    mw_buf_reset(&s->out);
-    if (mw_msg_encode_watching(&s->out, cur_id(s), t) != 0) {
+    mw_buf_reset(s->out);
+    if (mw_msg_encode_watching(s->out, cur_id(s), t) != 0) {
         reply_internal(s, "cannot encode reply");
         e->watch_pending = false;
         release_held(s, e);
@@ -658,8 +677,8 @@ static void on_cancelled(void *ud, int status, const struct mw_ticket *t)
         return;
     }
     if (status == 0 && t) {
-        mw_buf_reset(&s->out);
-        if (mw_msg_encode_cancelled(&s->out, cur_id(s), t) != 0) {
+        mw_buf_reset(s->out);
+        if (mw_msg_encode_cancelled(s->out, cur_id(s), t) != 0) {
             reply_internal(s, "cannot encode reply");
         } else {
             reply_ok(s);
@@ -693,6 +712,13 @@ static int admit(struct mw_session *s)
         send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS, "too many live tickets", SIZE_MAX);
         return MW_ELIMIT;
     }
+    if (!s->live) { /* the connection's first ticket */
+        s->live = mw_calloc(s->max_live, sizeof(*s->live));
+        if (!s->live) {
+            send_error(s, cur_id(s), MW_CODE_INTERNAL, "out of memory", SIZE_MAX);
+            return MW_ENOMEM;
+        }
+    }
     rc = reserve_delivered(s, s->cur_now);
     if (rc == MW_ELIMIT)
         send_error(s, cur_id(s), MW_CODE_TOO_MANY_TICKETS,
@@ -706,7 +732,7 @@ static int admit(struct mw_session *s)
  * ticket this connection already holds live (then it needs no new entry). */
 static bool replays_live(const struct mw_session *s, uint64_t idem_hash)
 {
-    for (unsigned i = 0; i < s->max_live; i++)
+    for (unsigned i = 0; s->live && i < s->max_live; i++)
         if (s->live[i].used && s->live[i].has_idem && s->live[i].idem_hash == idem_hash)
             return true;
     return false;
@@ -802,8 +828,11 @@ static void set_cur_id(struct mw_session *s, bool has_id, const char *id)
     }
 }
 
-/* Handles one message; may leave a request in flight (s->busy). */
-static void process_one(struct mw_session *s, const struct qmsg *q)
+/* Handles one message data[0..len) (borrowed; the decoder reads exactly
+ * len bytes) that arrived at now_ms; may leave a request in flight
+ * (s->busy). */
+static void process_one(struct mw_session *s, const char *data, size_t len, bool rate_limited,
+                        int64_t now_ms)
 {
     struct mw_client_msg m;
     struct mw_msg_error err;
@@ -811,9 +840,9 @@ static void process_one(struct mw_session *s, const struct qmsg *q)
 
     memset(&m, 0, sizeof(m));
     memset(&err, 0, sizeof(err));
-    s->cur_now = q->now_ms;
-    rc = mw_msg_decode(q->data, q->len, &m, &err);
-    if (q->rate_limited) {
+    s->cur_now = now_ms;
+    rc = mw_msg_decode(data, len, &m, &err);
+    if (rate_limited) {
         /* Not processed; decoded only to echo its id (MSG-012). */
         const char *id = rc == 0 ? (m.has_id ? m.id : NULL) : (err.has_id ? err.id : NULL);
         set_cur_id(s, id != NULL, id);
@@ -843,8 +872,8 @@ static void process_one(struct mw_session *s, const struct qmsg *q)
         do_cancel(s, &m);
         break;
     case MW_MSG_PING:
-        mw_buf_reset(&s->out);
-        if (mw_msg_encode_pong(&s->out, cur_id(s)) == 0)
+        mw_buf_reset(s->out);
+        if (mw_msg_encode_pong(s->out, cur_id(s)) == 0)
             reply_ok(s);
         else
             reply_internal(s, "cannot encode reply");
@@ -864,7 +893,7 @@ static void process_queue(struct mw_session *s)
             s->q_tail = NULL;
         s->q_n--;
         s->q_bytes -= q->len;
-        process_one(s, q);
+        process_one(s, q->data, q->len, q->rate_limited, q->now_ms);
         mw_free(q);
     }
 }
@@ -872,6 +901,7 @@ static void process_queue(struct mw_session *s)
 void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64_t now_ms)
 {
     struct qmsg *q;
+    bool rate_limited;
 
     if (!s || s->closed || s->close_asked)
         return;
@@ -882,6 +912,8 @@ void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64
         ask_close(s, MW_CLOSE_POLICY, "too many pending requests");
         return;
     }
+    /* The rate verdict is taken on arrival (MSG-095). */
+    rate_limited = !mw_ratelimit_allow(&s->rate, now_ms);
     q = mw_malloc(sizeof(*q) + len + 1);
     if (!q) {
         ask_close(s, MW_CLOSE_INTERNAL, "out of memory");
@@ -890,8 +922,7 @@ void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64
     q->next = NULL;
     q->len = len;
     q->now_ms = now_ms;
-    /* The rate verdict is taken on arrival (MSG-095). */
-    q->rate_limited = !mw_ratelimit_allow(&s->rate, now_ms);
+    q->rate_limited = rate_limited;
     memcpy(q->data, buf, len);
     q->data[len] = '\0';
     if (s->q_tail)
@@ -909,7 +940,7 @@ void mw_session_on_close(struct mw_session *s, int64_t now_ms)
     if (!s || s->closed)
         return;
     s->closed = true;
-    for (unsigned i = 0; i < s->max_live; i++) {
+    for (unsigned i = 0; s->live && i < s->max_live; i++) {
         struct entry *e = &s->live[i];
 
         if (!e->used)
@@ -982,9 +1013,7 @@ void mw_session_push_ended(struct mw_session *s, const struct mw_ticket *t)
         h->present = true;
         h->ended = true;
         h->version = t->version;
-        memcpy(h->ended_t.id, t->id, sizeof(h->ended_t.id));
-        h->ended_t.state = t->state;
-        h->ended_t.version = t->version;
+        h->state = t->state;
         return;
     }
     deliver_ended(s, e, t);

@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "channel.h"
+#include "envelope.h"
 #include "hub.h"
 #include "metrics.h"
 #include "ticket.h"
@@ -38,6 +40,9 @@
 #define MW_CLOSE_BAD_SUBPROTOCOL 4003 /* reserved: subprotocol refused (terminal) */
 
 struct mw_session;
+
+/* Bound of one encoded reply or push. */
+#define MW_SESSION_OUT_MAX (MW_ENVELOPE_MAX_BYTES + 1024)
 
 /* Per-connection limits; a zero field means its default. */
 struct mw_session_limits {
@@ -59,6 +64,12 @@ struct mw_session_env {
     struct mw_hub *hub;
     struct mw_metrics *metrics; /* may be NULL */
     struct mw_session_limits limits;
+    /* Where replies are encoded before io->send copies them: one buffer
+     * (mw_buf_init(scratch, MW_SESSION_OUT_MAX)) shared by every session of
+     * a server, so an idle connection keeps no output buffer. Borrowed,
+     * outlives every session; the owner releases it. NULL: each session
+     * keeps its own. */
+    struct mw_buf *scratch;
 };
 
 struct mw_session_io {
@@ -69,7 +80,9 @@ struct mw_session_io {
      * 0 otherwise. */
     int (*send)(void *ud, const char *buf, size_t len, int64_t assigned_ms);
     /* Asks the edge to close with code and reason; the edge then calls
-     * mw_session_on_close() once the connection is gone. */
+     * mw_session_on_close() once the connection is gone. reason is a
+     * string with static storage (a literal, at most 123 bytes): the edge
+     * keeps the pointer until the close frame goes out. */
     void (*close)(void *ud, uint16_t code, const char *reason);
 };
 
