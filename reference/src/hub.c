@@ -34,9 +34,19 @@ struct mw_hub {
     size_t n_entries;
     size_t n_watches; /* (ticket, session) pairs */
     size_t max_watches;
+    struct mw_hash_key key; /* ticket ids can be chosen by clients (watch) */
 };
 
 struct mw_hub *mw_hub_new(size_t max_watches)
+{
+    struct mw_hash_key key;
+
+    if (mw_hash_key_random(&key, mw_random_os, NULL) != 0)
+        return NULL;
+    return mw_hub_new_keyed(max_watches, &key);
+}
+
+struct mw_hub *mw_hub_new_keyed(size_t max_watches, const struct mw_hash_key *key)
 {
     struct mw_hub *h = mw_calloc(1, sizeof(*h));
 
@@ -49,6 +59,7 @@ struct mw_hub *mw_hub_new(size_t max_watches)
     }
     h->nb = HUB_INITIAL_BUCKETS;
     h->max_watches = max_watches ? max_watches : HUB_DEFAULT_MAX_WATCHES;
+    h->key = *key;
     return h;
 }
 
@@ -130,7 +141,7 @@ int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
     id_len = strlen(ticket_id);
     if (id_len == 0 || id_len > MW_CHANNEL_TICKET_ID_MAX)
         return MW_EINVAL;
-    hash = mw_hash_str(ticket_id);
+    hash = mw_hash_str(&h->key, ticket_id);
     e = find(h, ticket_id, hash);
     if (e) {
         for (size_t i = 0; i < e->n; i++)
@@ -176,7 +187,7 @@ void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_session *
 
     if (!h || !ticket_id || !s)
         return;
-    e = find(h, ticket_id, mw_hash_str(ticket_id));
+    e = find(h, ticket_id, mw_hash_str(&h->key, ticket_id));
     if (!e)
         return;
     for (size_t i = 0; i < e->n; i++) {
@@ -220,7 +231,7 @@ void mw_hub_on_assigned(void *hub, const struct mw_assigned *msg)
 
     if (!h || !msg || !msg->ticket_id)
         return;
-    e = find(h, msg->ticket_id, mw_hash_str(msg->ticket_id));
+    e = find(h, msg->ticket_id, mw_hash_str(&h->key, msg->ticket_id));
     if (!e)
         return; /* nobody here watches it: the store still has it */
     /* Sessions that start watching during the loop are not pushed to here:
@@ -241,7 +252,7 @@ void mw_hub_on_ended(void *hub, const struct mw_ticket *t)
 
     if (!h || !t)
         return;
-    e = find(h, t->id, mw_hash_str(t->id));
+    e = find(h, t->id, mw_hash_str(&h->key, t->id));
     if (!e)
         return;
     n = e->n;

@@ -17,7 +17,11 @@
 struct mw_hub;
 struct mw_session;
 
-/* Returns a hub or NULL. max_watches 0 means 1,000,000. */
+/* Returns a hub or NULL. max_watches 0 means 1,000,000. Its map of ticket
+ * ids (which a client chooses when it watches) hashes with key (copied):
+ * draw it from the instance's random source (mw_hash_key_random). */
+struct mw_hub *mw_hub_new_keyed(size_t max_watches, const struct mw_hash_key *key);
+/* The same with a key from the OS random source; NULL also when that fails. */
 struct mw_hub *mw_hub_new(size_t max_watches);
 /* Frees the hub (not the sessions). NULL-safe. */
 void mw_hub_free(struct mw_hub *h);

@@ -46,12 +46,13 @@ struct mw_matchmaker {
     struct mm_node **ids;
     size_t nb;
     size_t waiting;
-    unsigned forming; /* depth of match callbacks in progress */
+    unsigned forming;       /* depth of match callbacks in progress */
+    struct mw_hash_key key; /* (queue, region) are client-chosen */
 };
 
-static uint64_t pool_hash(const char *queue, const char *region)
+static uint64_t pool_hash(const struct mw_matchmaker *mm, const char *queue, const char *region)
 {
-    return mw_hash_pair(queue, region);
+    return mw_hash_pair(&mm->key, queue, region);
 }
 
 static unsigned clamp_size(unsigned n)
@@ -72,6 +73,12 @@ struct mw_matchmaker *mw_matchmaker_new(const struct mw_matchmaker_config *cfg, 
     if (!mm)
         return NULL;
     mm->cfg = *cfg;
+    if (cfg->has_hash_key)
+        mm->key = cfg->hash_key;
+    else if (mw_hash_key_random(&mm->key, mw_random_os, NULL) != 0) {
+        mw_free(mm);
+        return NULL;
+    }
     mm->cfg.match_size = clamp_size(cfg->match_size);
     for (size_t i = 0; i < mm->cfg.n_overrides; i++)
         mm->cfg.overrides[i].size = clamp_size(mm->cfg.overrides[i].size);
@@ -175,7 +182,7 @@ static void id_remove(struct mw_matchmaker *mm, struct mm_node *n)
 static struct mm_pool *pool_get(struct mw_matchmaker *mm, const char *queue, const char *region,
                                 bool create)
 {
-    uint64_t h = pool_hash(queue, region);
+    uint64_t h = pool_hash(mm, queue, region);
     struct mm_pool **head = &mm->pools[h & (MM_POOL_BUCKETS - 1)];
     struct mm_pool *p;
 
@@ -307,7 +314,7 @@ int mw_matchmaker_add(struct mw_matchmaker *mm, const struct mw_ticket *t)
 
     if (!mm || !t)
         return MW_EINVAL;
-    h = mw_hash_str(t->id);
+    h = mw_hash_str(&mm->key, t->id);
     if (id_find(mm, t->id, h))
         return 0; /* already waiting: the feed may deliver twice */
     if (mm->waiting >= mm->cfg.max_waiting)
@@ -351,7 +358,7 @@ int mw_matchmaker_requeue(struct mw_matchmaker *mm, const char *queue, const cha
     /* Back to the front, in their order: push the last one first. Not
      * bounded by max_waiting: these tickets were waiting a moment ago. */
     for (size_t i = n; i-- > 0;) {
-        uint64_t h = mw_hash_str(entries[i].ticket_id);
+        uint64_t h = mw_hash_str(&mm->key, entries[i].ticket_id);
         struct mm_node *nd;
 
         if (id_find(mm, entries[i].ticket_id, h))
@@ -384,7 +391,7 @@ bool mw_matchmaker_remove(struct mw_matchmaker *mm, const char *ticket_id)
 
     if (!mm || !ticket_id)
         return false;
-    n = id_find(mm, ticket_id, mw_hash_str(ticket_id));
+    n = id_find(mm, ticket_id, mw_hash_str(&mm->key, ticket_id));
     if (!n)
         return false;
     p = n->pool;

@@ -28,6 +28,11 @@ struct mw_matchmaker_config {
     size_t n_overrides;
     struct mw_mm_override overrides[MW_MM_MAX_OVERRIDES];
     size_t max_waiting; /* bound on waiting tickets; add fails MW_ELIMIT (0: 1,000,000) */
+    /* Key of the pool and id maps' hash ((queue, region) are chosen by
+     * clients): the instance's random source's, or fixed in tests. Without
+     * one (has_hash_key false) the matchmaker draws one from the OS. */
+    bool has_hash_key;
+    struct mw_hash_key hash_key;
 };
 
 /* One waiting ticket, as the matchmaker keeps it. */

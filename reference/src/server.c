@@ -312,7 +312,14 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     if (server_make_backends(s))
         goto fail;
     if (api) {
-        s->hub = mw_hub_new(0);
+        /* Every map keyed by client-chosen strings hashes with its own
+         * random key (hash flooding): hub, matchmaker, memory store,
+         * sessions. */
+        struct mw_hash_key hk;
+
+        if (mw_hash_key_random(&hk, mw_random_os, NULL) != 0)
+            goto fail;
+        s->hub = mw_hub_new_keyed(0, &hk);
         if (!s->hub)
             goto fail;
         if (mw_channel_subscribe(&s->channel, mw_hub_on_assigned, s->hub))
@@ -321,8 +328,13 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
         s->store.on_ended_ud = s->hub;
     }
     if (work) {
-        s->worker = mw_worker_new(&cfg->worker, &s->store, &s->channel, mw_random_os, NULL,
-                                  mw_loop_now_fn, NULL);
+        struct mw_worker_config wcfg = cfg->worker;
+
+        wcfg.mm.has_hash_key = true;
+        if (mw_hash_key_random(&wcfg.mm.hash_key, mw_random_os, NULL) != 0)
+            goto fail;
+        s->worker =
+            mw_worker_new(&wcfg, &s->store, &s->channel, mw_random_os, NULL, mw_loop_now_fn, NULL);
         if (!s->worker)
             goto fail;
     }
@@ -333,6 +345,8 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     s->senv.limits = cfg->limits;
     mw_buf_init(&s->session_out, MW_SESSION_OUT_MAX);
     s->senv.scratch = &s->session_out;
+    if (mw_hash_key_random(&s->senv.hash_key, mw_random_os, NULL) != 0)
+        goto fail;
 
     memset(&henv, 0, sizeof(henv));
     henv.store = &s->store;

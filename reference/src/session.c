@@ -744,7 +744,8 @@ static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
 
     s->cur_has_idem = m->enqueue.has_idem_key;
     s->cur_idem_hash =
-        s->cur_has_idem ? mw_hash_pair(m->enqueue.player_id, m->enqueue.idem_key) : 0;
+        s->cur_has_idem ? mw_hash_pair(&s->env->hash_key, m->enqueue.player_id, m->enqueue.idem_key)
+                        : 0;
     /* A replay of a ticket held here is answered like a re-watch, even at
      * the limit (MSG-028 watches "exactly as a watch would"; MSG-090 refuses
      * only a ticket beyond the limit). */

@@ -70,6 +70,9 @@ struct mw_session_env {
      * outlives every session; the owner releases it. NULL: each session
      * keeps its own. */
     struct mw_buf *scratch;
+    /* Keys the (playerId, idempotencyKey) hash a session compares to
+     * recognise a replayed enqueue: the server's random key, fixed in tests. */
+    struct mw_hash_key hash_key;
 };
 
 struct mw_session_io {

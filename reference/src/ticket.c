@@ -162,30 +162,138 @@ bool mw_queue_name_valid(const char *s, size_t n)
 
 /* ---- Hashing --------------------------------------------------------------- */
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME  0x100000001b3ULL
+/* SipHash-2-4, from the paper's description ("SipHash: a fast short-input
+ * PRF", section 2): four 64-bit words of state, 2 compression rounds per
+ * 8-byte little-endian block, the length mod 256 in the top byte of the
+ * last block, 4 finalization rounds. Byte-at-a-time so a pair can be
+ * hashed without building it. */
+struct sip {
+    uint64_t v0, v1, v2, v3;
+    uint64_t m;     /* the block being filled */
+    unsigned mlen;  /* its bytes */
+    uint64_t total; /* bytes hashed */
+};
 
-static uint64_t fnv1a(uint64_t h, const char *s)
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void sip_round(struct sip *s)
 {
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= FNV_PRIME;
+    s->v0 += s->v1;
+    s->v1 = SIP_ROTL(s->v1, 13);
+    s->v1 ^= s->v0;
+    s->v0 = SIP_ROTL(s->v0, 32);
+    s->v2 += s->v3;
+    s->v3 = SIP_ROTL(s->v3, 16);
+    s->v3 ^= s->v2;
+    s->v0 += s->v3;
+    s->v3 = SIP_ROTL(s->v3, 21);
+    s->v3 ^= s->v0;
+    s->v2 += s->v1;
+    s->v1 = SIP_ROTL(s->v1, 17);
+    s->v1 ^= s->v2;
+    s->v2 = SIP_ROTL(s->v2, 32);
+}
+
+static void sip_init(struct sip *s, const struct mw_hash_key *key)
+{
+    s->v0 = key->k0 ^ 0x736f6d6570736575ULL;
+    s->v1 = key->k1 ^ 0x646f72616e646f6dULL;
+    s->v2 = key->k0 ^ 0x6c7967656e657261ULL;
+    s->v3 = key->k1 ^ 0x7465646279746573ULL;
+    s->m = 0;
+    s->mlen = 0;
+    s->total = 0;
+}
+
+static void sip_block(struct sip *s, uint64_t m)
+{
+    s->v3 ^= m;
+    sip_round(s);
+    sip_round(s);
+    s->v0 ^= m;
+}
+
+static void sip_byte(struct sip *s, unsigned char c)
+{
+    s->m |= (uint64_t)c << (8 * s->mlen);
+    s->total++;
+    if (++s->mlen == 8) {
+        sip_block(s, s->m);
+        s->m = 0;
+        s->mlen = 0;
     }
-    return h;
 }
 
-uint64_t mw_hash_str(const char *s)
+static void sip_bytes(struct sip *s, const unsigned char *p, size_t n)
 {
-    return fnv1a(FNV_OFFSET, s);
+    /* Whole blocks straight from the input when aligned on a block. */
+    while (n && s->mlen) {
+        sip_byte(s, *p++);
+        n--;
+    }
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t m = 0;
+
+        for (int i = 7; i >= 0; i--)
+            m = m << 8 | p[i];
+        sip_block(s, m);
+        s->total += 8;
+    }
+    while (n--)
+        sip_byte(s, *p++);
 }
 
-uint64_t mw_hash_pair(const char *a, const char *b)
+static uint64_t sip_final(struct sip *s)
 {
-    uint64_t h = fnv1a(FNV_OFFSET, a);
+    uint64_t b = s->m | (s->total & 0xff) << 56;
 
-    h ^= 0xff;
-    h *= FNV_PRIME;
-    return fnv1a(h, b);
+    sip_block(s, b);
+    s->v2 ^= 0xff;
+    sip_round(s);
+    sip_round(s);
+    sip_round(s);
+    sip_round(s);
+    return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+}
+
+int mw_hash_key_random(struct mw_hash_key *key, mw_random_fn rnd, void *rnd_ud)
+{
+    unsigned char r[16];
+    int rc = rnd(rnd_ud, r, sizeof(r));
+
+    if (rc)
+        return rc;
+    key->k0 = key->k1 = 0;
+    for (int i = 7; i >= 0; i--) {
+        key->k0 = key->k0 << 8 | r[i];
+        key->k1 = key->k1 << 8 | r[8 + i];
+    }
+    return 0;
+}
+
+uint64_t mw_siphash(const struct mw_hash_key *key, const void *p, size_t n)
+{
+    struct sip s;
+
+    sip_init(&s, key);
+    sip_bytes(&s, p, n);
+    return sip_final(&s);
+}
+
+uint64_t mw_hash_str(const struct mw_hash_key *key, const char *str)
+{
+    return mw_siphash(key, str, strlen(str));
+}
+
+uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *b)
+{
+    struct sip s;
+
+    sip_init(&s, key);
+    sip_bytes(&s, (const unsigned char *)a, strlen(a));
+    sip_byte(&s, 0xff);
+    sip_bytes(&s, (const unsigned char *)b, strlen(b));
+    return sip_final(&s);
 }
 
 /* ---- Time ------------------------------------------------------------------ */

@@ -83,13 +83,25 @@ bool mw_uuid4_valid(const char *s, size_t len);
  * of a-z 0-9 _ -. Used by the message codec and the --queue-size flag. */
 bool mw_queue_name_valid(const char *s, size_t n);
 
-/* 64-bit FNV-1a of a NUL-terminated string (borrowed): the one hash of the
- * in-memory maps (hub, matchmaker, memory store). Fast, not keyed: it does
- * not resist chosen-key collisions. */
-uint64_t mw_hash_str(const char *s);
-/* The same over the pair (a, b) with a 0xff byte between them (0xff occurs
+/* The key of the in-memory maps' hash (hub, matchmaker, memory store,
+ * session): each map draws its own from its instance's random source when
+ * it is built, so a client cannot choose strings that collide in it (hash
+ * flooding). Tests use fixed keys. */
+struct mw_hash_key {
+    uint64_t k0, k1;
+};
+
+/* Fills key from the random source. Returns 0 or the source's error. */
+int mw_hash_key_random(struct mw_hash_key *key, mw_random_fn rnd, void *rnd_ud);
+
+/* SipHash-2-4 (Aumasson and Bernstein, 2012) of p[0..n) under key (k0 is
+ * the key's bytes 0..7 little-endian, k1 bytes 8..15). Borrowed inputs. */
+uint64_t mw_siphash(const struct mw_hash_key *key, const void *p, size_t n);
+/* SipHash-2-4 of a NUL-terminated string (borrowed). */
+uint64_t mw_hash_str(const struct mw_hash_key *key, const char *s);
+/* SipHash-2-4 of the pair (a, b) with a 0xff byte between them (0xff occurs
  * in neither UTF-8 nor ASCII, so ("ab","c") and ("a","bc") differ). */
-uint64_t mw_hash_pair(const char *a, const char *b);
+uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *b);
 
 /* RFC 3339 UTC with milliseconds: "2026-11-27T11:40:48.123Z" (24 chars + NUL). */
 void mw_format_rfc3339(int64_t unix_ms, char out[32]);

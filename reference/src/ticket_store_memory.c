@@ -110,16 +110,19 @@ struct tsm {
     bool pump_posted;
     bool in_pump;
     bool closing;
+    /* Key of both indexes' hash: (playerId, idempotencyKey) is chosen by
+     * clients. Drawn from rnd at construction. */
+    struct mw_hash_key hash_key;
 };
 
-static uint64_t hash_id(const char *id)
+static uint64_t hash_id(const struct tsm *s, const char *id)
 {
-    return mw_hash_str(id);
+    return mw_hash_str(&s->hash_key, id);
 }
 
-static uint64_t hash_idem(const char *player_id, const char *key)
+static uint64_t hash_idem(const struct tsm *s, const char *player_id, const char *key)
 {
-    return mw_hash_pair(player_id, key);
+    return mw_hash_pair(&s->hash_key, player_id, key);
 }
 
 static struct rec **rec_link(struct rec *r, int which)
@@ -195,7 +198,7 @@ static void index_remove(struct index *ix, int which, struct rec *r)
 
 static struct rec *find_by_id(const struct tsm *s, const char *id)
 {
-    uint64_t h = hash_id(id);
+    uint64_t h = hash_id(s, id);
 
     for (struct rec *r = s->by_id.b[h & (s->by_id.nb - 1)]; r; r = r->id_next)
         if (r->id_hash == h && strcmp(r->t.id, id) == 0)
@@ -205,7 +208,7 @@ static struct rec *find_by_id(const struct tsm *s, const char *id)
 
 static struct rec *find_by_idem(const struct tsm *s, const char *player_id, const char *key)
 {
-    uint64_t h = hash_idem(player_id, key);
+    uint64_t h = hash_idem(s, player_id, key);
 
     for (struct rec *r = s->by_idem.b[h & (s->by_idem.nb - 1)]; r; r = r->idem_next)
         if (r->idem_hash == h && strcmp(r->t.player_id, player_id) == 0 &&
@@ -562,9 +565,9 @@ static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
         }
     }
     r->watchers = req->watched ? 1 : 0;
-    r->id_hash = hash_id(r->t.id);
+    r->id_hash = hash_id(s, r->t.id);
     if (r->t.has_idem_key)
-        r->idem_hash = hash_idem(r->t.player_id, r->t.idem_key);
+        r->idem_hash = hash_idem(s, r->t.player_id, r->t.idem_key);
 
     rc = MW_ENOMEM;
     res = op_new(OP_TICKET, r);
@@ -950,6 +953,10 @@ int mw_ticket_store_memory_new(struct mw_ticket_store *out,
     s->defer = defer;
     s->rnd = rnd;
     s->rnd_ud = rnd_ud;
+    if (mw_hash_key_random(&s->hash_key, rnd, rnd_ud) != 0) {
+        mw_free(s);
+        return MW_EIO;
+    }
     if (index_init(&s->by_id) != 0)
         goto out_free;
     if (index_init(&s->by_idem) != 0)

@@ -11,10 +11,11 @@
 
 /* Creates the backend in *out (caller storage). cfg is copied (NULL, or a
  * zero or negative field: that field's default); defer is borrowed and must
- * outlive the store; rnd/rnd_ud make ticket ids (the OS source in the server,
- * a PRNG in tests). The backend keeps a pointer to *out (to read on_ended),
- * so *out must not move until destroyed. Returns 0, MW_EINVAL (NULL out,
- * defer or rnd) or MW_ENOMEM. Free with mw_ticket_store_destroy(out).
+ * outlive the store; rnd/rnd_ud make ticket ids and the key of the indexes'
+ * hash (the OS source in the server, a PRNG in tests). The backend keeps a
+ * pointer to *out (to read on_ended), so *out must not move until destroyed.
+ * Returns 0, MW_EINVAL (NULL out, defer or rnd), MW_ENOMEM, or rnd's error.
+ * Free with mw_ticket_store_destroy(out).
  *
  * Details of this backend: a callback's ticket is NULL when its status is
  * neither 0 nor MW_ESTATE; cancel() of a cancelled or expired ticket gives

@@ -247,12 +247,37 @@ static void test_foreach_ticket(void **state)
     mw_hub_free(h);
 }
 
+/* A hub built with a fixed key (as tests and the server's random key do)
+ * maps many ids, through bucket growth, and forgets them all. */
+static void test_keyed(void **state)
+{
+    const struct mw_hash_key key = {.k0 = 7, .k1 = 11};
+    struct mw_hub *h = mw_hub_new_keyed(0, &key);
+    struct mw_session x = {.id = 1};
+    char seen[3] = {0}, id[16];
+
+    (void)state;
+    assert_non_null(h);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "t%d", i);
+        assert_int_equal(mw_hub_watch(h, id, &x), 0);
+    }
+    assert_int_equal(mw_hub_watch_count(h), 1000);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "t%d", i);
+        mw_hub_unwatch(h, id, &x);
+    }
+    assert_int_equal(mw_hub_watch_count(h), 0);
+    assert_int_equal(mw_hub_foreach_ticket(h, count_visit, seen), 0);
+    mw_hub_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_and_fanout),    cmocka_unit_test(test_bound_and_args),
         cmocka_unit_test(test_unwatch_during_push), cmocka_unit_test(test_many_and_oom),
-        cmocka_unit_test(test_foreach_ticket),
+        cmocka_unit_test(test_foreach_ticket),      cmocka_unit_test(test_keyed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

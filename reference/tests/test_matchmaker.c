@@ -70,6 +70,9 @@ static struct mw_matchmaker *make(struct groups *G, unsigned size, size_t max_wa
     memset(&cfg, 0, sizeof(cfg));
     cfg.match_size = size;
     cfg.max_waiting = max_waiting;
+    cfg.has_hash_key = true; /* a fixed key */
+    cfg.hash_key.k0 = 0x0123456789abcdefULL;
+    cfg.hash_key.k1 = 0xfedcba9876543210ULL;
     cfg.n_overrides = 2;
     snprintf(cfg.overrides[0].queue, sizeof(cfg.overrides[0].queue), "squad");
     cfg.overrides[0].size = 4;

@@ -275,16 +275,108 @@ static void test_queue_name_valid(void **state)
     assert_true(mw_queue_name_valid("duel!", 4)); /* only n bytes are read */
 }
 
-/* The one map hash: 64-bit FNV-1a (published test values), and the pair form. */
+/* SipHash-2-4: the test values of the SipHash paper (key 00 01 .. 0f,
+ * message 00 01 .. of each length), and the pair form. */
 static void test_hash(void **state)
 {
+    const struct mw_hash_key key = {.k0 = 0x0706050403020100ULL, .k1 = 0x0f0e0d0c0b0a0908ULL};
+    const struct mw_hash_key other = {.k0 = 1, .k1 = 2};
+    unsigned char msg[64];
+    char cat[8];
+
     (void)state;
-    assert_true(mw_hash_str("") == 0xcbf29ce484222325ULL);
-    assert_true(mw_hash_str("a") == 0xaf63dc4c8601ec8cULL);
-    assert_true(mw_hash_str("foobar") == 0x85944171f73967e8ULL);
-    assert_true(mw_hash_pair("ab", "c") != mw_hash_pair("a", "bc"));
-    assert_true(mw_hash_pair("a", "b") == mw_hash_pair("a", "b"));
-    assert_true(mw_hash_pair("a", "") != mw_hash_str("a"));
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (unsigned char)i;
+    assert_true(mw_siphash(&key, msg, 0) == 0x726fdb47dd0e0e31ULL);
+    assert_true(mw_siphash(&key, msg, 1) == 0x74f839c593dc67fdULL);
+    assert_true(mw_siphash(&key, msg, 8) == 0x93f5f5799a932462ULL);
+    assert_true(mw_siphash(&key, msg, 15) == 0xa129ca6149be45e5ULL);
+    assert_true(mw_hash_str(&key, "") == 0x726fdb47dd0e0e31ULL);
+    /* The pair is the hash of a, 0xff, b in one piece. */
+    memcpy(cat,
+           "abc\xff"
+           "defg",
+           8);
+    assert_true(mw_hash_pair(&key, "abc", "defg") == mw_siphash(&key, cat, 8));
+    assert_true(mw_hash_pair(&key, "ab", "c") != mw_hash_pair(&key, "a", "bc"));
+    assert_true(mw_hash_pair(&key, "a", "b") == mw_hash_pair(&key, "a", "b"));
+    assert_true(mw_hash_pair(&key, "a", "") != mw_hash_str(&key, "a"));
+    /* Keyed: another key, another value. */
+    assert_true(mw_hash_str(&key, "duel") != mw_hash_str(&other, "duel"));
+}
+
+static int fake_bytes(void *ud, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+
+    (void)ud;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)i;
+    return 0;
+}
+
+static int failing_bytes(void *ud, void *buf, size_t n)
+{
+    (void)ud;
+    (void)buf;
+    (void)n;
+    return MW_EIO;
+}
+
+static void test_hash_key_random(void **state)
+{
+    struct mw_hash_key k;
+
+    (void)state;
+    assert_int_equal(mw_hash_key_random(&k, fake_bytes, NULL), 0);
+    assert_true(k.k0 == 0x0706050403020100ULL && k.k1 == 0x0f0e0d0c0b0a0908ULL);
+    assert_int_equal(mw_hash_key_random(&k, failing_bytes, NULL), MW_EIO);
+}
+
+/* The unkeyed FNV-1a the maps used before. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Hash flooding: keys a client can choose (idempotency keys, region
+ * values, ticket ids in a watch) that all land in one bucket of a
+ * 1,024-bucket map indexed by FNV-1a's low bits are found by a plain
+ * search; under the keyed hash the same keys spread over the buckets. */
+static void test_hash_flood_spreads(void **state)
+{
+    enum { N = 256, BUCKETS = 1024 };
+    const struct mw_hash_key key = {.k0 = 0x243f6a8885a308d3ULL, .k1 = 0x13198a2e03707344ULL};
+    static char keys[N][24];
+    unsigned load[BUCKETS] = {0}, worst = 0, used = 0;
+    size_t found = 0;
+
+    (void)state;
+    for (unsigned long i = 0; found < N; i++) {
+        char k[24];
+
+        snprintf(k, sizeof(k), "idem-%lu", i);
+        if ((fnv1a(k) & (BUCKETS - 1)) == 0) /* every one in bucket 0 */
+            memcpy(keys[found++], k, sizeof(k));
+    }
+    for (size_t i = 0; i < N; i++) {
+        unsigned *l = &load[mw_hash_pair(&key, "player", keys[i]) & (BUCKETS - 1)];
+
+        used += *l == 0;
+        if (++*l > worst)
+            worst = *l;
+        assert_true((fnv1a(keys[i]) & (BUCKETS - 1)) == 0);
+    }
+    /* 256 keys over 1,024 buckets at random: about 226 buckets used, the
+     * longest chain 3 or 4. Under FNV-1a: 1 bucket, a chain of 256. */
+    assert_true(used >= 200);
+    assert_true(worst <= 5);
 }
 
 int main(void)
@@ -293,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_state_names),       cmocka_unit_test(test_copy_clear),
         cmocka_unit_test(test_copy_oom),          cmocka_unit_test(test_uuid4),
         cmocka_unit_test(test_uuid4_fixed_bytes), cmocka_unit_test(test_uuid4_valid),
+        cmocka_unit_test(test_hash_key_random),   cmocka_unit_test(test_hash_flood_spreads),
         cmocka_unit_test(test_random_os),         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_queue_name_valid),  cmocka_unit_test(test_hash),
     };
