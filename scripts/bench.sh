@@ -207,7 +207,9 @@ CONNS=${CONNS//max/$MAX_CONNS}
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "nice: ${NICE:-0}"
     echo "fd limit: $FD_LIMIT (max connections used: $MAX_CONNS)"
-    echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "git: $(git describe --always --dirty 2>/dev/null || echo .?.)"
+    echo "server: $SERVER"
+    echo "bench: $BENCH"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
