@@ -915,6 +915,13 @@ void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64
     }
     /* The rate verdict is taken on arrival (MSG-095). */
     rate_limited = !mw_ratelimit_allow(&s->rate, now_ms);
+    if (!s->busy && !s->q_head) {
+        /* Nothing waits before it: handled at once from the edge's buffer,
+         * with no copy (the common case: a request is answered before the
+         * client sends the next). */
+        process_one(s, buf, len, rate_limited, now_ms);
+        return;
+    }
     q = mw_malloc(sizeof(*q) + len + 1);
     if (!q) {
         ask_close(s, MW_CLOSE_INTERNAL, "out of memory");

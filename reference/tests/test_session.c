@@ -1102,6 +1102,45 @@ static void test_replay_at_limit(void **state)
     assert_int_equal(mw_hub_watch_count(fx->hub), 8);
 }
 
+/* A message to an idle session is handled in place: the session allocates
+ * nothing of its own for it (only the decoder does); while a request waits
+ * on the store, the next message is copied into the bounded queue (one
+ * allocation) and answered in order after it. */
+static void test_in_place_when_idle(void **state)
+{
+    static const char ping[] = "{\"type\":\"ping\",\"v\":1,\"id\":\"p\",\"data\":{}}";
+    struct fx *fx = *state;
+    struct conn *c = conn_new(fx);
+    struct mw_client_msg m;
+    struct mw_msg_error err;
+    unsigned long before, decode_allocs, session_allocs;
+
+    say(fx, c, ping); /* warms the shared reply buffer */
+    assert_int_equal(c->n_out, 1);
+    before = mw_alloc_count();
+    assert_int_equal(mw_msg_decode(ping, strlen(ping), &m, &err), 0);
+    mw_client_msg_clear(&m);
+    decode_allocs = mw_alloc_count() - before;
+    before = mw_alloc_count();
+    say(fx, c, ping);
+    session_allocs = mw_alloc_count() - before;
+    assert_int_equal(c->n_out, 2); /* answered at once */
+    assert_int_equal(session_allocs, decode_allocs);
+
+    say(fx, c,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"e\",\"data\":{\"queue\":\"duel\","
+        "\"playerId\":\"p\"}}");
+    assert_int_equal(c->n_out, 2); /* waits on the store */
+    before = mw_alloc_count();
+    say(fx, c, ping);
+    assert_int_equal(mw_alloc_count() - before, 1); /* the queued copy */
+    assert_int_equal(c->n_out, 2);
+    run(fx);
+    assert_true(c->n_out >= 4);
+    assert_true(has(c->out[2], "\"enqueued\""));
+    assert_true(has(c->out[3], "\"pong\""));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1128,6 +1167,7 @@ int main(void)
         T(test_delivered_table_bound),
         T(test_failed_rewatch_releases_held_push),
         T(test_replay_at_limit),
+        T(test_in_place_when_idle),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
