@@ -50,6 +50,10 @@ struct rec {
     size_t watchers;
     int64_t grace_deadline_ms; /* valid while in_grace */
     int64_t final_ms;          /* when the ticket became final */
+    /* Undelivered assign results whose snapshot borrows this record's
+     * strings (attributes, envelope): the sweep does not forget it until
+     * they are delivered (the next pump). */
+    unsigned pins;
 };
 
 struct rec_list {
@@ -84,8 +88,15 @@ struct op {
     struct mw_ticket t; /* snapshot (OP_TICKET with has_ticket, OP_QUEUED, OP_ENDED) */
     size_t failed;      /* OP_ASSIGN */
     size_t n;
-    struct mw_ticket *tickets; /* OP_ASSIGN success: n snapshots */
+    /* OP_ASSIGN success: n snapshots, each borrowing the strings of the
+     * record pinned[i] (one allocation; no copy of the envelopes). */
+    struct mw_ticket *tickets;
+    struct rec **pinned;
 };
+
+/* An assign result's snapshots and record pointers share one allocation. */
+_Static_assert(sizeof(struct mw_ticket) % _Alignof(struct rec *) == 0,
+               "record pointers after the snapshots are aligned");
 
 struct tsm {
     struct mw_ticket_store *self; /* the owner's struct (for on_ended); must not move */
@@ -279,9 +290,9 @@ static void op_free(struct op *op)
         return;
     mw_ticket_clear(&op->t);
     if (op->tickets) {
-        for (size_t i = 0; i < op->n; i++)
-            mw_ticket_clear(&op->tickets[i]);
-        mw_free(op->tickets);
+        for (size_t i = 0; op->pinned && i < op->n; i++)
+            op->pinned[i]->pins--;
+        mw_free(op->tickets); /* and pinned: the same allocation */
     }
     mw_free(op);
 }
@@ -750,26 +761,23 @@ static int tsm_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, voi
         recs[i] = r;
     }
 
-    /* Prepare every copy, then set: all or nothing. */
-    op->tickets = mw_calloc(m->n, sizeof(*op->tickets));
+    /* Prepare every allocation, then set: all or nothing. The snapshots
+     * and their record pointers are one block; the records own the only
+     * copy of each envelope, which the snapshots borrow (pinned). */
+    op->tickets = mw_calloc(1, m->n * (sizeof(*op->tickets) + sizeof(*op->pinned)));
     if (!op->tickets)
         goto out_free;
-    op->n = m->n;
     for (i = 0; i < m->n; i++) {
         envs[i] = mw_strndup(m->envelopes[i], m->envelope_lens[i]);
         if (!envs[i])
             goto out_free;
-        if (mw_ticket_copy(&op->tickets[i], &recs[i]->t) != 0)
-            goto out_free;
-        op->tickets[i].assigned_envelope = mw_strndup(m->envelopes[i], m->envelope_lens[i]);
-        if (!op->tickets[i].assigned_envelope)
-            goto out_free;
-        op->tickets[i].assigned_envelope_len = m->envelope_lens[i];
     }
     rc = ensure_pump(s);
     if (rc)
         goto out_free;
 
+    op->pinned = (struct rec **)(void *)(op->tickets + m->n);
+    op->n = m->n;
     for (i = 0; i < m->n; i++) {
         struct rec *r = recs[i];
 
@@ -777,8 +785,9 @@ static int tsm_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, voi
         r->t.version = m->versions[i];
         r->t.assigned_envelope = envs[i];
         r->t.assigned_envelope_len = m->envelope_lens[i];
-        op->tickets[i].state = MW_TICKET_ASSIGNED;
-        op->tickets[i].version = m->versions[i];
+        op->tickets[i] = r->t; /* borrows attributes_json and assigned_envelope */
+        op->pinned[i] = r;
+        r->pins++;
     }
     ops_append(s, op);
     return 0;
@@ -878,7 +887,9 @@ static int tsm_sweep(void *impl, int64_t now_ms)
             return rc;
         changed++;
     }
-    while (s->final.head && now_ms - s->final.head->final_ms >= s->cfg.assigned_ttl_ms) {
+    /* (A pinned head waits for its assign result's delivery, one pump.) */
+    while (s->final.head && !s->final.head->pins &&
+           now_ms - s->final.head->final_ms >= s->cfg.assigned_ttl_ms) {
         forget(s, s->final.head);
         changed++;
     }
