@@ -12,6 +12,24 @@
 #include "error.h"
 #include "json.h"
 
+/* The public predicates on raw n-byte input, against the rules written
+ * here (a NUL byte is never valid in either). */
+static void check_predicates(const char *buf, size_t size)
+{
+    char tmp[MW_TYPE_MAX + 2];
+    bool nul = memchr(buf, '\0', size) != NULL, want_type = false, want_id = false;
+
+    if (!nul && size <= MW_TYPE_MAX + 1) {
+        memcpy(tmp, buf, size);
+        tmp[size] = '\0';
+        want_type = fuzz_type_ok(tmp);
+        want_id = fuzz_id_ok(tmp);
+    }
+    FUZZ_CHECK(mw_envelope_type_valid(buf, size) == want_type);
+    FUZZ_CHECK(mw_envelope_id_valid(buf, size) == want_id);
+    FUZZ_CHECK(!mw_envelope_type_valid(NULL, size) && !mw_envelope_id_valid(NULL, size));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_dup_exact(data, size);
@@ -19,6 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mw_parse_error err;
     int rc;
 
+    check_predicates(buf, size);
+    mw_envelope_clear(NULL);
     memset(&env, 0xA5, sizeof(env)); /* caller storage need not be zeroed */
     memset(&err, 0, sizeof(err));
     rc = mw_envelope_parse(buf, size, &env, &err);

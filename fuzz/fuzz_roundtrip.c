@@ -86,8 +86,9 @@ static void check_api_edges(const struct mw_envelope *e, uint8_t sel, size_t can
     if (sel % 6 <= 3)
         check_refused(e, &bad);
 
-    /* A bound one byte short of the canonical text: MW_ELIMIT, b restored. */
-    mw_buf_init(&b, canonical_len - 1);
+    /* A bound short of the canonical text (the cut varies with the input,
+     * so every append can be the one that fails): MW_ELIMIT, b restored. */
+    mw_buf_init(&b, 1 + (sel * 2654435761u + canonical_len) % (canonical_len - 1));
     FUZZ_CHECK(mw_envelope_serialize(e, &b) == MW_ELIMIT);
     FUZZ_CHECK(b.len == 0);
     mw_buf_release(&b);
@@ -102,16 +103,47 @@ static void check_api_edges(const struct mw_envelope *e, uint8_t sel, size_t can
     memcpy(bad.type, e->type, sizeof(bad.type));
     memcpy(bad.id, e->id, sizeof(bad.id));
     FUZZ_CHECK(mw_envelope_equal(e, &bad));
-    for (c = dup->child; c && !cJSON_IsNumber(c); c = c->next)
-        ;
-    if (c && (sel & 1)) {
-        c->valuedouble = -c->valuedouble;
-        FUZZ_CHECK(!mw_envelope_equal(e, &bad));
-    } else if (dup->child) {
-        cJSON_Delete(cJSON_DetachItemFromArray(dup, cJSON_GetArraySize(dup) - 1));
-        FUZZ_CHECK(!mw_envelope_equal(e, &bad));
+    c = dup->child;
+    switch ((sel >> 1) % 5) {
+    case 0: /* the first number negated */
+        while (c && !cJSON_IsNumber(c))
+            c = c->next;
+        if (c)
+            c->valuedouble = -c->valuedouble;
+        break;
+    case 1: /* the first member renamed */
+        if (c && c->string && c->string[0])
+            c->string[0] ^= 0x01;
+        else
+            c = NULL;
+        break;
+    case 2: /* the first string changed */
+        while (c && !(cJSON_IsString(c) && c->valuestring[0]))
+            c = c->next;
+        if (c)
+            c->valuestring[0] ^= 0x01;
+        break;
+    case 3: /* the first member's type changed (true <-> false, else -> null) */
+        if (c && cJSON_IsNull(c))
+            c = NULL; /* already null: nothing changes */
+        else if (c)
+            c->type = cJSON_IsTrue(c) ? cJSON_False : cJSON_IsFalse(c) ? cJSON_True : cJSON_NULL;
+        break;
+    default: /* the last member dropped */
+        if (c)
+            cJSON_Delete(cJSON_DetachItemFromArray(dup, cJSON_GetArraySize(dup) - 1));
+        break;
     }
+    if (c)
+        FUZZ_CHECK_MSG(!mw_envelope_equal(e, &bad), "a changed data compares equal (%d)",
+                       (sel >> 1) % 5);
     cJSON_Delete(dup);
+    bad.data = NULL;
+    {
+        struct mw_envelope nodata = bad;
+        FUZZ_CHECK(mw_envelope_equal(&nodata, &bad)); /* both without data */
+        FUZZ_CHECK(!mw_envelope_equal(e, &nodata));
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -68,15 +68,16 @@ build_fuzz() {
         log "$CC_FUZZ not found: libFuzzer needs clang (the corpus replay under ctest still runs)"
         return 1
     fi
-    CC=$CC_FUZZ cmake -S . -B "$BF" -DMW_FUZZ=ON -DMW_BUILD_SERVER=OFF -DMW_WERROR=ON \
+    CC=$CC_FUZZ cmake -S . -B "$BF" -DMW_FUZZ=ON -DMW_BUILD_SERVER=OFF -DBUILD_TESTING=OFF -DMW_WERROR=ON \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     quiet_build "$BF"
 }
 
-# Builds a configured dir; on failure shows the end of the build log.
+# Builds a configured dir; on failure shows the end of the build log. One
+# build per dir at a time (a smoke run and a merge may overlap).
 quiet_build() {
     mkdir -p "$1"
-    if ! cmake --build "$1" -j "$JOBS" >"$1/build.log" 2>&1; then
+    if ! flock "$1/.build.lock" cmake --build "$1" -j "$JOBS" >"$1/build.log" 2>&1; then
         grep -m20 -E 'error|Error' "$1/build.log" >&2 || tail -20 "$1/build.log" >&2
         log "build in $1 failed (full log: $1/build.log)"
         return 1
@@ -203,7 +204,7 @@ cmd_coverage() {
         log "coverage needs $CC_FUZZ"
         return 1
     fi
-    CC=$CC_FUZZ cmake -S . -B "$BC" -DMW_COVERAGE=ON -DMW_FUZZ=OFF -DMW_BUILD_SERVER=OFF \
+    CC=$CC_FUZZ cmake -S . -B "$BC" -DMW_COVERAGE=ON -DMW_FUZZ=OFF -DMW_BUILD_SERVER=OFF -DBUILD_TESTING=OFF \
         -DMW_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
     quiet_build "$BC"
     local prof=$BC/profraw objs=() h f
