@@ -1,20 +1,38 @@
 #!/usr/bin/env bash
-# `make test`: configure, build (warnings are errors), run the unit tests
-# (ctest), then the conformance suite against the reference server(s) it
-# starts itself. Ends with the runners' own summary lines.
-set -euo pipefail
+# `make test`: configure and build (warnings are errors), then
+#   1. ctest: unit tests, vector replays, corpus replays, Redis integration
+#      tests (each starts its own redis-server), server smoke, format check;
+#   2. fuzz smoke: each libFuzzer harness ~30 s (seed logged, input kept on failure);
+#   3. bench smoke: a short open-loop run that asserts nothing was lost or duplicated
+#      (never a speed threshold);
+#   4. the conformance suite against reference servers it starts (memory, then
+#      Redis with two gateways and a worker), and against the selftest faults.
+# Every stage runs even when an earlier one failed; the exit status is non-zero
+# if any failed. The output ends with the runners' own summary lines.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 PYTHON=${PYTHON:-/usr/bin/python3}
+export PYTHON
+failed=()
 
-cmake -S . -B "$BUILD" -DMW_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j "$JOBS"
+cmake -S . -B "$BUILD" -DMW_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+cmake --build "$BUILD" -j "$JOBS" || exit 1
 
-# Unit tests, vector replays and corpus replays.
-ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" || failed+=(ctest)
 
-# Conformance suite against the reference server (added as it exists).
-if [ -x scripts/conformance.sh ] && [ -x "$BUILD/reference/matchwire-server" ]; then
-    BUILD="$BUILD" PYTHON="$PYTHON" scripts/conformance.sh
+if [ "${MW_SKIP_FUZZ:-0}" != 1 ]; then
+    scripts/fuzz.sh smoke || failed+=(fuzz-smoke)
 fi
+
+if [ "${MW_SKIP_BENCH:-0}" != 1 ]; then
+    scripts/bench.sh smoke "$BUILD" || failed+=(bench-smoke)
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "make test: failed so far: ${failed[*]} (the conformance suite runs anyway)"
+fi
+BUILD="$BUILD" scripts/conformance.sh || failed+=(conformance)
+
+[ ${#failed[@]} -eq 0 ]
