@@ -17,16 +17,28 @@
 #define HUB_DEFAULT_MAX_WATCHES 1000000
 #define HUB_INITIAL_BUCKETS     256
 #define HUB_MAX_BUCKETS         ((size_t)1 << 24)
+/* Watchers held in the entry itself: a ticket is usually watched by its one
+ * creator (two with a second device), so watching it allocates only the
+ * entry. */
+#define HUB_INLINE_WATCHERS 2
 
 struct hub_entry {
     struct hub_entry *next;
     uint64_t hash;
     char ticket_id[MW_CHANNEL_TICKET_ID_MAX + 1];
-    struct mw_session **s; /* NULL slots only while iterating */
+    struct mw_session **s; /* inl or owned; NULL slots only while iterating */
     size_t n, cap;
     unsigned iterating; /* nesting depth of pushes in progress */
     size_t holes;       /* NULL slots to compact after iterating */
+    struct mw_session *inl[HUB_INLINE_WATCHERS];
 };
+
+static void entry_free(struct hub_entry *e)
+{
+    if (e->s != e->inl)
+        mw_free(e->s);
+    mw_free(e);
+}
 
 struct mw_hub {
     struct hub_entry **b;
@@ -71,8 +83,7 @@ void mw_hub_free(struct mw_hub *h)
         struct hub_entry *e = h->b[i];
         while (e) {
             struct hub_entry *next = e->next;
-            mw_free(e->s);
-            mw_free(e);
+            entry_free(e);
             e = next;
         }
     }
@@ -125,8 +136,7 @@ static void entry_unlink_free(struct mw_hub *h, struct hub_entry *e)
         }
     }
     h->n_entries--;
-    mw_free(e->s);
-    mw_free(e);
+    entry_free(e);
 }
 
 int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
@@ -156,16 +166,23 @@ int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
             return MW_ENOMEM;
         e->hash = hash;
         memcpy(e->ticket_id, ticket_id, id_len + 1);
+        e->s = e->inl;
+        e->cap = HUB_INLINE_WATCHERS;
         fresh = true;
     }
-    if (e->n == e->cap) {
-        size_t ncap = e->cap ? e->cap * 2 : 2;
-        struct mw_session **ns = mw_realloc(e->s, ncap * sizeof(*ns));
-        if (!ns) {
-            if (fresh)
-                mw_free(e);
-            return MW_ENOMEM;
+    if (e->n == e->cap) { /* never for a fresh entry */
+        size_t ncap = e->cap * 2;
+        struct mw_session **ns;
+
+        if (e->s == e->inl) {
+            ns = mw_malloc(ncap * sizeof(*ns));
+            if (ns)
+                memcpy(ns, e->inl, e->n * sizeof(*ns));
+        } else {
+            ns = mw_realloc(e->s, ncap * sizeof(*ns));
         }
+        if (!ns)
+            return MW_ENOMEM;
         e->s = ns;
         e->cap = ncap;
     }
