@@ -2,14 +2,17 @@
 
 Options (also accepted by conformance/run): --url, --http, --redis, --url2,
 --profile, --strict, --report DIR, --matrix, --spec DIR, --testee-config
-FILE, --seed N, --robust-count N, --redis-restart-cmd CMD.
+FILE, --seed N, --robust-count N, and the harness hooks --redis-restart-cmd,
+--redis-stop-cmd, --redis-start-cmd, --shutdown-url, --shutdown-cmd.
 
 Verdicts follow the keyword of the requirements a test names (the strongest
 wins): a failed MUST fails the run; a failed SHOULD is reported as "warn"
 (pytest: xfailed) and fails the run only with --strict; a failed MAY is
 informational. A skipped MUST test of a requested profile is a failure
 (TST-012): a testee that cannot be driven through a MUST is not shown
-conformant.
+conformant. Tests of profiles that were not requested are deselected at
+collection (reported as "not-requested"), so a pytest skip always means a
+test that could not run.
 """
 
 import collections
@@ -46,6 +49,14 @@ def pytest_addoption(parser):
     g.addoption("--seed", type=int, default=None, help="robustness seed (replay)")
     g.addoption("--robust-count", type=int, default=3000, help="mutated envelopes per robustness run")
     g.addoption("--redis-restart-cmd", default=None, help="command that restarts the testee's Redis")
+    g.addoption("--redis-stop-cmd", default=None,
+                help="command that stops the testee's Redis (data kept; profile multi, CHN-101)")
+    g.addoption("--redis-start-cmd", default=None,
+                help="command that starts the testee's Redis again after --redis-stop-cmd")
+    g.addoption("--shutdown-url", default=None,
+                help="ws:// URL of a dedicated testee instance that --shutdown-cmd shuts down (MSG-099)")
+    g.addoption("--shutdown-cmd", default=None,
+                help="command that makes the --shutdown-url instance shut down (e.g. kill -TERM PID)")
 
 
 def pytest_configure(config):
@@ -89,10 +100,12 @@ def item_profile(item):
     return m.args[0] if m else "core"
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_collection_modifyitems(session, config, items):
-    """Runs before -k/-m deselection, so the traceability check and the
-    matrix see every test."""
+    """Before -k/-m deselection (so the traceability check and the matrix
+    see every test): ids, levels and profiles of all tests. After it: the
+    tests of profiles that were not requested are deselected (TST-012:
+    reported as not-requested, never shown as skips)."""
     config._mw_all = {}
     for it in items:
         it._mw_ids = item_ids(it)
@@ -100,6 +113,22 @@ def pytest_collection_modifyitems(session, config, items):
         it._mw_profile = item_profile(it)
         for i in it._mw_ids:
             config._mw_all.setdefault(i, []).append(it.nodeid)
+    yield
+    if config.getoption("--matrix"):
+        return
+    kept, dropped = [], []
+    for it in items:
+        (kept if it._mw_profile in config._mw_profiles else dropped).append(it)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    for it in dropped:
+        RESULTS.append({
+            "nodeid": it.nodeid, "name": it.nodeid.split("::")[-1], "module": it.nodeid.split("::")[0],
+            "requirements": it._mw_ids, "level": it._mw_level, "verdict": "not-requested",
+            "phase": "setup", "reason": "profile %s not requested" % it._mw_profile, "duration": 0.0,
+            "wire": [],
+        })
 
 
 def pytest_runtestloop(session):
@@ -156,6 +185,28 @@ def ws(conns):
 
 
 @pytest.fixture
+def rds(testee):
+    """A client of the testee's Redis (--redis), for the channel profiles:
+    the suite acts as a foreign worker or gateway through it (channel.md)."""
+    if not testee.redis:
+        pytest.skip("this profile needs --redis")
+    import redis
+    r = redis.Redis.from_url(testee.redis, socket_timeout=testee.timeout + 2)
+    r.ping()
+    yield r
+    r.close()
+
+
+def hook(config, name, what):
+    """A harness hook (a shell command); skips when it is not given, which
+    fails a MUST test of a requested profile (TST-012)."""
+    cmd = config.getoption(name)
+    if not cmd:
+        pytest.skip("no %s: the harness must provide %s (spec/testing.md)" % (name, what))
+    return cmd
+
+
+@pytest.fixture
 def queue(testee):
     """A fresh queue name (default match size), so tests never share tickets."""
     return mwclient.uniq("cf")
@@ -167,13 +218,9 @@ def seed(pytestconfig):
 
 
 def pytest_runtest_setup(item):
-    """Profile gate (before any fixture) and a fresh wire log per test."""
+    """A fresh wire log per test (profiles were chosen at collection)."""
     mwclient.WIRE["log"] = collections.deque(maxlen=60)
     mwclient.WIRE["t0"] = time.monotonic()
-    prof = getattr(item, "_mw_profile", "core")
-    if prof not in item.config._mw_profiles:
-        item._mw_not_requested = True
-        pytest.skip("profile %s not requested" % prof)
 
 
 def needs_timer(testee, name, seconds):
@@ -198,7 +245,6 @@ def pytest_runtest_makereport(item, call):
     rep._mw_verdict = None
     rep._mw_reason = ""
     strict = item.config.getoption("--mw-strict")
-    not_requested = getattr(item, "_mw_not_requested", False)
     if rep.failed and call.when in ("setup", "call"):
         reason = _short(rep)
         v = reqmod.verdict(level, "failed", strict)
@@ -208,14 +254,14 @@ def pytest_runtest_makereport(item, call):
         rep._mw_verdict, rep._mw_reason = v, reason
     elif rep.skipped and not hasattr(rep, "wasxfail"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        v = reqmod.verdict(level, "skipped", strict, not_requested)
+        v = reqmod.verdict(level, "skipped", strict)
         if v == "fail":
             rep.outcome = "failed"
             rep.longrepr = "%s test skipped in a requested profile (TST-012): %s" % (level, reason)
         rep._mw_verdict, rep._mw_reason = v, reason
     elif rep.passed and call.when == "call":
         rep._mw_verdict = "pass"
-    if call.when == "call" or rep._mw_verdict in ("fail", "skip", "not-requested") or (rep.failed and call.when == "setup"):
+    if call.when == "call" or rep._mw_verdict in ("fail", "skip") or (rep.failed and call.when == "setup"):
         rep._mw_wire = list(mwclient.WIRE["log"])
 
 

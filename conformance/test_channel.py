@@ -15,17 +15,6 @@ from mwclient import http, uniq
 pytestmark = pytest.mark.profile("channel")
 
 
-@pytest.fixture
-def rds(testee):
-    if not testee.redis:
-        pytest.skip("profile channel needs --redis")
-    import redis
-    r = redis.Redis.from_url(testee.redis, socket_timeout=testee.timeout)
-    r.ping()
-    yield r
-    r.close()
-
-
 def chan(testee, name="matchmaking:assigned"):
     return testee.decl["redisPrefix"] + name
 
@@ -56,6 +45,25 @@ def test_seed_payload_reaches_watcher(testee, rds, conns, queue):
     publish(rds, testee, {"ticketId": t, "envelope": env})
     m = ws.wait_push("match.assigned", t)
     assert m == env, "pushed %s, published %s" % (ijson.dumps(m), ijson.dumps(env))
+
+
+@pytest.mark.req("CHN-002", "CHN-014")
+def test_fanout_to_every_watcher_of_a_gateway(testee, rds, conns, queue):
+    """The seed kept only the last registered handler, so of several sockets
+    on one instance only the last heard anything: every watcher of the
+    gateway gets its push, whichever connection subscribed last."""
+    a, b = conns(), conns()
+    ta = a.enqueue_ok(queue)["ticketId"]
+    assert b.request("watch", {"ticketId": ta})["type"] == "watching"
+    c, tc = watched_ticket(conns, uniq("cf"))
+    d, td = watched_ticket(conns, uniq("cf"))  # the last to subscribe; not published to
+    env_a, env_c = assigned_env(ta), assigned_env(tc)
+    publish(rds, testee, {"ticketId": ta, "envelope": env_a})
+    publish(rds, testee, {"ticketId": tc, "envelope": env_c})
+    assert a.wait_push("match.assigned", ta) == env_a
+    assert b.wait_push("match.assigned", ta) == env_a
+    assert c.wait_push("match.assigned", tc) == env_c
+    assert d.ping()["type"] == "pong" and not d.pending, "a push reached a connection not watching it"
 
 
 @pytest.mark.req("CHN-004")

@@ -3,12 +3,13 @@
 
 import select
 import struct
+import subprocess
 import time
 
 import pytest
 
 import ijson
-from conftest import needs_timer
+from conftest import hook, needs_timer
 from mwclient import WS, Closed, WaitTimeout, encode_frame, handshake, uniq
 
 pytestmark = pytest.mark.profile("core")
@@ -349,3 +350,24 @@ def test_oversized_binary_closes_1003(testee, conns):
     except OSError:
         pass
     assert ws.expect_closed().code == 1003
+
+
+@pytest.mark.req("MSG-099")
+def test_shutdown_closes_1001(testee, pytestconfig):
+    """A dedicated instance (--shutdown-url) is told to shut down
+    (--shutdown-cmd): every open connection, idle or holding a ticket, gets a
+    close frame with 1001."""
+    url = hook(pytestconfig, "--shutdown-url", "a dedicated instance that may be shut down")
+    cmd = hook(pytestconfig, "--shutdown-cmd", "a command that shuts the --shutdown-url instance down")
+    a = WS(testee, url=url, name="shut1")
+    b = WS(testee, url=url, name="shut2")
+    try:
+        a.enqueue_ok(uniq("cf"))
+        assert b.ping()["type"] == "pong"
+        subprocess.run(cmd, shell=True, check=True, timeout=30)
+        for ws in (a, b):
+            c = ws.expect_closed(testee.timeout)
+            assert c.code == 1001, "%s: closed with %s (eof=%s), expected 1001" % (ws.name, c.code, c.eof)
+    finally:
+        a.close()
+        b.close()

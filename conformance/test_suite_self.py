@@ -4,6 +4,8 @@ reports, seeded replay. Pure checks of conformance/ code; no testee needed."""
 import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -75,3 +77,21 @@ def test_seed_replays(seed):
     r1, r2 = random.Random(seed), random.Random(seed)
     assert [test_robustness.mutate(r1) for _ in range(200)] == [test_robustness.mutate(r2) for _ in range(200)]
     assert a
+
+
+@pytest.mark.req("TST-012")
+def test_unrequested_profiles_are_deselected(tmp_path):
+    """Tests of profiles that were not requested are deselected (never shown
+    as skips) and reported as not-requested."""
+    cmd = [sys.executable, "-m", "pytest", HERE, "-p", "no:cacheprovider", "--rootdir", HERE, "-q", "-rs",
+           "--profile", "core", "--report", str(tmp_path),
+           "-k", "test_levels_from_keywords or test_seed_payload_reaches_watcher or test_redis_restart"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    tail = r.stdout.strip().split("\n")[-1]
+    assert "1 passed" in tail and "deselected" in tail and "skipped" not in tail, tail
+    idx = json.loads((tmp_path / "report.json").read_text())
+    nr = {t["name"] for t in idx["tests"] if t["verdict"] == "not-requested"}
+    assert nr == {"test_seed_payload_reaches_watcher", "test_redis_restart"}, nr
+    assert idx["summary"]["not-requested"] == len([t for t in idx["tests"] if t["verdict"] == "not-requested"])
+    assert idx["summary"]["skip"] == 0 and idx["summary"]["pass"] == 1, idx["summary"]

@@ -4,6 +4,8 @@ coverage_elsewhere.json that really mentions it; every id a test names
 exists."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -44,3 +46,36 @@ def test_every_must_is_covered(request):
     table = reqmod.load_elsewhere(os.path.join(HERE, "coverage_elsewhere.json"))
     missing = sorted(i for i, r in spec.items() if r.level == "MUST" and i not in by and i not in table)
     assert not missing, "%d MUST requirement(s) without a test: %s" % (len(missing), ", ".join(missing))
+
+
+def _nested(spec_dir, *args):
+    """Runs this suite's own traceability check (only) in a child pytest."""
+    cmd = [sys.executable, "-m", "pytest", HERE, "-p", "no:cacheprovider", "--rootdir", HERE, "-q",
+           "--spec", str(spec_dir)] + list(args)
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+                          cwd=ROOT)
+
+
+FAKE_SPEC = """# fake
+- [TST-041] Every MUST requirement is verified by a test.
+- [CHN-998] A binding SHOULD do a thing nobody tests.
+- [CHN-997] *withdrawn*: a binding MUST do what nobody asks any more.
+"""
+
+
+@pytest.mark.req("TST-041")
+def test_check_fails_on_an_uncovered_must(tmp_path):
+    """The check itself: a spec with an untested MUST fails the run and names
+    it; the same spec without it passes (SHOULDs and withdrawn ids ask no
+    test)."""
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    bad.mkdir()
+    good.mkdir()
+    (bad / "x.md").write_text(FAKE_SPEC + "- [CHN-999] A binding MUST do a thing nobody tests.\n")
+    (good / "x.md").write_text(FAKE_SPEC)
+    r = _nested(bad, "-k", "test_every_must_is_covered")
+    assert r.returncode != 0, "an uncovered MUST did not fail the run:\n" + r.stdout[-2000:]
+    assert "1 MUST requirement(s) without a test: CHN-999" in r.stdout, r.stdout[-2000:]
+    r = _nested(good, "-k", "test_every_must_is_covered")
+    assert r.returncode == 0, "a fully covered spec failed the check:\n" + r.stdout[-2000:]
+    assert "1 passed" in r.stdout, r.stdout[-2000:]

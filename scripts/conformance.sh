@@ -6,10 +6,16 @@
 # 2. With redis-server and a server built with the Redis channel: one
 #    redis-server, two api instances and one worker; profiles channel and
 #    multi (TST-001), with --redis-restart-cmd restarting Redis in place
-#    (append-only file, so data survives: TST-014).
+#    (append-only file, so data survives: TST-014) and --redis-stop-cmd /
+#    --redis-start-cmd stopping and starting it (TST-015). Redis requires a
+#    password and the instances use database 2, given as
+#    redis://:PASSWORD@HOST:PORT/2, so that AUTH and SELECT are observable
+#    (CHN-034, TST-017).
 # 3. Last: one reference server (memory channel) with the short test
-#    settings of spec/testing.md TST-010; profiles core and robustness. Its
-#    pytest summary is the last output line.
+#    settings of spec/testing.md TST-010; profiles core and robustness, with a
+#    second, dedicated instance that --shutdown-cmd stops with SIGTERM
+#    (--shutdown-url, TST-016, MSG-099). Its pytest summary is the last
+#    output line.
 # Every process started here is stopped on exit (trap). Exit non-zero on any
 # failure. Env: BUILD (build), PYTHON (/usr/bin/python3), MW_SKIP_FAULTS=1.
 set -uo pipefail
@@ -65,22 +71,38 @@ fi
 # 2. Channel and multi profiles, when Redis and the Redis channel exist.
 if command -v redis-server >/dev/null && "$SERVER" --help 2>&1 | grep -q -- "--channel memory|redis"; then
     RP=$(free_port)
-    cat > "$TMP/restart-redis.sh" <<SH
+    RPW=conformance-$RANDOM$RANDOM
+    # Stop (data kept in the append-only file) and start in place: the hooks
+    # of TST-014 (restart = stop + start) and TST-015.
+    cat > "$TMP/stop-redis.sh" <<SH
 #!/usr/bin/env bash
-# Restarts the test Redis in place (same port, same append-only file).
+# Waits for the port to close, not for the pid: a daemonized Redis can stay
+# a zombie for a while after it exited.
 if [ -f "$TMP/redis.pid" ]; then
-    pid=\$(cat "$TMP/redis.pid")
-    kill "\$pid" 2>/dev/null
-    for i in \$(seq 50); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+    kill "\$(cat "$TMP/redis.pid")" 2>/dev/null
+    for i in \$(seq 100); do
+        redis-cli -p $RP -a "$RPW" --no-auth-warning ping >/dev/null 2>&1 || break
+        sleep 0.05
+    done
+    rm -f "$TMP/redis.pid"
 fi
+exit 0
+SH
+    cat > "$TMP/start-redis.sh" <<SH
+#!/usr/bin/env bash
 redis-server --port $RP --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes --appendfsync always \
-    --daemonize yes --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
-for i in \$(seq 50); do redis-cli -p $RP ping >/dev/null 2>&1 && exit 0; sleep 0.1; done
+    --requirepass "$RPW" --daemonize yes --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
+for i in \$(seq 50); do
+    redis-cli -p $RP -a "$RPW" --no-auth-warning ping >/dev/null 2>&1 && exit 0
+    sleep 0.1
+done
 exit 1
 SH
-    chmod +x "$TMP/restart-redis.sh"
-    "$TMP/restart-redis.sh" || { echo "conformance: redis-server did not start"; status=1; }
-    R="redis://127.0.0.1:$RP"
+    printf '#!/usr/bin/env bash\n"%s" && exec "%s"\n' "$TMP/stop-redis.sh" "$TMP/start-redis.sh" \
+        > "$TMP/restart-redis.sh"
+    chmod +x "$TMP/stop-redis.sh" "$TMP/start-redis.sh" "$TMP/restart-redis.sh"
+    "$TMP/start-redis.sh" || { echo "conformance: redis-server did not start"; status=1; }
+    R="redis://:$RPW@127.0.0.1:$RP/2"
     WP=$(free_port); P1=$(free_port); P2=$(free_port)
     "$SERVER" --listen "127.0.0.1:$WP" --channel redis --role worker --redis "$R" "${SHORT[@]}" \
         >"$TMP/worker.log" 2>&1 & PIDS+=($!)
@@ -95,11 +117,11 @@ SH
     done
     "$PYTHON" conformance/run --url "ws://127.0.0.1:$P1/realtime" --url2 "ws://127.0.0.1:$P2/realtime" \
         --redis "$R" --profile channel,multi --testee-config "$DECL" \
-        --redis-restart-cmd "$TMP/restart-redis.sh" --report "$BUILD/conformance-redis" || status=1
+        --redis-restart-cmd "$TMP/restart-redis.sh" --redis-stop-cmd "$TMP/stop-redis.sh" \
+        --redis-start-cmd "$TMP/start-redis.sh" --report "$BUILD/conformance-redis" || status=1
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     PIDS=()
-    kill "$(cat "$TMP/redis.pid")" 2>/dev/null
-    rm -f "$TMP/redis.pid"
+    "$TMP/stop-redis.sh"
 else
     echo "conformance: no redis-server or no Redis channel in $SERVER: profiles channel and multi not run"
 fi
@@ -107,11 +129,15 @@ fi
 # 3. Core and robustness against one reference server (last: its summary ends the output).
 PORT=$(free_port)
 "$SERVER" --listen "127.0.0.1:$PORT" "${SHORT[@]}" >"$TMP/server.log" 2>&1 & PIDS+=($!)
-if wait_healthy "http://127.0.0.1:$PORT"; then
+SPORT=$(free_port)
+"$SERVER" --listen "127.0.0.1:$SPORT" "${SHORT[@]}" >"$TMP/shutdown.log" 2>&1 & SPID=$!
+PIDS+=($SPID)
+if wait_healthy "http://127.0.0.1:$PORT" && wait_healthy "http://127.0.0.1:$SPORT"; then
     "$PYTHON" conformance/run --url "ws://127.0.0.1:$PORT/realtime" --profile core,robustness \
-        --testee-config "$DECL" --report "$BUILD/conformance" || status=1
+        --testee-config "$DECL" --shutdown-url "ws://127.0.0.1:$SPORT/realtime" \
+        --shutdown-cmd "kill -TERM $SPID" --report "$BUILD/conformance" || status=1
 else
-    tail -n 20 "$TMP/server.log"
+    tail -n 20 "$TMP/server.log" "$TMP/shutdown.log"
     status=1
 fi
 exit $status

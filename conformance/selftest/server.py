@@ -68,6 +68,7 @@ FAULTS = {
     "timestamp_no_millis": "timestamps without milliseconds",
     "no_bad_message_check": "enqueue data is not validated (queue syntax)",
     "reply_without_id_gets_id": "replies to requests without id carry id \"\"",
+    "shutdown_close_1000": "shutting down closes connections with 1000, not 1001",
 }
 
 CLIENT_TYPES = ("enqueue", "cancel", "watch", "ping")
@@ -785,7 +786,7 @@ def main():
         loop.add_signal_handler(s, stop.set)
     loop.run_until_complete(stop.wait())
     for c in list(srv.conns):
-        c.close(1001, "shutting down")
+        c.close(1000 if "shutdown_close_1000" in srv.f else 1001, "shutting down")
     server.close()
     loop.run_until_complete(asyncio.sleep(0.1))
     return 0

@@ -3,7 +3,7 @@
 memory), then checks the one thing everything else builds on: two WebSocket
 clients enqueue in the same queue and both get the same match.assigned. Also
 checks the HTTP view of the ticket and that a SIGTERM closes an open client
-with 1001 and exits 0 within 2 s.
+with 1001 (MSG-099) and exits 0 within 2 s.
 
 Usage: smoke_server.py PATH/TO/matchwire-server
 """
@@ -76,7 +76,9 @@ async def run(port, proc):
     status, health = http_json(f"http://127.0.0.1:{port}/healthz")
     assert status == 200 and health["status"] == "ok", health
 
-    # Shutdown: an open client sees 1001, the process exits 0 within 2 s.
+    # Shutdown (MSG-099): an open client sees 1001, the process exits 0
+    # within 2 s. The conformance suite checks 1001 for any implementation
+    # through its --shutdown-url/--shutdown-cmd hook (spec/testing.md TST-016).
     async with websockets.connect(url, subprotocols=["matchwire.v1"]) as ws:
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -1,8 +1,10 @@
 /* Tests for channel_redis against a real redis-server: fan-out across two
- * channel instances (two "processes"), the seed's payload, malformed
- * payloads published raw and dropped by reason (counted, never delivered,
- * never fatal), publish while down, and a Redis restart: reconnect,
- * resubscribe, on_resubscribed fired again, delivery resumes. */
+ * channel instances (two "processes") and to every subscriber of one
+ * (CHN-002), no delivery from inside publish (CHN-003), the seed's payload,
+ * malformed payloads published raw and dropped by reason (counted, never
+ * delivered, never fatal), publish while down fails at once and is never
+ * sent later (CHN-033), and a Redis restart: reconnect, resubscribe,
+ * on_resubscribed fired again, delivery resumes. */
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include <setjmp.h>
@@ -133,20 +135,23 @@ static void publish_one(struct mw_channel *c, const char *tid, char *env, size_t
     assert_int_equal(mw_channel_publish(c, &m), expect);
 }
 
-/* One publish reaches every subscriber of both instances once. */
+/* One publish reaches every subscriber of both instances once (CHN-001,
+ * CHN-002: instance b has two subscribers, gb1 and gb2, and both hear it,
+ * not only the last registered as in the seed). */
 static void test_fanout_two_instances(void **state)
 {
     struct env *e = *state;
     char env[1024];
 
     publish_one(&e->a, TID_A, env, sizeof(env), 0);
-    /* Never delivered from inside publish(). */
+    /* CHN-003: never delivered from inside publish(), not even to the
+     * publishing instance's own subscriber (ga1). */
     assert_int_equal(e->ga1.n + e->gb1.n + e->gb2.n, 0);
     assert_true(mwt_run_until(e->loop, all_three, e, 3.0));
     mwt_run_until(e->loop, NULL, NULL, 0.1); /* no second copy trails */
     assert_int_equal(e->ga1.n, 1);
-    assert_int_equal(e->gb1.n, 1);
-    assert_int_equal(e->gb2.n, 1);
+    assert_int_equal(e->gb1.n, 1); /* CHN-002: the first subscriber of b ... */
+    assert_int_equal(e->gb2.n, 1); /* ... and the last one */
     assert_string_equal(e->gb2.ticket_id, TID_A);
     assert_string_equal(e->gb2.envelope, env);
     assert_int_equal(e->gb2.version, 2);
@@ -251,6 +256,23 @@ static bool resubscribed_twice(void *ud)
            mw_channel_redis_ready(&e->b);
 }
 
+/* PUBLISH calls the fresh server received (INFO commandstats), -1 on error. */
+static long long publish_calls(const struct mwt_redis *r)
+{
+    redisReply *rep = mwt_cmd(r, "INFO commandstats");
+    const char *p;
+    long long n = -1;
+
+    if (!rep || rep->type != REDIS_REPLY_STRING)
+        goto out;
+    p = strstr(rep->str, "cmdstat_publish:calls=");
+    n = p ? atoll(p + strlen("cmdstat_publish:calls=")) : 0;
+out:
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
 /* Redis killed mid-run: publish fails with MW_EUNAVAIL while it is down
  * (never a silent success), both instances resubscribe when it is back and
  * call on_resubscribed, and delivery resumes with no duplicate. */
@@ -264,18 +286,25 @@ static void test_restart_resubscribes(void **state)
     mwt_run_until(e->loop, NULL, NULL, 0.2);
     assert_false(mw_channel_redis_ready(&e->a));
     assert_string_not_equal(mw_channel_redis_error(&e->a), "");
+    /* CHN-033: publish while the command connection is down fails at once. */
     publish_one(&e->a, TID_A, env, sizeof(env), MW_EUNAVAIL);
     assert_int_equal(mwt_redis_start(&e->r), 0);
     assert_true(mwt_run_until(e->loop, resubscribed_twice, e, 5.0));
     assert_int_equal(e->ra.n, 2);
     assert_int_equal(e->rb.n, 2);
     assert_string_equal(mw_channel_redis_error(&e->b), "");
+    /* CHN-033: nothing was queued for a later publish: the fresh server has
+     * received no PUBLISH once both instances are connected again. */
+    mwt_run_until(e->loop, NULL, NULL, 0.2);
+    assert_int_equal(publish_calls(&e->r), 0);
+    assert_int_equal(e->ga1.n + e->gb1.n + e->gb2.n, 0);
     publish_one(&e->b, TID_A, env, sizeof(env), 0);
     assert_true(mwt_run_until(e->loop, all_three, e, 3.0));
     mwt_run_until(e->loop, NULL, NULL, 0.1);
     assert_int_equal(e->ga1.n, 1);
     assert_int_equal(e->gb1.n, 1);
     assert_int_equal(e->gb2.n, 1);
+    assert_int_equal(publish_calls(&e->r), 1);
 }
 
 static bool channel_ready(void *ud)

@@ -1,7 +1,8 @@
 /* Tests for redis_conn against a real redis-server: ready after the
  * handshake, unreachable at start then up, restart mid-run (lost, NULL
  * replies for commands in flight, ready again), AUTH + SELECT from the
- * options, a wrong password, capped backoff, free with commands pending. */
+ * options, a wrong password and a bad database never ready (CHN-034),
+ * capped backoff, free with commands pending. */
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include <setjmp.h>
@@ -180,7 +181,8 @@ static void test_restart(void **state)
     ev_loop_destroy(loop);
 }
 
-/* AUTH and SELECT from the options, before anything else. */
+/* CHN-034: AUTH and SELECT from the options, pipelined before anything
+ * else: a command sent once ready lands in the selected database. */
 static void test_auth_and_select(void **state)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -223,7 +225,8 @@ static void test_auth_and_select(void **state)
     ev_loop_destroy(loop);
 }
 
-/* A wrong password: never ready, the error says why, retries. */
+/* CHN-034: a connection is ready only when AUTH succeeded: a wrong
+ * password is never ready, the error says why, retries. */
 static void test_wrong_password(void **state)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -241,6 +244,30 @@ static void test_wrong_password(void **state)
     assert_false(mwt_run_until(loop, ready_n, &o, 0.5));
     assert_non_null(strstr(mw_redis_conn_error(c), "AUTH"));
     assert_non_null(strstr(mw_redis_conn_error(c), "WRONGPASS"));
+    mw_redis_conn_free(c);
+    mwt_redis_stop(&r, SIGTERM);
+    ev_loop_destroy(loop);
+}
+
+/* CHN-034: ... and only when SELECT succeeded: a database the server does
+ * not have (it has 16) is never ready, and the error names SELECT. */
+static void test_select_fails(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis r = {0};
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    (void)state;
+    assert_int_equal(mwt_redis_start(&r), 0);
+    opts = mwt_opts(&r, NULL);
+    opts.db = 99;
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_false(mwt_run_until(loop, ready_n, &o, 0.5));
+    assert_false(mw_redis_conn_ready(c));
+    assert_null(mw_redis_conn_ctx(c));
+    assert_non_null(strstr(mw_redis_conn_error(c), "SELECT"));
     mw_redis_conn_free(c);
     mwt_redis_stop(&r, SIGTERM);
     ev_loop_destroy(loop);
@@ -321,7 +348,7 @@ int main(void)
         cmocka_unit_test(test_ready_and_command), cmocka_unit_test(test_unreachable_then_up),
         cmocka_unit_test(test_restart),           cmocka_unit_test(test_auth_and_select),
         cmocka_unit_test(test_wrong_password),    cmocka_unit_test(test_backoff_capped),
-        cmocka_unit_test(test_free_with_pending),
+        cmocka_unit_test(test_free_with_pending), cmocka_unit_test(test_select_fails),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -2,8 +2,9 @@
  * store's semantics (transitions, versions, idempotency, grace, ttl,
  * retention, CAS) across two store instances ("two processes"), two workers
  * racing on overlapping matches (exactly one wins), ended notices across
- * instances, the feed (rebuild, stream, XACK, lease), Redis down at start
- * and restarted mid-run, destroy with requests pending. */
+ * instances, the create limit (CHN-051), the feed (rebuild, stream, XACK,
+ * lease), Redis down at start and restarted mid-run, destroy with requests
+ * pending. */
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include <setjmp.h>
@@ -554,9 +555,9 @@ static void test_ttl_and_forgetting(void **state)
     cbrec_reset(&c);
 }
 
-/* MSG-077, CHN-061: the compare-and-set. Versions checked, all or nothing,
- * and two workers racing on overlapping matches: exactly one wins, every
- * time. */
+/* MSG-077, CHN-060, CHN-061: the compare-and-set. Versions checked, all or
+ * nothing, the index of the first failing ticket returned, and two workers
+ * racing on overlapping matches: exactly one wins, every time. */
 static void test_assign_cas_race(void **state)
 {
     struct fx *fx = *state;
@@ -567,7 +568,7 @@ static void test_assign_cas_race(void **state)
     const uint64_t bad[2] = {3, 2};
     int wins_a = 0, wins_b = 0;
 
-    /* Wrong expected version: nothing changes. */
+    /* CHN-060: wrong expected version: nothing changes, failed = index 0. */
     create_ok(fx, &fx->a, "x1", NULL, false, fx->t0, ids[0]);
     create_ok(fx, &fx->a, "x2", NULL, false, fx->t0, ids[1]);
     fill_match(&m1, fx->t0 + 1, 2, ids, bad);
@@ -604,7 +605,7 @@ static void test_assign_cas_race(void **state)
         }
         wait_cb(fx, &c1);
         wait_cb(fx, &c2);
-        assert_true((c1.status == 0) != (c2.status == 0)); /* exactly one */
+        assert_true((c1.status == 0) != (c2.status == 0)); /* CHN-061: exactly one */
         if (c1.status == 0) {
             wins_a++;
             assert_int_equal(c2.status, MW_ESTATE);
@@ -652,6 +653,78 @@ static void test_assign_cas_race(void **state)
     assert_int_equal(c1.failed, 1);
     cbrec_reset(&c1);
     cbrec_reset(&g);
+}
+
+/* The integer of a reply from mwt_cmd (which it frees). */
+static long long int_reply(redisReply *rep)
+{
+    long long n;
+
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    n = rep->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* CHN-051: create fails with MW_ELIMIT and creates nothing (no hash, no
+ * idempotency key, no queue, deadline or stream entry, no count) when
+ * mw:deadlines already holds max_tickets; a replayed idempotency key still
+ * answers its existing ticket; a forgotten ticket frees its place. */
+static void test_create_limit(void **state)
+{
+    struct fx *fx = *state;
+    struct mw_ticket_store_config cfg = {
+        .ticket_ttl_ms = TTL, .assigned_ttl_ms = ATTL, .grace_ms = GRACE, .max_tickets = 2};
+    struct mw_redis_opts o = mwt_opts(fx->r, "t:");
+    struct inst lim = {0};
+    struct cbrec c = {.fx = fx};
+    struct mw_enqueue_req r = req_for("third", "k3", false);
+    char id1[MW_TICKET_ID_LEN + 1], id2[MW_TICKET_ID_LEN + 1];
+    long long keys, xlen;
+    redisReply *rep;
+
+    lim.fx = fx;
+    lim.rng.s = 77;
+    assert_int_equal(
+        mw_ticket_store_redis_new(&lim.st, &cfg, fx->loop, &o, "lim", fake_rng_fill, &lim.rng), 0);
+    mw_ticket_store_redis_on_resubscribed(&lim.st, on_resub, &lim);
+    assert_true(mwt_run_until(fx->loop, inst_ready, &lim, 3.0));
+    create_ok(fx, &lim, "first", "k1", false, fx->t0, id1);
+    create_ok(fx, &fx->a, "second", NULL, false, fx->t0, id2); /* any instance counts */
+    keys = int_reply(mwt_cmd(fx->r, "DBSIZE"));
+    xlen = int_reply(mwt_cmd(fx->r, "XLEN t:mw:tickets"));
+    assert_int_equal(mw_ticket_store_create(&lim.st, &r, fx->t0 + 1, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, MW_ELIMIT); /* CHN-051 */
+    assert_false(c.has_t);
+    cbrec_reset(&c);
+    /* CHN-051: nothing created anywhere. */
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "DBSIZE")), keys);
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "XLEN t:mw:tickets")), xlen);
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "ZCARD t:mw:queue")), 2);
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "ZCARD t:mw:deadlines")), 2);
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "EXISTS t:mw:idem:5:third:k3")), 0);
+    rep = mwt_cmd(fx->r, "HGET t:mw:counts queued");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "2");
+    freeReplyObject(rep);
+    /* At the limit, a replay of an existing key answers its ticket. */
+    r = req_for("first", "k1", false);
+    assert_int_equal(mw_ticket_store_create(&lim.st, &r, fx->t0 + 2, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.t.id, id1);
+    cbrec_reset(&c);
+    /* Cancelled and forgotten after retention: room again. */
+    assert_int_equal(mw_ticket_store_cancel(&fx->a.st, id2, fx->t0 + 3, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    cbrec_reset(&c);
+    sweep_wait(fx, &fx->a, fx->t0 + 3 + ATTL);
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "ZCARD t:mw:deadlines")), 1);
+    create_ok(fx, &lim, "third", "k3", false, fx->t0 + 4, id2);
+    mw_ticket_store_destroy(&lim.st);
 }
 
 static bool feed_has(void *ud)
@@ -935,6 +1008,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attach_detach_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_and_forgetting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assign_cas_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_stream_ack_and_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_claims_pending, setup, teardown),
         cmocka_unit_test(test_unavailable_at_start),
