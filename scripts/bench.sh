@@ -21,7 +21,9 @@
 # the machine to be quiet: other work under QUIET_CORES=0.3 cores; 0: never
 # wait). NICE=-5 runs servers, redis-server and the generator at that
 # priority (root only; for a machine shared with other work; say so when
-# quoting the figures). Each JSON records the cores used by other work during its window
+# quoting the figures); CHRT=10 runs them SCHED_FIFO at that priority
+# instead (root only; the kernel's RT throttling still leaves 5 % to others).
+# Each JSON records the cores used by other work during its window
 # (other_cores). Every process started here is stopped here (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,8 +101,10 @@ wait_http() {
 }
 
 NICE=${NICE:-}
+CHRT=${CHRT:-}
 PRIO=()
 [ -n "$NICE" ] && PRIO=(nice -n "$NICE")
+[ -n "$CHRT" ] && PRIO=(chrt -f "$CHRT")
 
 HELP=$("$SERVER" --help 2>&1 || true)
 has_flag() { grep -q -- "$1" <<<"$HELP"; }
@@ -205,7 +209,7 @@ CONNS=${CONNS//max/$MAX_CONNS}
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "kernel: $(uname -r)"
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "nice: ${NICE:-0}"
+    echo "nice: ${NICE:-0}, SCHED_FIFO: ${CHRT:-no}"
     echo "fd limit: $FD_LIMIT (max connections used: $MAX_CONNS)"
     echo "git: $(git describe --always --dirty 2>/dev/null || echo .?.)"
     echo "server: $SERVER"
