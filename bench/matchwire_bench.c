@@ -1317,6 +1317,9 @@ static void print_human(const struct bench *b, FILE *f)
             "  held idle for %.1f s; lost/duplicate/malformed: n/a (no load), malformed %" PRIu64
             ", pings answered %" PRIu64 "\n",
             o->duration_s, b->c.malformed, b->c.pings);
+        if (server_cpu_util(b) >= 0)
+            fprintf(f, "  server CPU while idle: %.1f %% of one core\n",
+                    100.0 * server_cpu_util(b));
     }
     if (b->have_rss)
         fprintf(f,
@@ -1739,10 +1742,14 @@ int main(int argc, char **argv)
     if (b.o.rate > 0) {
         load_phase(&b);
     } else {
+        /* Holding idle: the server's CPU while it only keeps connections. */
         getrusage(RUSAGE_SELF, &b.ru_start);
+        b.have_cpu = sample_procs(&b, &b.cpu_start);
         uint64_t t = now_ns();
         run_for(&b, b.o.duration_s);
         b.window_ns = now_ns() - t;
+        if (b.have_cpu)
+            b.have_cpu = sample_procs(&b, &b.cpu_end);
         getrusage(RUSAGE_SELF, &b.ru_end);
     }
     finish(&b);
