@@ -26,6 +26,8 @@
 #define _GNU_SOURCE /* memmem */
 #include "fuzz_common.h"
 
+#include <stddef.h>
+
 #include "buf.h"
 #include "channel.h"
 #include "channel_memory.h"
@@ -42,11 +44,11 @@
 
 #define NCONN      3
 #define MAX_INC    64  /* connection incarnations per input */
-#define MAX_TK     48  /* tickets tracked per incarnation */
 #define MAX_GLOBAL 128 /* tickets tracked in all */
 #define MAX_GEN    256 /* generated request ids per incarnation */
 #define OUT_MAX    48  /* unread outbound messages the fake edge holds */
 #define MAX_OPS    400
+#define MAX_TK     (MAX_OPS + 8) /* tickets one incarnation can see: one per text at most */
 #define START_MS   1795000000000LL
 
 struct tk { /* one ticket as one incarnation saw it */
@@ -124,7 +126,7 @@ static struct tk *tfind(struct inc *c, const char *id)
     for (i = 0; i < c->ntk; i++)
         if (strcmp(c->tk[i].id, id) == 0)
             return &c->tk[i];
-    FUZZ_CHECK(c->ntk < MAX_TK); /* 8 live per connection: never this many */
+    FUZZ_CHECK(c->ntk < MAX_TK); /* each text names at most one new ticket */
     memset(&c->tk[c->ntk], 0, sizeof(c->tk[0]));
     snprintf(c->tk[c->ntk].id, sizeof(c->tk[0].id), "%s", id);
     c->tk[c->ntk].final_state = -1;
@@ -567,7 +569,9 @@ static bool world_init(struct world *w, const uint8_t *data, size_t size)
         .ticket_ttl_ms = 600000, .assigned_ttl_ms = 600000, .grace_ms = 30000, .max_tickets = 24};
     struct mw_worker_config wcfg;
 
-    memset(w, 0, sizeof(*w));
+    /* Everything but the incarnations (large; each is zeroed when used). */
+    memset(w, 0, offsetof(struct world, inc));
+    memset(&w->ninc, 0, sizeof(*w) - offsetof(struct world, ninc));
     w->now = START_MS;
     w->trace = getenv("FUZZ_SESSION_TRACE") != NULL;
     w->rnd[0] = size ? data[0] : 0;

@@ -90,6 +90,7 @@ fuzz_one() {
     local h=$1 secs=$2 seed=$3 work=$BF/work/$h art=$BF/artifacts/$h
     local logf=$BF/logs/$h.log rc=0
     mkdir -p "$work" "$art" "$BF/logs"
+    touch "$art/.run-start" # artifacts newer than this are this run's
     [ -d "fuzz/corpus/$h" ] && cp -rn "fuzz/corpus/$h"/. "$work"/
     local dirs=("$work")
     [ -d "fuzz/regressions/$h" ] && dirs+=("fuzz/regressions/$h")
@@ -104,8 +105,7 @@ fuzz_one() {
         log "$h: FAILED (status $rc); first lines of the report:"
         grep -m12 -E 'ERROR|FUZZ_CHECK|SUMMARY|runtime error|Test unit written|#[0-9]+ 0x' "$logf" | sed 's/^/  /' >&2 || true
         local a
-        for a in "$art"/*; do
-            [ -e "$a" ] || continue
+        for a in $(find "$art" -type f -newer "$art/.run-start" ! -name '.*'); do
             log "$h: input kept: $a"
             log "$h: reproduce: $BF/fuzz/fuzz_$h $a"
         done
