@@ -36,6 +36,8 @@ struct mm_pool {
     unsigned size;
     struct mm_node *head, *tail;
     size_t n;
+    bool sweep_pending; /* on mm->sweep: emptied while a match formed */
+    struct mm_pool *sweep_next;
 };
 
 struct mw_matchmaker {
@@ -47,6 +49,7 @@ struct mw_matchmaker {
     size_t nb;
     size_t waiting;
     unsigned forming;       /* depth of match callbacks in progress */
+    struct mm_pool *sweep;  /* pools that emptied while forming: freed after */
     struct mw_hash_key key; /* (queue, region) are client-chosen */
 };
 
@@ -205,12 +208,27 @@ static struct mm_pool *pool_get(struct mw_matchmaker *mm, const char *queue, con
     return p;
 }
 
+/* A pool that emptied while a match callback runs (which may still use it
+ * or requeue into it) is freed when the outermost callback returns. */
+static void pool_defer_free(struct mw_matchmaker *mm, struct mm_pool *p)
+{
+    if (p->sweep_pending)
+        return;
+    p->sweep_pending = true;
+    p->sweep_next = mm->sweep;
+    mm->sweep = p;
+}
+
 static void pool_free_if_empty(struct mw_matchmaker *mm, struct mm_pool *p)
 {
     struct mm_pool **pp;
 
-    if (p->n > 0 || mm->forming > 0)
+    if (p->n > 0)
         return;
+    if (mm->forming > 0 || p->sweep_pending) {
+        pool_defer_free(mm, p);
+        return;
+    }
     for (pp = &mm->pools[p->hash & (MM_POOL_BUCKETS - 1)]; *pp; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
@@ -220,20 +238,16 @@ static void pool_free_if_empty(struct mw_matchmaker *mm, struct mm_pool *p)
     }
 }
 
-/* Frees every empty pool (after a callback that may have emptied several). */
+/* Frees the pools that emptied during the callbacks and are still empty
+ * (only those: not a walk over every bucket per match). */
 static void pools_sweep_empty(struct mw_matchmaker *mm)
 {
-    for (size_t i = 0; i < MM_POOL_BUCKETS; i++) {
-        struct mm_pool **pp = &mm->pools[i];
-        while (*pp) {
-            struct mm_pool *p = *pp;
-            if (p->n == 0) {
-                *pp = p->next;
-                mw_free(p);
-            } else {
-                pp = &p->next;
-            }
-        }
+    while (mm->sweep) {
+        struct mm_pool *p = mm->sweep;
+
+        mm->sweep = p->sweep_next;
+        p->sweep_pending = false;
+        pool_free_if_empty(mm, p);
     }
 }
 
@@ -276,6 +290,8 @@ static void form(struct mw_matchmaker *mm, struct mm_pool *p)
         mm->forming--;
         formed = true;
     }
+    if (formed && p->n == 0)
+        pool_defer_free(mm, p);
     if (formed && mm->forming == 0)
         pools_sweep_empty(mm);
 }

@@ -275,6 +275,41 @@ static void test_many_and_oom(void **state)
     mw_alloc_fail_reset();
 }
 
+/* A pool that a match emptied is freed (pools are keyed by client-chosen
+ * (queue, region): none may linger empty), found without a walk over every
+ * bucket; one that the match callback refilled by a requeue stays. Seen
+ * through allocations: a fresh pool costs one more than a waiting one. */
+static void test_emptied_pools_freed(void **state)
+{
+    struct groups G;
+    struct mw_matchmaker *mm = make(&G, 2, 0);
+    unsigned long before;
+
+    (void)state;
+    before = mw_alloc_count();
+    assert_int_equal(add(mm, "a1", "duel", "eu"), 0);
+    assert_int_equal(mw_alloc_count() - before, 2); /* pool + node */
+    before = mw_alloc_count();
+    assert_int_equal(add(mm, "a2", "duel", "eu"), 0); /* matches: pool emptied */
+    assert_int_equal(mw_alloc_count() - before, 1);   /* node */
+    assert_int_equal(G.n, 1);
+    before = mw_alloc_count();
+    assert_int_equal(add(mm, "a3", "duel", "eu"), 0);
+    assert_int_equal(mw_alloc_count() - before, 2); /* the pool was freed */
+
+    /* Refilled from inside the callback: the pool is kept. */
+    G.requeue_skip_first = 1;
+    assert_int_equal(add(mm, "a4", "duel", "eu"), 0); /* a3 a4 -> requeue a4 */
+    assert_int_equal(G.n, 2);
+    assert_int_equal(mw_matchmaker_waiting(mm), 1);
+    before = mw_alloc_count();
+    assert_int_equal(add(mm, "a5", "duel", "eu"), 0); /* a4 a5 */
+    assert_int_equal(mw_alloc_count() - before, 1);   /* node only: pool kept */
+    assert_int_equal(G.n, 3);
+    assert_string_equal(G.ids[2][0], "a4");
+    mw_matchmaker_free(mm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_idempotent_remove_bound),
         cmocka_unit_test(test_requeue_front),
         cmocka_unit_test(test_many_and_oom),
+        cmocka_unit_test(test_emptied_pools_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
