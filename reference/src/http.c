@@ -174,8 +174,13 @@ static void req_store_cb(void *ud, int status, const struct mw_ticket *t)
     switch (r->op) {
     case OP_CREATE:
         if (status == 0)
-            /* MSG-110: 200 when the idempotency rule returned an older ticket. */
-            req_resource(r, r->has_idem_key && t->created_ms < r->now_ms ? 200 : 201, t);
+            /* MSG-110: 200 when the idempotency rule returned an older
+             * ticket. The store says so (replayed); created_ms alone
+             * cannot tell a replay within the same millisecond (seen: two
+             * POSTs 0.1 ms apart, both 201), so it only backs a store that
+             * does not set the flag. */
+            req_resource(
+                r, r->has_idem_key && (t->replayed || t->created_ms < r->now_ms) ? 200 : 201, t);
         else
             req_store_error(r, status);
         break;

@@ -59,6 +59,10 @@ struct mw_ticket {
      * JSON text) this ticket's watchers receive. Owned by the ticket. */
     char *assigned_envelope;
     size_t assigned_envelope_len;
+    /* Only in a create result: true when the idempotency rule returned an
+     * existing ticket (MSG-026; HTTP answers 200, not 201). A backend that
+     * does not set it leaves false. */
+    bool replayed;
 };
 
 /* Deep copy into dst (which must not own anything yet). Returns 0 or

@@ -523,6 +523,7 @@ static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
             res = op_new(OP_TICKET, old);
             if (!res)
                 return MW_ENOMEM;
+            res->t.replayed = true;
             rc = ensure_pump(s);
             if (rc)
                 goto out_free_ops;
