@@ -501,7 +501,10 @@ static int send_req(struct tsr *s, struct args *a, enum req_kind kind, mw_ticket
     return 0;
 }
 
-static void finish_ticket(struct req *q, int status, const redisReply *tr)
+/* Calls q's ticket callback with status and the ticket parsed from tr (a
+ * HGETALL array). replayed: create answered an existing ticket (MSG-026), so
+ * the snapshot says so (ticket.h; HTTP answers 200, MSG-110). */
+static void finish_ticket(struct req *q, int status, const redisReply *tr, bool replayed)
 {
     struct mw_ticket t;
     int rc;
@@ -509,6 +512,7 @@ static void finish_ticket(struct req *q, int status, const redisReply *tr)
     if (status == 0 || status == MW_ESTATE) {
         rc = ticket_from_reply(&t, tr);
         if (rc == 0) {
+            t.replayed = replayed;
             q->cb(q->ud, status, &t);
             if (q->kind == R_CANCEL && status == 0)
                 call_ended(q->s, &t); /* after the canceller's callback */
@@ -578,29 +582,30 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (q->kind == R_GET) {
         /* Plain HGETALL: an empty array is not_found. */
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0)
-            finish_ticket(q, MW_ENOTFOUND, NULL);
+            finish_ticket(q, MW_ENOTFOUND, NULL, false);
         else if (reply && reply->type == REDIS_REPLY_ARRAY)
-            finish_ticket(q, 0, reply);
+            finish_ticket(q, 0, reply, false);
         else
-            finish_ticket(q, reply_failure(s, reply, "get"), NULL);
+            finish_ticket(q, reply_failure(s, reply, "get"), NULL, false);
         goto out;
     }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        finish_ticket(q, reply_failure(s, reply, "script"), NULL);
+        finish_ticket(q, reply_failure(s, reply, "script"), NULL, false);
         goto out;
     }
     if (str_is(reply->element[0], "NOTFOUND"))
-        finish_ticket(q, MW_ENOTFOUND, NULL);
+        finish_ticket(q, MW_ENOTFOUND, NULL, false);
     else if (str_is(reply->element[0], "LIMIT"))
-        finish_ticket(q, MW_ELIMIT, NULL);
+        finish_ticket(q, MW_ELIMIT, NULL, false);
     else if (str_is(reply->element[0], "DUPID"))
-        finish_ticket(q, MW_EIO, NULL); /* a repeating random source */
+        finish_ticket(q, MW_EIO, NULL, false); /* a repeating random source */
     else if (reply->elements >= 2 && str_is(reply->element[0], "STATE"))
-        finish_ticket(q, MW_ESTATE, reply->element[1]);
+        finish_ticket(q, MW_ESTATE, reply->element[1], false);
     else if (reply->elements >= 2)
-        finish_ticket(q, 0, reply->element[1]); /* OK, CREATED, EXISTING */
+        /* OK, CREATED, or EXISTING: create's idempotency hit (MSG-026). */
+        finish_ticket(q, 0, reply->element[1], str_is(reply->element[0], "EXISTING"));
     else
-        finish_ticket(q, reply_failure(s, reply, "script"), NULL);
+        finish_ticket(q, reply_failure(s, reply, "script"), NULL, false);
 out:
     mw_free(q);
 }

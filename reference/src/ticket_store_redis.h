@@ -25,6 +25,8 @@ struct ev_loop;
  *
  * Backend details (differences from the memory store are marked *):
  * - a callback's ticket is NULL when its status is neither 0 nor MW_ESTATE;
+ *   create's ticket has `replayed` set when the idempotency rule answered an
+ *   existing ticket (MSG-026), as the memory store does;
  *   statuses also include MW_EIO (a ticket hash that does not parse) and
  *   MW_ELIMIT for create (max_tickets tickets not yet forgotten);
  * - cancel() of a cancelled or expired ticket gives MW_ENOTFOUND (MSG-031);

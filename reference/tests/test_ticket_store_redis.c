@@ -411,6 +411,119 @@ static void test_idempotent_across_instances(void **state)
     cbrec_reset(&c2);
 }
 
+/* The string value of field f of ticket id's hash (caller frees nothing:
+ * copied into out). */
+static void hget(struct fx *fx, const char *id, const char *f, char *out, size_t cap)
+{
+    redisReply *rep = mwt_cmd(fx->r, "HGET t:mw:ticket:%s %s", id, f);
+
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    snprintf(out, cap, "%s", rep->str);
+    freeReplyObject(rep);
+}
+
+static void create_rec(struct fx *fx, struct inst *in, const char *player, const char *key,
+                       bool watched, int64_t now, struct cbrec *c)
+{
+    struct mw_enqueue_req r = req_for(player, key, watched);
+
+    cbrec_reset(c);
+    assert_int_equal(mw_ticket_store_create(&in->st, &r, now, on_ticket, c), 0);
+    wait_cb(fx, c);
+    assert_int_equal(c->status, 0);
+    assert_true(c->has_t);
+}
+
+/* MSG-026/MSG-110: create says whether the idempotency rule answered an
+ * existing ticket (t->replayed; HTTP answers 200 then, 201 otherwise), even
+ * within the creating millisecond and from another instance. MSG-028: a
+ * replay over a WebSocket (watched) counts a watcher and clears a grace
+ * deadline like attach, and a replay of an assigned ticket carries its
+ * envelope (the session pushes it after `enqueued`). */
+static void test_create_replayed(void **state)
+{
+    struct fx *fx = *state;
+    struct cbrec c = {.fx = fx}, g = {.fx = fx}, a = {.fx = fx};
+    char id[MW_TICKET_ID_LEN + 1], v[64];
+    struct mw_match m;
+    char ids[1][MW_TICKET_ID_LEN + 1];
+    redisReply *rep;
+
+    create_rec(fx, &fx->a, "rp", "rk", true, fx->t0, &c);
+    assert_false(c.t.replayed);
+    memcpy(id, c.t.id, sizeof(id));
+    hget(fx, id, "watchers", v, sizeof(v));
+    assert_string_equal(v, "1");
+    /* Same player and key, same instance, same millisecond: the same ticket,
+     * replayed (created_ms alone could not tell). */
+    create_rec(fx, &fx->a, "rp", "rk", true, fx->t0, &c);
+    assert_true(c.t.replayed);
+    assert_string_equal(c.t.id, id);
+    assert_int_equal(c.t.created_ms, fx->t0);
+    assert_int_equal(c.t.version, 1);
+    hget(fx, id, "watchers", v, sizeof(v));
+    assert_string_equal(v, "2"); /* a WebSocket replay watches */
+    /* Another instance, over HTTP (not watched): replayed, no watcher. */
+    create_rec(fx, &fx->b, "rp", "rk", false, fx->t0 + 1, &c);
+    assert_true(c.t.replayed);
+    assert_string_equal(c.t.id, id);
+    hget(fx, id, "watchers", v, sizeof(v));
+    assert_string_equal(v, "2");
+    /* Another player with the same key, and no key at all: new tickets. */
+    create_rec(fx, &fx->b, "rp2", "rk", false, fx->t0, &c);
+    assert_false(c.t.replayed);
+    assert_string_not_equal(c.t.id, id);
+    create_rec(fx, &fx->a, "rp", NULL, false, fx->t0, &c);
+    assert_false(c.t.replayed);
+    create_rec(fx, &fx->a, "rp", NULL, false, fx->t0, &c);
+    assert_false(c.t.replayed);
+    /* Only create sets it: get and attach results never do. */
+    get_ok(fx, &fx->a, id, &g);
+    assert_false(g.t.replayed);
+    cbrec_reset(&g);
+    assert_int_equal(mw_ticket_store_attach(&fx->b.st, id, fx->t0 + 2, on_ticket, &g), 0);
+    wait_cb(fx, &g);
+    assert_int_equal(g.status, 0);
+    assert_false(g.t.replayed);
+    cbrec_reset(&g);
+    /* Every watcher leaves: a grace deadline. A watched replay clears it, as
+     * attach does (MSG-028 "exactly as a watch would"). */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mw_ticket_store_detach(&fx->a.st, id, fx->t0 + 100), 0);
+    get_ok(fx, &fx->a, id, &g); /* after the detaches (one connection, in order) */
+    hget(fx, id, "graceAt", v, sizeof(v));
+    assert_int_equal(atoll(v), fx->t0 + 100 + GRACE);
+    create_rec(fx, &fx->b, "rp", "rk", true, fx->t0 + 200, &c);
+    assert_true(c.t.replayed);
+    hget(fx, id, "graceAt", v, sizeof(v));
+    assert_string_equal(v, "0");
+    hget(fx, id, "watchers", v, sizeof(v));
+    assert_string_equal(v, "1");
+    rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", id);
+    assert_non_null(rep);
+    assert_int_equal(atoll(rep->str), fx->t0 + TTL);
+    freeReplyObject(rep);
+    /* Assigned, then replayed over a WebSocket: the envelope comes with it. */
+    memcpy(ids[0], id, sizeof(ids[0]));
+    fill_match(&m, fx->t0 + 300, 1, ids, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m, on_assign, &a), 0);
+    wait_cb(fx, &a);
+    assert_int_equal(a.status, 0);
+    create_rec(fx, &fx->b, "rp", "rk", true, fx->t0 + 400, &c);
+    assert_true(c.t.replayed);
+    assert_string_equal(c.t.id, id);
+    assert_int_equal(c.t.state, MW_TICKET_ASSIGNED);
+    assert_int_equal(c.t.version, 2);
+    assert_int_equal(c.t.assigned_envelope_len, strlen(ENV));
+    assert_memory_equal(c.t.assigned_envelope, ENV, strlen(ENV));
+    hget(fx, id, "watchers", v, sizeof(v));
+    assert_string_equal(v, "2");
+    cbrec_reset(&c);
+    cbrec_reset(&g);
+    cbrec_reset(&a);
+}
+
 static bool b_ended_1(void *ud)
 {
     return ((struct fx *)ud)->b.n_ended >= 1;
@@ -1004,6 +1117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_get_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_across_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_replayed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_paths_and_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_detach_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_and_forgetting, setup, teardown),
