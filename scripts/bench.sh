@@ -16,7 +16,7 @@
 # sustained rate (achieved within 1 % of offered, nothing lost, p99 <= 5 ms).
 #
 # Knobs (environment): SCENARIOS="mem redis split" CONNS="1000 10000 max"
-# RATES="10000 20000 30000 40000 50000" REPEATS=3 DURATION=5 WARMUP=1
+# RATES="2500 5000 10000 20000 30000 40000" REPEATS=3 DURATION=5 WARMUP=1
 # OUT=out/bench/<stamp> QUIET_WAIT=120 (seconds to wait before each run for
 # the machine to be quiet: other work under QUIET_CORES=0.3 cores; 0: never
 # wait). NICE=-5 runs servers, redis-server and the generator at that
@@ -197,7 +197,7 @@ wait_quiet() {
 }
 SCENARIOS=${SCENARIOS:-"mem redis split"}
 CONNS=${CONNS:-"1000 10000 max"}
-RATES=${RATES:-"10000 20000 30000 40000 50000"}
+RATES=${RATES:-"2500 5000 10000 20000 30000 40000"}
 REPEATS=${REPEATS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}

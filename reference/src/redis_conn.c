@@ -125,6 +125,13 @@ static void on_handshake_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (reply->type == REDIS_REPLY_ERROR) {
         if (c->handshake_errors++ == 0)
             set_error(c, step, reply->str);
+    } else if (strcmp(step, "PING") == 0 &&
+               !(reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0)) {
+        /* Not a Redis: e.g. a loopback connect that met itself (TCP
+         * simultaneous open while the server is down) echoes our own PING
+         * back as an array. Never ready on that. */
+        if (c->handshake_errors++ == 0)
+            set_error(c, step, "not a Redis reply");
     }
     if (strcmp(step, "PING") != 0)
         return;

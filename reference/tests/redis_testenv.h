@@ -32,23 +32,66 @@ struct mwt_redis {
     char password[64]; /* "" for none: --requirepass when set */
 };
 
-/* A port nobody listens on right now (bind to :0, read it, close). */
+/* The kernel's ephemeral port range (ip_local_port_range; its default
+ * when unreadable). */
+static inline void mwt_ephemeral_range(int *lo, int *hi)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+    *lo = 32768;
+    *hi = 60999;
+    if (f) {
+        if (fscanf(f, "%d %d", lo, hi) != 2) {
+            *lo = 32768;
+            *hi = 60999;
+        }
+        fclose(f);
+    }
+}
+
+/* A port nobody listens on right now, BELOW the ephemeral range: a port
+ * from bind(:0) is an ephemeral one, and while a test's server is down
+ * (restart tests) an outgoing connection, ours included, can take it as
+ * its source port (a reconnect to 127.0.0.1:p can even connect to itself,
+ * TCP simultaneous open), and then the server cannot bind it again. Random
+ * candidates, so tests running in parallel (ctest -j) rarely collide; each
+ * is checked by bind(). Returns the port or -1. */
 static inline int mwt_free_port(void)
 {
     struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int lo, hi, span;
+    unsigned seed;
+    struct timespec ts;
 
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    mwt_ephemeral_range(&lo, &hi);
+    (void)hi;
+    if (lo > 20000 + 1024) {
+        span = lo - 1 - 20000;
+        lo = 20000;
+    } else {
+        span = lo - 1 - 1024;
+        lo = 1024;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    seed = (unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec;
+    for (int tries = 0; tries < 200 && span > 0; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, port, ok;
+
+        if (fd < 0)
+            return -1;
+        seed = seed * 1103515245u + 12345u;
+        port = lo + (int)((seed >> 8) % (unsigned)span);
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)port);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 static inline void mwt_sleep_ms(long ms)

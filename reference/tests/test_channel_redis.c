@@ -273,6 +273,11 @@ out:
     return n;
 }
 
+static bool a_not_ready(void *ud)
+{
+    return !mw_channel_redis_ready(ud);
+}
+
 /* Redis killed mid-run: publish fails with MW_EUNAVAIL while it is down
  * (never a silent success), both instances resubscribe when it is back and
  * call on_resubscribed, and delivery resumes with no duplicate. */
@@ -283,7 +288,8 @@ static void test_restart_resubscribes(void **state)
 
     assert_int_equal(e->ra.n, 1);
     mwt_redis_stop(&e->r, SIGKILL);
-    mwt_run_until(e->loop, NULL, NULL, 0.2);
+    /* Wait for the loss to be seen, however loaded the machine. */
+    assert_true(mwt_run_until(e->loop, a_not_ready, &e->a, 5.0));
     assert_false(mw_channel_redis_ready(&e->a));
     assert_string_not_equal(mw_channel_redis_error(&e->a), "");
     /* CHN-033: publish while the command connection is down fails at once. */
