@@ -17,7 +17,7 @@
 #
 # Knobs (environment): SCENARIOS="mem redis split" CONNS="1000 10000 max"
 # RATES="2500 5000 10000 20000 30000 40000" REPEATS=3 DURATION=5 WARMUP=1
-# OUT=out/bench/<stamp> QUIET_WAIT=120 (seconds to wait before each run for
+# OUT=out/bench/<stamp> QUIET_WAIT=10 (seconds to wait before each run for
 # the machine to be quiet: other work under QUIET_CORES=0.3 cores; 0: never
 # wait). NICE=-5 runs servers, redis-server and the generator at that
 # priority (root only; for a machine shared with other work; say so when
@@ -168,7 +168,7 @@ if [ "$MODE" = smoke ]; then
 fi
 
 # ---- full -------------------------------------------------------------------
-QUIET_WAIT=${QUIET_WAIT:-120}
+QUIET_WAIT=${QUIET_WAIT:-10}
 QUIET_CORES=${QUIET_CORES:-0.3}
 
 # busy_cores: cores busy over one second, machine-wide (/proc/stat).
