@@ -138,7 +138,7 @@ static inline bool fuzz_tree_ok(const cJSON *node, int level, int max_depth)
 {
     const cJSON *c, *d;
 
-    if (!node || level > max_depth)
+    if (!node)
         return false;
     switch (node->type & 0xFF) {
     case cJSON_False:
@@ -151,6 +151,10 @@ static inline bool fuzz_tree_ok(const cJSON *node, int level, int max_depth)
         return node->valuestring && fuzz_ijson_string_ok(node->valuestring);
     case cJSON_Array:
     case cJSON_Object:
+        /* Only arrays and objects nest (ENV depth rule): a scalar inside an
+         * array at depth 32 is within the limit. */
+        if (level > max_depth)
+            return false;
         for (c = node->child; c; c = c->next) {
             if ((node->type & 0xFF) == cJSON_Object) {
                 if (!c->string || !fuzz_ijson_string_ok(c->string))
