@@ -1,8 +1,10 @@
 /* ticket_store_redis: the ticket store over Redis (spec/channel.md §5), so
  * many server instances share one truth.
  *
- * Every state change is one Lua script (EVAL) on the command connection, so
- * it is atomic across instances: create with idempotency, cancel, attach,
+ * Every state change is one Lua script on the command connection, so it is
+ * atomic across instances (sent as EVALSHA once SCRIPT LOAD, sent on every
+ * (re)connect, has answered; EVAL before that, and once again with EVAL
+ * when Redis answers NOSCRIPT, e.g. after SCRIPT FLUSH): create with idempotency, cancel, attach,
  * detach, the assignment compare-and-set, and the sweep. Ends without
  * assignment are published by the script on <prefix>matchmaking:ended; each
  * instance subscribes (own connection) and calls store->on_ended for the
@@ -235,6 +237,34 @@ static const char LUA_PAGE[] =
 
 /* ---- State ----------------------------------------------------------------- */
 
+/* The scripts, by id: text, and the SHA1 that SCRIPT LOAD answered. */
+enum script_id {
+    SC_CREATE = 0,
+    SC_CANCEL,
+    SC_ATTACH,
+    SC_DETACH,
+    SC_ASSIGN,
+    SC_SWEEP,
+    SC_LEASE,
+    SC_PAGE,
+    SC_COUNT
+};
+
+static const char *const script_text[SC_COUNT] = {
+    [SC_CREATE] = LUA_CREATE, [SC_CANCEL] = LUA_CANCEL, [SC_ATTACH] = LUA_ATTACH,
+    [SC_DETACH] = LUA_DETACH, [SC_ASSIGN] = LUA_ASSIGN, [SC_SWEEP] = LUA_SWEEP,
+    [SC_LEASE] = LUA_LEASE,   [SC_PAGE] = LUA_PAGE,
+};
+
+struct tsr;
+
+struct script {
+    struct tsr *s;
+    char sha[41];
+    bool loaded;  /* sha valid and (as far as we know) in Redis' script cache */
+    bool loading; /* a SCRIPT LOAD is in flight */
+};
+
 enum feed_state {
     F_OFF = 0, /* no subscriber, or the feed connection is down */
     F_LEASE,   /* lease script in flight */
@@ -257,7 +287,8 @@ struct tsr {
     char k_counts[TSR_KEY_MAX], ch_ended[TSR_KEY_MAX];
     char s_maxlen[24], s_ret[24];
 
-    struct mw_redis_conn *cmd;  /* scripts and reads */
+    struct mw_redis_conn *cmd; /* scripts and reads */
+    struct script scripts[SC_COUNT];
     struct mw_redis_conn *sub;  /* SUBSCRIBE matchmaking:ended */
     struct mw_redis_conn *feed; /* lease + XREADGROUP, when a feed subscriber exists */
     bool subscribed;
@@ -278,6 +309,7 @@ struct tsr {
     ev_timer counts_timer;
     bool sweep_inflight;
     size_t inflight;
+    uint64_t noscript_retries; /* calls sent again as EVAL after NOSCRIPT */
     bool closing;
     struct mw_ratelimit rl;
 };
@@ -324,12 +356,11 @@ static void arg_int(struct args *a, int64_t v)
     a->n++;
 }
 
-/* EVAL <script> 0 prefix maxlen retention origin now ... */
-static void args_script(struct args *a, const struct tsr *s, const char *script, int64_t now_ms)
+/* The arguments after the script: 0 prefix maxlen retention origin now ...
+ * (script_send() puts EVALSHA <sha> or EVAL <text> in front). */
+static void args_script(struct args *a, const struct tsr *s, int64_t now_ms)
 {
     a->n = 0;
-    arg_str(a, "EVAL");
-    arg_str(a, script);
     arg_str(a, "0");
     arg_str(a, s->opts.prefix);
     arg_str(a, s->s_maxlen);
@@ -473,13 +504,195 @@ static void call_ended(struct tsr *s, const struct mw_ticket *t)
         s->self->on_ended(s->self->on_ended_ud, t);
 }
 
+/* ---- Scripts: EVALSHA, SCRIPT LOAD, NOSCRIPT fallback ---------------------- */
+
+/* A script call in flight: forwards the reply to cb(ac, reply, priv), except
+ * a NOSCRIPT error to an EVALSHA, which it answers by sending the same call
+ * again as EVAL (once) on the same connection. */
+struct call {
+    struct tsr *s;
+    enum script_id id;
+    redisCallbackFn *cb;
+    void *priv;
+    char *cmd; /* the EVALSHA command as sent (RESP), for the fallback; NULL after */
+    size_t len;
+};
+
+static void on_load_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct script *sc = privdata;
+    redisReply *reply = r;
+
+    (void)ac;
+    sc->loading = false;
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(sc->sha, reply->str, 40);
+        sc->sha[40] = '\0';
+        sc->loaded = true;
+    } else if (reply) {
+        reply_failure(sc->s, reply, "script load");
+    }
+}
+
+/* Sends SCRIPT LOAD for every script not loaded (nor loading) on the
+ * command connection, when it is ready. Calls sent before the answer use
+ * EVAL; the command connection answers in order, so every call sent on it
+ * after this one finds the scripts loaded. */
+static void scripts_load(struct tsr *s)
+{
+    redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
+
+    for (int i = 0; ac && i < SC_COUNT; i++) {
+        struct script *sc = &s->scripts[i];
+
+        if (sc->loaded || sc->loading)
+            continue;
+        if (redisAsyncCommand(ac, on_load_reply, sc, "SCRIPT LOAD %s", script_text[i]) == REDIS_OK)
+            sc->loading = true;
+    }
+}
+
+/* Redis' script cache lost our scripts (SCRIPT FLUSH, a restart): EVAL
+ * until they are loaded again. */
+static void scripts_forget(struct tsr *s)
+{
+    for (int i = 0; i < SC_COUNT; i++)
+        s->scripts[i].loaded = false;
+}
+
+/* The EVAL form of an EVALSHA command c[0..len): the same arguments after
+ * the script. Returns a buffer (mw_free) and its length in *out_len, or
+ * NULL (out of memory, or not an EVALSHA command as script_send makes it). */
+static char *eval_from_evalsha(const char *c, size_t len, const char *text, size_t *out_len)
+{
+    static const char head[] = "$7\r\nEVALSHA\r\n$40\r\n";
+    const char *eol = memchr(c, '\n', len);
+    size_t hdr, skip, tlen = strlen(text), cap;
+    char num[24], *out;
+    int nn;
+
+    if (c[0] != '*' || !eol)
+        return NULL;
+    hdr = (size_t)(eol - c) + 1;
+    skip = hdr + sizeof(head) - 1 + 40 + 2;
+    if (len < skip || memcmp(c + hdr, head, sizeof(head) - 1) != 0)
+        return NULL;
+    nn = snprintf(num, sizeof(num), "$%zu\r\n", tlen);
+    if (nn <= 0 || (size_t)nn >= sizeof(num))
+        return NULL;
+    cap = hdr + 10 + (size_t)nn + tlen + 2 + (len - skip);
+    out = mw_malloc(cap);
+    if (!out)
+        return NULL;
+    memcpy(out, c, hdr);
+    memcpy(out + hdr, "$4\r\nEVAL\r\n", 10);
+    memcpy(out + hdr + 10, num, (size_t)nn);
+    memcpy(out + hdr + 10 + nn, text, tlen);
+    memcpy(out + hdr + 10 + nn + tlen, "\r\n", 2);
+    memcpy(out + hdr + 12 + nn + tlen, c + skip, len - skip);
+    *out_len = cap;
+    return out;
+}
+
+static void on_call_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct call *call = privdata;
+    struct tsr *s = call->s;
+    redisReply *reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR && call->cmd && !s->closing &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        size_t len = 0;
+        char *eval = eval_from_evalsha(call->cmd, call->len, script_text[call->id], &len);
+
+        scripts_forget(s);
+        scripts_load(s);
+        if (eval) {
+            int rc = redisAsyncFormattedCommand(ac, on_call_reply, call, eval, len);
+
+            mw_free(eval);
+            if (rc == REDIS_OK) {
+                s->noscript_retries++;
+                redisFreeCommand(call->cmd);
+                call->cmd = NULL;
+                return; /* the EVAL's reply comes to this function again */
+            }
+        }
+    }
+    call->cb(ac, r, call->priv);
+    redisFreeCommand(call->cmd);
+    mw_free(call);
+}
+
+/* Sends script id with the arguments argv[0..argc) that follow the script
+ * (numkeys first) on ac: EVALSHA when the script is loaded, else EVAL.
+ * cb(ac, reply, priv) gets the reply (NULL when the connection drops).
+ * Returns 0, MW_ENOMEM or MW_EUNAVAIL (cb then never called). */
+static int script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id, int argc,
+                       const char *const *argv, const size_t *lens, redisCallbackFn *cb, void *priv)
+{
+    const char *v[TSR_ARGS_MAX + 2];
+    size_t l[TSR_ARGS_MAX + 2];
+    const struct script *sc = &s->scripts[id];
+    struct call *call;
+    char *cmd = NULL;
+    int len;
+
+    if (argc < 0 || argc > TSR_ARGS_MAX)
+        return MW_EINVAL;
+    v[0] = sc->loaded ? "EVALSHA" : "EVAL";
+    v[1] = sc->loaded ? sc->sha : script_text[id];
+    l[0] = strlen(v[0]);
+    l[1] = strlen(v[1]);
+    for (int i = 0; i < argc; i++) {
+        v[2 + i] = argv[i];
+        l[2 + i] = lens[i];
+    }
+    call = mw_malloc(sizeof(*call));
+    if (!call)
+        return MW_ENOMEM;
+    len = redisFormatCommandArgv(&cmd, argc + 2, v, l);
+    if (len < 0) {
+        mw_free(call);
+        return MW_ENOMEM;
+    }
+    *call = (struct call){.s = s, .id = id, .cb = cb, .priv = priv, .cmd = cmd, .len = (size_t)len};
+    if (redisAsyncFormattedCommand(ac, on_call_reply, call, cmd, (size_t)len) != REDIS_OK) {
+        redisFreeCommand(cmd);
+        mw_free(call);
+        return MW_EUNAVAIL;
+    }
+    if (!sc->loaded) { /* sent as EVAL: nothing to fall back to */
+        redisFreeCommand(call->cmd);
+        call->cmd = NULL;
+    }
+    return 0;
+}
+
+static void on_cmd_ready(void *ud, struct mw_redis_conn *c)
+{
+    struct tsr *s = ud;
+
+    (void)c;
+    /* A new connection may reach a new server (restart): load again. The
+     * loads go first, before any call this connection sends. */
+    for (int i = 0; i < SC_COUNT; i++)
+        s->scripts[i].loading = false; /* the lost connection's loads got NULL replies */
+    scripts_forget(s);
+    scripts_load(s);
+}
+
 /* ---- Request plumbing ------------------------------------------------------- */
 
 static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-static int send_req(struct tsr *s, struct args *a, enum req_kind kind, mw_ticket_cb cb,
-                    mw_assign_cb acb, void *ud)
+/* Sends a request: script `script` with the arguments a (args_script), or
+ * a plain command a when script is SC_COUNT. */
+static int send_req(struct tsr *s, enum script_id script, struct args *a, enum req_kind kind,
+                    mw_ticket_cb cb, mw_assign_cb acb, void *ud)
 {
+    int rc;
+
     redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
     struct req *q;
 
@@ -493,9 +706,15 @@ static int send_req(struct tsr *s, struct args *a, enum req_kind kind, mw_ticket
     if (!q)
         return MW_ENOMEM;
     *q = (struct req){.s = s, .kind = kind, .cb = cb, .acb = acb, .ud = ud};
-    if (redisAsyncCommandArgv(ac, on_script_reply, q, a->n, a->v, a->l) != REDIS_OK) {
+    if (script == SC_COUNT)
+        rc = redisAsyncCommandArgv(ac, on_script_reply, q, a->n, a->v, a->l) == REDIS_OK
+                 ? 0
+                 : MW_EUNAVAIL;
+    else
+        rc = script_send(s, ac, script, a->n, a->v, a->l, on_script_reply, q);
+    if (rc) {
         mw_free(q);
-        return MW_EUNAVAIL;
+        return rc;
     }
     s->inflight++;
     return 0;
@@ -629,7 +848,7 @@ static int tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
     rc = mw_uuid4(s->rnd, s->rnd_ud, id);
     if (rc)
         return rc;
-    args_script(&a, s, LUA_CREATE, now_ms);
+    args_script(&a, s, now_ms);
     arg_str(&a, id);
     arg_str(&a, req->queue);
     arg_str(&a, req->player_id);
@@ -642,7 +861,7 @@ static int tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
     arg_str(&a, req->watched ? "1" : "0");
     arg_int(&a, s->cfg.ticket_ttl_ms + s->cfg.assigned_ttl_ms);
     arg_int(&a, (int64_t)s->cfg.max_tickets);
-    return send_req(s, &a, R_TICKET, cb, NULL, ud);
+    return send_req(s, SC_CREATE, &a, R_TICKET, cb, NULL, ud);
 }
 
 static int tsr_get(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud)
@@ -656,10 +875,10 @@ static int tsr_get(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud)
     snprintf(key, sizeof(key), "%smw:ticket:%.36s", s->opts.prefix, ticket_id);
     arg_str(&a, "HGETALL");
     arg_str(&a, key);
-    return send_req(s, &a, R_GET, cb, NULL, ud);
+    return send_req(s, SC_COUNT, &a, R_GET, cb, NULL, ud);
 }
 
-static int simple_script(struct tsr *s, const char *script, enum req_kind kind,
+static int simple_script(struct tsr *s, enum script_id script, enum req_kind kind,
                          const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud)
 {
     struct args a;
@@ -668,19 +887,19 @@ static int simple_script(struct tsr *s, const char *script, enum req_kind kind,
         return MW_EINVAL;
     if (strlen(ticket_id) > MW_TICKET_ID_LEN)
         ticket_id = "-"; /* never a key: not_found */
-    args_script(&a, s, script, now_ms);
+    args_script(&a, s, now_ms);
     arg_str(&a, ticket_id);
-    return send_req(s, &a, kind, cb, NULL, ud);
+    return send_req(s, script, &a, kind, cb, NULL, ud);
 }
 
 static int tsr_cancel(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud)
 {
-    return simple_script(impl, LUA_CANCEL, R_CANCEL, ticket_id, now_ms, cb, ud);
+    return simple_script(impl, SC_CANCEL, R_CANCEL, ticket_id, now_ms, cb, ud);
 }
 
 static int tsr_attach(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud)
 {
-    return simple_script(impl, LUA_ATTACH, R_TICKET, ticket_id, now_ms, cb, ud);
+    return simple_script(impl, SC_ATTACH, R_TICKET, ticket_id, now_ms, cb, ud);
 }
 
 static void on_ignored_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -699,6 +918,7 @@ static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
     struct tsr *s = impl;
     redisAsyncContext *ac;
     struct args a;
+    int rc;
 
     if (!ticket_id)
         return MW_EINVAL;
@@ -709,11 +929,12 @@ static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
         return MW_EUNAVAIL;
     if (strlen(ticket_id) > MW_TICKET_ID_LEN)
         return MW_ENOTFOUND;
-    args_script(&a, s, LUA_DETACH, now_ms);
+    args_script(&a, s, now_ms);
     arg_str(&a, ticket_id);
     arg_int(&a, s->cfg.grace_ms);
-    if (redisAsyncCommandArgv(ac, on_ignored_reply, s, a.n, a.v, a.l) != REDIS_OK)
-        return MW_EUNAVAIL;
+    rc = script_send(s, ac, SC_DETACH, a.n, a.v, a.l, on_ignored_reply, s);
+    if (rc)
+        return rc;
     s->inflight++;
     return 0;
 }
@@ -728,7 +949,7 @@ static int tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, voi
     for (size_t i = 0; i < m->n; i++)
         if (!m->envelopes[i] || m->envelope_lens[i] == 0 || m->versions[i] < 2)
             return MW_EINVAL;
-    args_script(&a, s, LUA_ASSIGN, m->assigned_ms);
+    args_script(&a, s, m->assigned_ms);
     arg_int(&a, (int64_t)m->n);
     arg_str(&a, m->match_id);
     arg_int(&a, m->assigned_ms);
@@ -737,7 +958,7 @@ static int tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, voi
         arg_int(&a, (int64_t)m->versions[i]);
         arg_len(&a, m->envelopes[i], m->envelope_lens[i]);
     }
-    return send_req(s, &a, R_ASSIGN, NULL, cb, ud);
+    return send_req(s, SC_ASSIGN, &a, R_ASSIGN, NULL, cb, ud);
 }
 
 static void on_sweep_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -768,6 +989,7 @@ static int tsr_sweep(void *impl, int64_t now_ms)
     struct tsr *s = impl;
     redisAsyncContext *ac;
     struct args a;
+    int rc;
 
     if (s->closing)
         return MW_ECLOSED;
@@ -776,10 +998,11 @@ static int tsr_sweep(void *impl, int64_t now_ms)
         return MW_EUNAVAIL;
     if (s->sweep_inflight)
         return 0; /* the previous pass has not answered yet */
-    args_script(&a, s, LUA_SWEEP, now_ms);
+    args_script(&a, s, now_ms);
     arg_str(&a, TSR_SWEEP_BATCH);
-    if (redisAsyncCommandArgv(ac, on_sweep_reply, s, a.n, a.v, a.l) != REDIS_OK)
-        return MW_EUNAVAIL;
+    rc = script_send(s, ac, SC_SWEEP, a.n, a.v, a.l, on_sweep_reply, s);
+    if (rc)
+        return rc;
     s->inflight++;
     s->sweep_inflight = true;
     return 0;
@@ -1091,14 +1314,17 @@ static void feed_page(struct tsr *s)
 {
     redisAsyncContext *ac = mw_redis_conn_ctx(s->feed);
     char min[32], cnt[24];
+    const char *v[5] = {"1", s->k_queue, s->opts.prefix, min, cnt};
+    size_t l[5];
 
     if (!ac)
         return;
     s->fstate = F_REBUILD;
     snprintf(min, sizeof(min), "%.0f", s->page_score);
     snprintf(cnt, sizeof(cnt), "%zu", TSR_PAGE + s->n_ties);
-    if (redisAsyncCommand(ac, on_page_reply, s, "EVAL %s 1 %s %s %s %s", LUA_PAGE, s->k_queue,
-                          s->opts.prefix, min, cnt) != REDIS_OK)
+    for (int i = 0; i < 5; i++)
+        l[i] = strlen(v[i]);
+    if (script_send(s, ac, SC_PAGE, 5, v, l, on_page_reply, s) != 0)
         s->fstate = F_OFF;
 }
 
@@ -1175,6 +1401,8 @@ static void feed_lease(struct tsr *s)
 {
     redisAsyncContext *ac = mw_redis_conn_ctx(s->feed);
     char ms[24];
+    const char *v[4] = {"1", s->k_lease, s->consumer, ms};
+    size_t l[4];
 
     if (!ac || !s->feed_cb) {
         s->fstate = F_OFF;
@@ -1182,8 +1410,9 @@ static void feed_lease(struct tsr *s)
     }
     s->fstate = F_LEASE;
     snprintf(ms, sizeof(ms), "%d", TSR_LEASE_MS);
-    if (redisAsyncCommand(ac, on_lease_reply, s, "EVAL %s 1 %s %s %s", LUA_LEASE, s->k_lease,
-                          s->consumer, ms) != REDIS_OK)
+    for (int i = 0; i < 4; i++)
+        l[i] = strlen(v[i]);
+    if (script_send(s, ac, SC_LEASE, 4, v, l, on_lease_reply, s) != 0)
         s->fstate = F_OFF;
 }
 
@@ -1333,7 +1562,9 @@ int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticke
     ev_timer_init(&s->counts_timer, on_counts_timer, 0.0, TSR_COUNTS_PERIOD_S);
     s->counts_timer.data = s;
     rc = MW_ENOMEM;
-    s->cmd = mw_redis_conn_new(loop, &s->opts, "store", NULL, NULL, s);
+    for (int i = 0; i < SC_COUNT; i++)
+        s->scripts[i].s = s;
+    s->cmd = mw_redis_conn_new(loop, &s->opts, "store", on_cmd_ready, NULL, s);
     s->sub = mw_redis_conn_new(loop, &s->opts, "store-sub", on_sub_ready, NULL, s);
     if (!s->cmd || !s->sub)
         goto out_free_conns;

@@ -47,7 +47,13 @@ struct ev_loop;
  *   queued ticket (claimed pending entries, then all of mw:queue, oldest
  *   first), then new entries; duplicates are possible (at least once);
  * - counts() is refreshed from <prefix>mw:counts every second (approximate,
- *   all instances together). */
+ *   all instances together);
+ * - scripts go as EVALSHA once SCRIPT LOAD (sent on every connect of the
+ *   command connection) has answered, as EVAL before; a call answered
+ *   NOSCRIPT (SCRIPT FLUSH, a restarted server) is sent once more as EVAL
+ *   and every script is loaded again. Such a retried call runs after
+ *   whatever was sent after it on its connection. An EVALSHA call keeps a
+ *   copy of its command until answered (for the retry). */
 int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticket_store_config *cfg,
                               struct ev_loop *loop, const struct mw_redis_opts *o,
                               const char *consumer_name, mw_random_fn rnd, void *rnd_ud);

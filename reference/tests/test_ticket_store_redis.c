@@ -536,6 +536,98 @@ static void test_create_replayed(void **state)
     cbrec_reset(&a);
 }
 
+/* A field of a command's line in INFO commandstats ("calls",
+ * "failed_calls"); 0 when the command has not run since CONFIG RESETSTAT. */
+static long long cmdstat(struct fx *fx, const char *cmd, const char *field)
+{
+    redisReply *rep = mwt_cmd(fx->r, "INFO commandstats");
+    char key[64], fkey[64];
+    const char *line, *f;
+    long long v = 0;
+
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    snprintf(key, sizeof(key), "cmdstat_%s:", cmd);
+    snprintf(fkey, sizeof(fkey), "%s=", field);
+    line = strstr(rep->str, key);
+    if (line) {
+        const char *eol = strchr(line, '\r');
+
+        /* The field at the start of the values or after a comma. */
+        f = line + strlen(key);
+        while (f && (!eol || f < eol)) {
+            if (strncmp(f, fkey, strlen(fkey)) == 0) {
+                v = atoll(f + strlen(fkey));
+                break;
+            }
+            f = strchr(f, ',');
+            if (f)
+                f++;
+        }
+    }
+    freeReplyObject(rep);
+    return v;
+}
+
+static void resetstat(struct fx *fx)
+{
+    redisReply *rep = mwt_cmd(fx->r, "CONFIG RESETSTAT");
+
+    assert_non_null(rep);
+    freeReplyObject(rep);
+}
+
+/* CHN §5 "MAY use EVALSHA": once SCRIPT LOAD has answered, operations send
+ * EVALSHA, not the script text; after SCRIPT FLUSH an operation still works
+ * (NOSCRIPT, then the same call again as EVAL, once), and the next ones use
+ * EVALSHA again. */
+static void test_evalsha_noscript(void **state)
+{
+    struct fx *fx = *state;
+    struct cbrec c = {.fx = fx};
+    char id[MW_TICKET_ID_LEN + 1], id2[MW_TICKET_ID_LEN + 1];
+    redisReply *rep;
+
+    /* A first call: its reply comes after the SCRIPT LOAD replies (one
+     * connection, in order), so every script is loaded afterwards. */
+    create_ok(fx, &fx->a, "warm", NULL, false, fx->t0, id);
+    resetstat(fx);
+    create_ok(fx, &fx->a, "sha", "k", true, fx->t0, id);
+    assert_int_equal(mw_ticket_store_detach(&fx->a.st, id, fx->t0 + 1), 0);
+    get_ok(fx, &fx->a, id, &c); /* after the detach */
+    assert_int_equal(cmdstat(fx, "evalsha", "calls"), 2);
+    assert_int_equal(cmdstat(fx, "evalsha", "failed_calls"), 0);
+    assert_int_equal(cmdstat(fx, "eval", "calls"), 0);
+
+    /* The script cache is flushed under the store's feet. */
+    rep = mwt_cmd(fx->r, "SCRIPT FLUSH");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    resetstat(fx);
+    create_rec(fx, &fx->a, "sha", "k", true, fx->t0 + 2, &c);
+    assert_true(c.t.replayed); /* the right script ran, with the right arguments */
+    assert_string_equal(c.t.id, id);
+    create_ok(fx, &fx->a, "sha2", NULL, false, fx->t0 + 2, id2);
+    assert_true(mw_uuid4_valid(id2, strlen(id2)));
+    assert_int_equal(cmdstat(fx, "evalsha", "failed_calls"), 1); /* NOSCRIPT */
+    assert_int_equal(cmdstat(fx, "eval", "calls"), 1);           /* the fallback, once */
+    assert_int_equal(cmdstat(fx, "evalsha", "calls"), 2);        /* the failed one, sha2's */
+    /* A cancel from the other instance (another script) uses EVALSHA. */
+    resetstat(fx);
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_cancel(&fx->b.st, id2, fx->t0 + 3, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.t.state, MW_TICKET_CANCELLED);
+    /* The cache is the server's: a's reload (SCRIPT LOAD of every script on
+     * NOSCRIPT) serves b too, whose SHA1s are the same. */
+    assert_int_equal(cmdstat(fx, "evalsha", "failed_calls"), 0);
+    assert_int_equal(cmdstat(fx, "evalsha", "calls"), 1);
+    assert_int_equal(cmdstat(fx, "eval", "calls"), 0);
+    cbrec_reset(&c);
+}
+
 static bool b_ended_1(void *ud)
 {
     return ((struct fx *)ud)->b.n_ended >= 1;
@@ -1157,6 +1249,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_get_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_across_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evalsha_noscript, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_paths_and_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_detach_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_and_forgetting, setup, teardown),
