@@ -45,6 +45,9 @@ struct mw_server {
     struct mw_gateway *gw;
     struct mw_session_env senv;
     struct mw_buf session_out; /* senv.scratch: every session's reply buffer */
+    /* Ticket and match ids: getrandom(2) read 4 KiB at a time (one system
+     * call per ~256 ids instead of one per id); see ticket.h. */
+    struct mw_random_pool rnd;
     ev_timer sweep;
     ev_timer shutdown;
     int64_t shutdown_deadline_ms; /* monotonic */
@@ -237,8 +240,8 @@ static int server_make_backends(struct mw_server *s)
     scfg.grace_ms = cfg->grace_ms;
 
     if (cfg->channel == MW_CHANNEL_MEMORY) {
-        rc = mw_ticket_store_memory_new(&s->store, &scfg, mw_loop_defer(s->loop), mw_random_os,
-                                        NULL);
+        rc = mw_ticket_store_memory_new(&s->store, &scfg, mw_loop_defer(s->loop),
+                                        mw_random_pool_read, &s->rnd);
         if (rc)
             return rc;
         s->have_store = true;
@@ -257,7 +260,7 @@ static int server_make_backends(struct mw_server *s)
         gethostname(host, sizeof(host) - 1);
         snprintf(consumer, sizeof(consumer), "%s-%ld", host, (long)getpid());
         rc = mw_ticket_store_redis_new(&s->store, &scfg, mw_loop_ev(s->loop), &ro, consumer,
-                                       mw_random_os, NULL);
+                                       mw_random_pool_read, &s->rnd);
         if (rc)
             return rc;
         s->have_store = true;
@@ -305,6 +308,7 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
         return NULL;
     s->cfg = *cfg;
     mw_metrics_init(&s->metrics);
+    mw_random_pool_init(&s->rnd, mw_random_os, NULL);
 
     s->loop = mw_loop_new();
     if (!s->loop)
@@ -333,8 +337,8 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
         wcfg.mm.has_hash_key = true;
         if (mw_hash_key_random(&wcfg.mm.hash_key, mw_random_os, NULL) != 0)
             goto fail;
-        s->worker =
-            mw_worker_new(&wcfg, &s->store, &s->channel, mw_random_os, NULL, mw_loop_now_fn, NULL);
+        s->worker = mw_worker_new(&wcfg, &s->store, &s->channel, mw_random_pool_read, &s->rnd,
+                                  mw_loop_now_fn, NULL);
         if (!s->worker)
             goto fail;
     }
@@ -456,5 +460,7 @@ void mw_server_free(struct mw_server *s)
     mw_loop_free(s->loop);
     /* 8. The sessions' reply buffer (the last session went with the store). */
     mw_buf_release(&s->session_out);
+    /* 9. Unused random bytes: erased (ids already handed out stay secret). */
+    mw_random_pool_wipe(&s->rnd);
     mw_free(s);
 }

@@ -105,6 +105,45 @@ int mw_random_os(void *ud, void *buf, size_t n)
     return 0;
 }
 
+void mw_random_pool_init(struct mw_random_pool *p, mw_random_fn fill, void *fill_ud)
+{
+    p->fill = fill;
+    p->fill_ud = fill_ud;
+    p->pos = sizeof(p->buf);
+}
+
+int mw_random_pool_read(void *ud, void *buf, size_t n)
+{
+    struct mw_random_pool *p = ud;
+    int rc;
+
+    if (n > sizeof(p->buf))
+        return p->fill(p->fill_ud, buf, n);
+    if (sizeof(p->buf) - p->pos < n) {
+        /* Too little left: discard it and read a whole pool. */
+        explicit_bzero(p->buf + p->pos, sizeof(p->buf) - p->pos);
+        p->pos = sizeof(p->buf);
+        rc = p->fill(p->fill_ud, p->buf, sizeof(p->buf));
+        if (rc) {
+            explicit_bzero(p->buf, sizeof(p->buf));
+            return rc;
+        }
+        p->pos = 0;
+    }
+    memcpy(buf, p->buf + p->pos, n);
+    explicit_bzero(p->buf + p->pos, n); /* each byte is handed out once */
+    p->pos += n;
+    return 0;
+}
+
+void mw_random_pool_wipe(struct mw_random_pool *p)
+{
+    if (!p)
+        return;
+    explicit_bzero(p->buf, sizeof(p->buf));
+    p->pos = sizeof(p->buf);
+}
+
 int mw_uuid4(mw_random_fn rnd, void *rnd_ud, char out[MW_TICKET_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";

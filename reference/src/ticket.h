@@ -77,6 +77,35 @@ typedef int (*mw_random_fn)(void *ud, void *buf, size_t n);
 /* The OS source (getrandom(2)); ud unused. */
 int mw_random_os(void *ud, void *buf, size_t n);
 
+/* A buffered random source: one read of MW_RANDOM_POOL_BYTES from an
+ * underlying source (getrandom(2) in the server) feeds many ids, instead of
+ * one system call per ticket id and per match id. The bytes are those of the
+ * underlying source, handed out once each and erased from the pool as they
+ * are handed out, so a UUID v4 still carries 122 bits straight from the OS
+ * CSPRNG and a later memory disclosure does not reveal ids already given.
+ * No global: the pool lives in its owner's context (the server) and is passed
+ * as the ud of mw_random_pool_read. Not for use across fork(). Fields are
+ * private. */
+#define MW_RANDOM_POOL_BYTES 4096
+struct mw_random_pool {
+    mw_random_fn fill; /* the underlying source */
+    void *fill_ud;
+    size_t pos; /* next unused byte of buf; MW_RANDOM_POOL_BYTES when empty */
+    unsigned char buf[MW_RANDOM_POOL_BYTES];
+};
+/* Makes an empty pool over fill (borrowed; fill_ud too): the first read
+ * refills it. */
+void mw_random_pool_init(struct mw_random_pool *p, mw_random_fn fill, void *fill_ud);
+/* An mw_random_fn: ud is a struct mw_random_pool *. Fills buf with n bytes,
+ * refilling the whole pool from the underlying source when what is left is
+ * short (the leftover is discarded, never reused); a request larger than the
+ * pool goes straight to the underlying source. Returns 0 or the underlying
+ * source's error (buf then holds no pool bytes, the pool is left empty and
+ * the next call tries again). */
+int mw_random_pool_read(void *ud, void *buf, size_t n);
+/* Erases the pool's bytes (call before freeing its owner). NULL-safe. */
+void mw_random_pool_wipe(struct mw_random_pool *p);
+
 /* Writes a UUID v4 (lowercase, 36 chars + NUL) into out. Returns 0 or the
  * random source's error. */
 int mw_uuid4(mw_random_fn rnd, void *rnd_ud, char out[MW_TICKET_ID_LEN + 1]);

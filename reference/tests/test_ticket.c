@@ -222,6 +222,128 @@ static void test_random_os(void **state)
     }
 }
 
+/* An underlying source whose stream is 1, 2, 3, ... (mod 256, skipping 0 so
+ * an erased byte is told apart), counting calls; fails with `fail` when set. */
+struct seq_src {
+    unsigned next;
+    unsigned calls;
+    size_t last_n;
+    int fail;
+};
+
+static int seq_fill(void *ud, void *buf, size_t n)
+{
+    struct seq_src *q = ud;
+    unsigned char *b = buf;
+
+    q->calls++;
+    q->last_n = n;
+    if (q->fail)
+        return q->fail;
+    for (size_t i = 0; i < n; i++) {
+        q->next = q->next % 255 + 1;
+        b[i] = (unsigned char)q->next;
+    }
+    return 0;
+}
+
+static struct mw_random_pool pool; /* 4 KiB: static rather than on the test's stack */
+
+static void test_random_pool_refill_boundary(void **state)
+{
+    struct seq_src q = {0};
+    unsigned char out[16];
+    unsigned expect = 0;
+
+    (void)state;
+    mw_random_pool_init(&pool, seq_fill, &q);
+    assert_int_equal(q.calls, 0); /* empty until the first read */
+    /* 256 reads of 16 bytes drain exactly one pool with one refill, and the
+     * bytes are the underlying stream in order, each handed out once. */
+    for (int k = 0; k < MW_RANDOM_POOL_BYTES / 16; k++) {
+        assert_int_equal(mw_random_pool_read(&pool, out, sizeof(out)), 0);
+        for (size_t i = 0; i < sizeof(out); i++) {
+            expect = expect % 255 + 1;
+            assert_int_equal(out[i], expect);
+        }
+    }
+    assert_int_equal(q.calls, 1);
+    assert_int_equal(q.last_n, MW_RANDOM_POOL_BYTES);
+    /* what was handed out is erased from the pool */
+    for (size_t i = 0; i < MW_RANDOM_POOL_BYTES; i++)
+        assert_int_equal(pool.buf[i], 0);
+    /* the 257th read refills */
+    assert_int_equal(mw_random_pool_read(&pool, out, sizeof(out)), 0);
+    assert_int_equal(q.calls, 2);
+    expect = expect % 255 + 1;
+    assert_int_equal(out[0], expect);
+    /* a short leftover is discarded, never reused: 4080 bytes taken, 16
+     * left; a 17-byte read refills and starts at the new pool's first byte */
+    mw_random_pool_init(&pool, seq_fill, &q);
+    q.next = 0;
+    {
+        unsigned char big[MW_RANDOM_POOL_BYTES - 16], r17[17];
+        assert_int_equal(mw_random_pool_read(&pool, big, sizeof(big)), 0);
+        assert_int_equal(q.calls, 3);
+        assert_int_equal(mw_random_pool_read(&pool, r17, sizeof(r17)), 0);
+        assert_int_equal(q.calls, 4);
+        /* stream position after 4096 bytes of the first pool: 4096 % 255 = 16 */
+        assert_int_equal(r17[0], 17);
+        for (size_t i = 0; i < MW_RANDOM_POOL_BYTES; i++)
+            if (i >= sizeof(r17))
+                assert_int_not_equal(pool.buf[i], 0);
+    }
+    /* zero bytes: no refill, success */
+    assert_int_equal(mw_random_pool_read(&pool, out, 0), 0);
+    assert_int_equal(q.calls, 4);
+    mw_random_pool_wipe(&pool);
+    for (size_t i = 0; i < MW_RANDOM_POOL_BYTES; i++)
+        assert_int_equal(pool.buf[i], 0);
+    mw_random_pool_wipe(NULL);
+}
+
+static void test_random_pool_large_and_errors(void **state)
+{
+    struct seq_src q = {0};
+    unsigned char big[MW_RANDOM_POOL_BYTES + 1];
+    unsigned char out[16];
+    char id[MW_TICKET_ID_LEN + 1];
+
+    (void)state;
+    mw_random_pool_init(&pool, seq_fill, &q);
+    /* larger than the pool: straight to the source, pool untouched */
+    assert_int_equal(mw_random_pool_read(&pool, big, sizeof(big)), 0);
+    assert_int_equal(q.calls, 1);
+    assert_int_equal(q.last_n, sizeof(big));
+    assert_int_equal(pool.pos, MW_RANDOM_POOL_BYTES);
+    q.fail = MW_EIO;
+    assert_int_equal(mw_random_pool_read(&pool, big, sizeof(big)), MW_EIO);
+    /* a failed refill returns the error, hands out nothing, leaves the pool
+     * empty; the next call tries again */
+    memset(out, 0xAA, sizeof(out));
+    assert_int_equal(mw_random_pool_read(&pool, out, sizeof(out)), MW_EIO);
+    for (size_t i = 0; i < sizeof(out); i++)
+        assert_int_equal(out[i], 0xAA);
+    assert_int_equal(mw_uuid4(mw_random_pool_read, &pool, id), MW_EIO);
+    assert_int_equal(q.calls, 4);
+    q.fail = 0;
+    assert_int_equal(mw_random_pool_read(&pool, out, sizeof(out)), 0);
+    assert_int_equal(q.calls, 5);
+    assert_int_equal(mw_uuid4(mw_random_pool_read, &pool, id), 0);
+    assert_true(mw_uuid4_valid(id, 36));
+    assert_int_equal(q.calls, 5);
+    /* over the OS source: distinct valid ids */
+    {
+        char id2[MW_TICKET_ID_LEN + 1];
+        mw_random_pool_init(&pool, mw_random_os, NULL);
+        assert_int_equal(mw_uuid4(mw_random_pool_read, &pool, id), 0);
+        assert_int_equal(mw_uuid4(mw_random_pool_read, &pool, id2), 0);
+        assert_true(mw_uuid4_valid(id, 36) && mw_uuid4_valid(id2, 36));
+        assert_true(strcmp(id, id2) != 0);
+        mw_random_pool_wipe(&pool);
+    }
+}
+
 static void test_rfc3339(void **state)
 {
     static const struct {
@@ -382,12 +504,20 @@ static void test_hash_flood_spreads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_state_names),       cmocka_unit_test(test_copy_clear),
-        cmocka_unit_test(test_copy_oom),          cmocka_unit_test(test_uuid4),
-        cmocka_unit_test(test_uuid4_fixed_bytes), cmocka_unit_test(test_uuid4_valid),
-        cmocka_unit_test(test_hash_key_random),   cmocka_unit_test(test_hash_flood_spreads),
-        cmocka_unit_test(test_random_os),         cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_queue_name_valid),  cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_copy_clear),
+        cmocka_unit_test(test_copy_oom),
+        cmocka_unit_test(test_uuid4),
+        cmocka_unit_test(test_uuid4_fixed_bytes),
+        cmocka_unit_test(test_uuid4_valid),
+        cmocka_unit_test(test_hash_key_random),
+        cmocka_unit_test(test_hash_flood_spreads),
+        cmocka_unit_test(test_random_os),
+        cmocka_unit_test(test_random_pool_refill_boundary),
+        cmocka_unit_test(test_random_pool_large_and_errors),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_queue_name_valid),
+        cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
