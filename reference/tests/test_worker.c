@@ -368,6 +368,52 @@ static void test_store_destroyed_in_flight(void **state)
     fx_fini(&fx); /* ASan: the commit was freed exactly once */
 }
 
+/* Finished commits are reused with their envelope buffers: after the first
+ * match, forming one allocates less (no commit, no envelope growth) and the
+ * same amount every time, and a reused commit's envelopes carry only their
+ * own match (nothing left over from the previous one). */
+static void test_commit_reuse(void **state)
+{
+    struct fx fx;
+    char a[MW_TICKET_ID_LEN + 1], b[MW_TICKET_ID_LEN + 1];
+    unsigned long per_match[20];
+    char pa[32], pb[32], first_match_id[MW_MATCH_ID_LEN + 1] = "";
+
+    (void)state;
+    assert_int_equal(fx_init(&fx, 2, 1), 0);
+    for (int k = 0; k < 20; k++) {
+        unsigned long before;
+
+        snprintf(pa, sizeof(pa), "p%da", k);
+        snprintf(pb, sizeof(pb), "player-with-a-longer-name-%db", k);
+        create(&fx, pa, "", a);
+        before = mw_alloc_count();
+        create(&fx, pb, "", b); /* forms and commits the match */
+        per_match[k] = mw_alloc_count() - before;
+        assert_int_equal(fx.fc.n, (size_t)(2 * k + 2));
+        for (int j = 0; j < 2; j++) {
+            const char *env = fx.fc.pubs[2 * k + j].envelope;
+            char players[160];
+            const char *mid = strstr(env, "\"matchId\":\"");
+
+            snprintf(players, sizeof(players),
+                     "\"players\":[{\"playerId\":\"%s\"},{\"playerId\":\"%s\"}]", pa, pb);
+            assert_non_null(strstr(env, players));
+            assert_non_null(strstr(env, j == 0 ? a : b));
+            assert_null(strstr(env, j == 0 ? b : a));
+            assert_non_null(mid);
+            if (k == 0 && j == 0)
+                memcpy(first_match_id, mid + 11, MW_MATCH_ID_LEN);
+            else if (k > 0)
+                assert_memory_not_equal(mid + 11, first_match_id, MW_MATCH_ID_LEN);
+        }
+    }
+    assert_true(per_match[1] < per_match[0]);
+    for (int k = 2; k < 20; k++)
+        assert_int_equal(per_match[k], per_match[1]);
+    fx_fini(&fx); /* ASan/LSan: the free list is released */
+}
+
 static void test_new_errors(void **state)
 {
     struct fx fx;
@@ -413,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_round_robin),
         cmocka_unit_test(test_publish_failure_counted),
         cmocka_unit_test(test_store_destroyed_in_flight),
+        cmocka_unit_test(test_commit_reuse),
         cmocka_unit_test(test_new_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
