@@ -55,7 +55,9 @@ void mw_envelope_clear(struct mw_envelope *e);
 
 /* Appends the canonical compact serialization to b:
  * {"type":...,"v":...,"id":...,"data":...} ("id" only when has_id).
- * parse(serialize(e)) equals e. Returns 0, MW_ENOMEM, MW_ELIMIT, or MW_EINVAL
+ * parse(serialize(e)) equals e, as long as the output stays within the
+ * 65,536-byte envelope limit (the canonical form can outgrow the input, e.g.
+ * 9e15 becomes 16 digits; spec ENV-065). Returns 0, MW_ENOMEM, MW_ELIMIT, or MW_EINVAL
  * when *e breaks a rule (type/id syntax, v range, data not an object, a value
  * json.h cannot write). On error b is restored to its previous length. The
  * 65,536-byte limit is the caller's bound on b. */
