@@ -1448,6 +1448,54 @@ static void test_vectors_cover_sections_3_4(void **state)
     free(md);
 }
 
+/* str_field writes short plain-ASCII values in one append and everything
+ * else through mw_json_write_string: the bytes must be the same. Each value
+ * is encoded as an error message and compared with the key, then the value
+ * written by mw_json_write_string itself; lengths straddle the 192-byte
+ * one-append limit, and an escape or non-ASCII byte sits first, inside or
+ * last. */
+static void test_str_field_paths_agree(void **state)
+{
+    static const char *const odd[] = {"\"", "\\", "\n", "\x7f", "\xc3\xa9", "\x01", "~"};
+    struct mw_buf got, want;
+    char v[260];
+
+    (void)state;
+    mw_buf_init(&got, 0);
+    mw_buf_init(&want, 0);
+    for (size_t len = 0; len < 200; len++) {
+        for (size_t o = 0; o <= sizeof(odd) / sizeof(odd[0]); o++) {
+            for (int pos = 0; pos < 3; pos++) {
+                size_t n = len;
+
+                memset(v, 'a' + (int)(len % 26), len);
+                v[len] = '\0';
+                if (o < sizeof(odd) / sizeof(odd[0]) && len > 0) {
+                    size_t at = pos == 0 ? 0 : pos == 1 ? len / 2 : len - 1;
+                    size_t ol = strlen(odd[o]);
+                    memcpy(v + at, odd[o], ol);
+                    n = at + ol > len ? at + ol : len;
+                    v[n] = '\0';
+                }
+                if (n == 0)
+                    continue; /* an empty message is replaced by the code name */
+                mw_buf_reset(&got);
+                mw_buf_reset(&want);
+                assert_int_equal(mw_msg_encode_error(&got, "i", MW_CODE_INTERNAL, v, SIZE_MAX), 0);
+                assert_int_equal(mw_buf_puts(&want, "{\"type\":\"error\",\"v\":1,\"id\":\"i\","
+                                                    "\"data\":{\"code\":\"internal\",\"message\":"),
+                                 0);
+                assert_int_equal(mw_json_write_string(&want, v, n), 0);
+                assert_int_equal(mw_buf_puts(&want, ",\"retryable\":true}}"), 0);
+                assert_int_equal(got.len, want.len);
+                assert_memory_equal(got.data, want.data, want.len);
+            }
+        }
+    }
+    mw_buf_release(&got);
+    mw_buf_release(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1469,6 +1517,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_forms),
         cmocka_unit_test(test_oom_decode),
         cmocka_unit_test(test_oom_encode),
+        cmocka_unit_test(test_str_field_paths_agree),
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_vectors_cover_sections_3_4),
     };
