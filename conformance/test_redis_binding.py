@@ -486,6 +486,26 @@ def test_resubscribe_rereads_watched_tickets(testee, rds, conns, queue):
     assert not [x for x in ws.pending if x["type"] == "match.assigned"], "delivered twice"
 
 
+@pytest.mark.req("CHN-103", "CHN-032")
+def test_lost_ticket_reads_not_found(testee, rds, conns, queue):
+    """A Redis that lost a ticket's data (here: its hash deleted, as a restart
+    without persistence would) makes the ticket not_found everywhere: a
+    re-read after resubscription pushes nothing and keeps the connection
+    healthy; `watch` and HTTP GET answer not_found."""
+    ws = conns()
+    tid = ws.enqueue_ok(queue, player="lost")["ticketId"]
+    assert ws.ping()["type"] == "pong"
+    assert rds.delete(key(testee, "mw:ticket:" + tid)) == 1, "no ticket hash where CHN-040 puts it"
+    killed = rds.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert killed >= 1, "the gateway holds no subscription on this Redis"
+    assert not ws.quiet(1.5), "a push arrived for a ticket the store no longer has"
+    assert ws.ping()["type"] == "pong"
+    r = ws.request("watch", {"ticketId": tid})
+    assert r["type"] == "error" and r["data"]["code"] == "not_found", ijson.dumps(r)
+    g = http(testee, "GET", "/v1/tickets/" + tid)
+    assert g.status == 404 and g.json["code"] == "not_found", (g.status, g.body)
+
+
 # ---------------------------------------------------------------------------
 # Profile multi: what the worker reads and writes
 # ---------------------------------------------------------------------------
