@@ -425,6 +425,25 @@ static void test_hash(void **state)
     assert_true(mw_hash_pair(&key, "a", "") != mw_hash_str(&key, "a"));
     /* Keyed: another key, another value. */
     assert_true(mw_hash_str(&key, "duel") != mw_hash_str(&other, "duel"));
+    /* The one-buffer path (mw_siphash) and the byte-at-a-time path
+     * (mw_hash_pair) are separate code: they agree on every length 1..64
+     * and every split point. */
+    for (size_t n = 1; n <= sizeof(msg); n++) {
+        unsigned char buf[sizeof(msg) + 1];
+        char a[sizeof(msg) + 1], b[sizeof(msg) + 1];
+
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (unsigned char)('a' + (i * 7 + n) % 26);
+        for (size_t split = 0; split < n; split++) {
+            memcpy(a, buf, split);
+            a[split] = '\0';
+            memcpy(b, buf + split + 1, n - split - 1);
+            b[n - split - 1] = '\0';
+            buf[split] = 0xff;
+            assert_true(mw_hash_pair(&key, a, b) == mw_siphash(&key, buf, n));
+            buf[split] = (unsigned char)('a' + (split * 7 + n) % 26);
+        }
+    }
 }
 
 static int fake_bytes(void *ud, void *buf, size_t n)
