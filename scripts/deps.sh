@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
     build-essential cmake pkg-config clang llvm clang-format
     libcjson-dev libcmocka-dev libwebsockets-dev libhiredis-dev libev-dev
-    libjansson-dev
+    libjansson-dev libssl-dev
     redis-server redis-tools
     python3 python3-pytest python3-websockets python3-redis python3-jsonschema
 )
