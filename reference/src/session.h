@@ -80,7 +80,9 @@ struct mw_session_io {
      * connection's outbound bound is reached: the edge then closes the
      * connection with MW_CLOSE_SLOW_CONSUMER itself. assigned_ms is the
      * assignment time of a match.assigned push (for the latency histogram),
-     * 0 otherwise. */
+     * 0 otherwise, including a stored assignment re-sent after a watch or a
+     * resubscription re-read: a recovery is not a first delivery and takes
+     * no latency sample. */
     int (*send)(void *ud, const char *buf, size_t len, int64_t assigned_ms);
     /* Asks the edge to close with code and reason; the edge then calls
      * mw_session_on_close() once the connection is gone. reason is a
