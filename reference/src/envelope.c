@@ -20,12 +20,8 @@ static int bad(struct mw_parse_error *err, size_t offset, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!err)
-        return MW_EINVAL;
-    err->code = MW_CODE_BAD_ENVELOPE;
-    err->offset = offset;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    mw_parse_error_vset(err, MW_CODE_BAD_ENVELOPE, offset, fmt, ap);
     va_end(ap);
     return MW_EINVAL;
 }

@@ -272,12 +272,30 @@ static int fail(struct scanner *s, const unsigned char *at, enum mw_code code, c
 {
     va_list ap;
 
-    if (!s->err)
-        return MW_EINVAL;
-    s->err->code = code;
-    s->err->offset = (size_t)(at - s->p0);
     va_start(ap, fmt);
-    vsnprintf(s->err->message, sizeof(s->err->message), fmt, ap);
+    mw_parse_error_vset(s->err, code, (size_t)(at - s->p0), fmt, ap);
+    va_end(ap);
+    return MW_EINVAL;
+}
+
+int mw_parse_error_vset(struct mw_parse_error *err, enum mw_code code, size_t offset,
+                        const char *fmt, va_list ap)
+{
+    if (!err)
+        return MW_EINVAL;
+    err->code = code;
+    err->offset = offset;
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    return MW_EINVAL;
+}
+
+int mw_parse_error_set(struct mw_parse_error *err, enum mw_code code, size_t offset,
+                       const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    mw_parse_error_vset(err, code, offset, fmt, ap);
     va_end(ap);
     return MW_EINVAL;
 }

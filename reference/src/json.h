@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,15 @@ struct mw_parse_error {
     size_t offset;     /* byte offset of the fault in the input; SIZE_MAX when none applies */
     char message[128]; /* human-readable, NUL-terminated, ASCII */
 };
+
+/* Fills *err (NULL: does nothing) with code, offset (SIZE_MAX when none
+ * applies) and a printf-formatted message, truncated to fit. Returns
+ * MW_EINVAL, so a failing path can `return mw_parse_error_set(...)`. The one
+ * place every decoder (json, envelope, messages) reports a failure. */
+int mw_parse_error_set(struct mw_parse_error *err, enum mw_code code, size_t offset,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int mw_parse_error_vset(struct mw_parse_error *err, enum mw_code code, size_t offset,
+                        const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* Checks buf[0..len) (borrowed) as one strict I-JSON text; never reads
  * outside it and needs no NUL terminator. max_depth bounds nesting (<= 0:

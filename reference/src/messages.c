@@ -28,12 +28,8 @@ static int fail(struct mw_parse_error *e, enum mw_code code, const char *fmt, ..
 {
     va_list ap;
 
-    if (!e)
-        return MW_EINVAL;
-    e->code = code;
-    e->offset = SIZE_MAX;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    mw_parse_error_vset(e, code, SIZE_MAX, fmt, ap);
     va_end(ap);
     return MW_EINVAL;
 }

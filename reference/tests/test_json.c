@@ -435,6 +435,25 @@ static void test_json_vectors(void **state)
     cJSON_Delete(index);
 }
 
+/* The one error filler every decoder uses: NULL-safe, bounded message. */
+static void test_parse_error_set(void **state)
+{
+    struct mw_parse_error e;
+    char longer[300];
+
+    (void)state;
+    assert_int_equal(mw_parse_error_set(NULL, MW_CODE_BAD_JSON, 3, "x"), MW_EINVAL);
+    assert_int_equal(mw_parse_error_set(&e, MW_CODE_TOO_DEEP, 7, "depth %d", 33), MW_EINVAL);
+    assert_int_equal(e.code, MW_CODE_TOO_DEEP);
+    assert_int_equal(e.offset, 7);
+    assert_string_equal(e.message, "depth 33");
+    memset(longer, 'a', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    mw_parse_error_set(&e, MW_CODE_BAD_ENVELOPE, SIZE_MAX, "%s", longer);
+    assert_int_equal(strlen(e.message), sizeof(e.message) - 1);
+    assert_true(e.offset == SIZE_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_write_roundtrip),
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_json_vectors),
+        cmocka_unit_test(test_parse_error_set),
     };
 
     mw_alloc_set(NULL);
