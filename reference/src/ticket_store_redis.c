@@ -35,6 +35,7 @@
 #define TSR_MAX_INFLIGHT        65536 /* requests awaiting Redis; beyond: MW_ELIMIT */
 #define TSR_SWEEP_BATCH         "256"
 #define TSR_LEASE_MS            10000
+#define TSR_LEASE_RENEW_S       1.0 /* renewal interval while held (CHN-082; lease_due()) */
 #define TSR_STANDBY_S           3.0 /* lease retry while another worker holds it */
 #define TSR_READ_COUNT          "128"
 #define TSR_READ_BLOCK_MS       "1000"
@@ -299,6 +300,8 @@ struct tsr {
     void *feed_ud;
     enum feed_state fstate;
     bool leader;
+    double lease_sent_at; /* ev_now() when the lease script in flight was sent */
+    double lease_at;      /* ev_now() when the last successful one was sent */
     ev_timer standby;
     double page_score;                  /* rebuild cursor: next page starts at this score */
     char (*ties)[MW_TICKET_ID_LEN + 1]; /* ids already delivered at page_score */
@@ -1203,6 +1206,19 @@ static void feed_entries_and_ack(struct tsr *s, redisAsyncContext *ac, const red
         redisAsyncCommandArgv(ac, NULL, NULL, n, argv, lens);
 }
 
+/* Whether the holder renews its lease before the next read: not yet leader,
+ * TSR_LEASE_RENEW_S or more since the last successful renewal, or the clock
+ * went back (ev_now() is wall-clock time). A read blocks at most
+ * TSR_READ_BLOCK_MS, so the lease is renewed at least every 2 s, far inside
+ * its 10 s TTL, while a busy worker no longer runs the lease script before
+ * each of its many reads. */
+static bool lease_due(const struct tsr *s)
+{
+    double now = ev_now(s->loop);
+
+    return !s->leader || now - s->lease_at >= TSR_LEASE_RENEW_S || now < s->lease_at;
+}
+
 static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct tsr *s = privdata;
@@ -1226,8 +1242,11 @@ static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
                 feed_entries_and_ack(s, ac, sr->element[1]);
         }
     }
-    /* Renew the lease before the next read (CHN-082). */
-    feed_lease(s);
+    /* Renew the lease before the next read when it is due (CHN-082). */
+    if (lease_due(s))
+        feed_lease(s);
+    else
+        feed_read(s);
 }
 
 static void feed_read(struct tsr *s)
@@ -1386,6 +1405,7 @@ static void on_lease_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     s->leader = true;
+    s->lease_at = s->lease_sent_at;
     if (was_leader) {
         feed_read(s);
         return;
@@ -1409,6 +1429,7 @@ static void feed_lease(struct tsr *s)
         return;
     }
     s->fstate = F_LEASE;
+    s->lease_sent_at = ev_now(s->loop);
     snprintf(ms, sizeof(ms), "%d", TSR_LEASE_MS);
     for (int i = 0; i < 4; i++)
         l[i] = strlen(v[i]);

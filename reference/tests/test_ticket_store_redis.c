@@ -1107,6 +1107,101 @@ static void test_feed_claims_pending(void **state)
     wait_no_pending(fx);
 }
 
+static bool lease_is_wa(void *ud);
+
+struct gets_since {
+    struct fx *fx;
+    long long base;
+};
+
+static bool more_gets(void *ud)
+{
+    struct gets_since *g = ud;
+
+    return cmdstat(g->fx, "get", "calls") > g->base;
+}
+
+/* CHN-082: the holder renews its lease at least every 2 s, not before each
+ * read: many reads (one per created ticket here) run few lease scripts (the
+ * only GET on these keys: creates without an idempotency key have none).
+ * It still notices a lease taken over (within a renewal interval and a
+ * read), stands by without reading, and takes the lease back when it is
+ * free, rebuilding what it missed. */
+static void test_feed_lease_renewal(void **state)
+{
+    struct fx *fx = *state;
+    char ids[40][MW_TICKET_ID_LEN + 1], late[MW_TICKET_ID_LEN + 1];
+    struct gets_since g = {fx, 0};
+    long long reads, gets;
+    int64_t t_start, elapsed_ms;
+    redisReply *rep;
+
+    assert_int_equal(mw_ticket_store_feed(&fx->a.st, on_feed, &fx->a), 0);
+    assert_true(mwt_run_until(fx->loop, lease_is_wa, fx, 5.0));
+    create_ok(fx, &fx->b, "warm", NULL, false, fx->t0, late); /* the scripts are loaded */
+    {
+        struct feed_ids f = {&fx->a, 1, {late}};
+        assert_true(mwt_run_until(fx->loop, feed_has_ids, &f, 5.0));
+    }
+    /* Let the rebuild end (it also reads tickets created meanwhile): from
+     * here on only XREADGROUP delivers. */
+    wait_no_pending(fx);
+    mwt_run_until(fx->loop, NULL, NULL, 0.3);
+    resetstat(fx);
+    t_start = mwt_now_ms();
+    for (int i = 0; i < 40; i++) {
+        char who[16];
+
+        snprintf(who, sizeof(who), "r%d", i);
+        create_ok(fx, &fx->b, who, NULL, false, fx->t0 + i, ids[i]);
+        {
+            /* Wait for each one: one read per ticket. */
+            struct feed_ids f = {&fx->a, 1, {ids[i]}};
+            assert_true(mwt_run_until(fx->loop, feed_has_ids, &f, 5.0));
+        }
+    }
+    elapsed_ms = mwt_now_ms() - t_start;
+    wait_no_pending(fx); /* the last XACK has landed */
+    /* One read reply per ticket (each waited for), each acked by one XACK
+     * (an XREADGROUP that blocked is not in Redis 7.0's call counts). */
+    reads = cmdstat(fx, "xack", "calls");
+    gets = cmdstat(fx, "get", "calls");
+    assert_true(reads >= 40);
+    /* At most one renewal per started second and one due at the start, where
+     * renewing before each read made >= 40. */
+    assert_true(gets <= 2 + elapsed_ms / 1000);
+    assert_true(gets * 4 < reads);
+
+    /* Another worker takes the lease (A's expired, say): A finds out at its
+     * next renewal and stands by; what is created then is not read by A. */
+    rep = mwt_cmd(fx->r, "SET t:mw:worker:lease wz PX 60000");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    g.base = cmdstat(fx, "get", "calls");
+    assert_true(mwt_run_until(fx->loop, more_gets, &g, 5.0));
+    mwt_run_until(fx->loop, NULL, NULL, 0.1); /* its reply reaches A */
+    fx->a.n_feed = 0;
+    create_ok(fx, &fx->b, "late", NULL, false, fx->t0 + 50, late);
+    mwt_run_until(fx->loop, NULL, NULL, 1.5);
+    assert_int_equal(feed_count(&fx->a, late, MW_FEED_QUEUED), 0);
+    rep = mwt_cmd(fx->r, "GET t:mw:worker:lease");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "wz"); /* not overwritten */
+    freeReplyObject(rep);
+
+    /* The lease is free again: A takes it on its next try (every 3 s) and
+     * rebuilds, so the ticket it missed reaches it. */
+    rep = mwt_cmd(fx->r, "DEL t:mw:worker:lease");
+    freeReplyObject(rep);
+    {
+        struct feed_ids f = {&fx->a, 1, {late}};
+        assert_true(mwt_run_until(fx->loop, feed_has_ids, &f, 6.0));
+    }
+    assert_true(mwt_run_until(fx->loop, lease_is_wa, fx, 1.0));
+    wait_no_pending(fx);
+}
+
 static bool refused_reason(void *ud)
 {
     struct inst *in = ud;
@@ -1257,6 +1352,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_stream_ack_and_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_claims_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed_lease_renewal, setup, teardown),
         cmocka_unit_test(test_unavailable_at_start),
         cmocka_unit_test_setup_teardown(test_restart_mid_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_pending, setup, teardown),
