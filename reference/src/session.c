@@ -349,12 +349,14 @@ static void held_clear(struct held *h)
 
 /* The ticket stops counting here (final, cancelled, or not found): unwatch,
  * give back the store watcher. (A sent match.assigned is already in the
- * delivered table.) */
-static void drop_live(struct mw_session *s, struct entry *e, int64_t now_ms)
+ * delivered table.) final: the ticket is known to be final (assigned,
+ * expired or cancelled); the store keeps watcher counts only while a ticket
+ * is queued (CHN-071), so nothing is given back: no detach round trip. */
+static void drop_live(struct mw_session *s, struct entry *e, int64_t now_ms, bool final)
 {
     if (e->in_hub)
         mw_hub_unwatch(s->env->hub, e->id, s);
-    if (e->attached)
+    if (e->attached && !final)
         (void)mw_ticket_store_detach(s->env->store, e->id, now_ms);
     held_clear(&e->held);
     memset(e, 0, sizeof(*e));
@@ -392,7 +394,7 @@ static void deliver_assigned(struct mw_session *s, struct entry *e, const char *
         if (s->env->metrics)
             s->env->metrics->pushes_total++;
     }
-    drop_live(s, e, s->cur_now); /* assigned is final either way */
+    drop_live(s, e, s->cur_now, true); /* assigned is final either way */
 }
 
 static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw_ticket *t);
@@ -421,7 +423,7 @@ static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw
             mw_buf_reset(s->out);
         e->sent_version = t->version;
     }
-    drop_live(s, e, s->cur_now); /* ended is final either way */
+    drop_live(s, e, s->cur_now, true); /* ended is final either way */
 }
 
 /* Delivers (through dedupe) what was held while a watch of e was in flight,
@@ -452,7 +454,7 @@ static void after_read(struct mw_session *s, struct entry *e, const struct mw_ti
         /* Expired/cancelled: the reply said so; no push follows (MSG-042). */
         if (t->version > e->sent_version)
             e->sent_version = t->version;
-        drop_live(s, e, s->cur_now);
+        drop_live(s, e, s->cur_now, true);
     }
     if (h.present && e->used && strcmp(e->id, t->id) == 0) {
         if (h.ended)
@@ -557,8 +559,9 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
     int rc;
 
     if (s->closed) {
-        /* The store counted us as a watcher; nobody is left to watch. */
-        if (status == 0 && t)
+        /* The store counted us as a watcher (when queued: CHN-071); nobody
+         * is left to watch. */
+        if (status == 0 && t && t->state == MW_TICKET_QUEUED)
             (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
         unref(s);
         return;
@@ -570,8 +573,8 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
     e = find_live(s, t->id);
     if (e) {
         /* Idempotent replay of a ticket we already hold: the store counted
-         * a second watcher; give it back. */
-        if (e->attached)
+         * a second watcher (when queued); give it back. */
+        if (e->attached && t->state == MW_TICKET_QUEUED)
             (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
         e->attached = true;
     } else {
@@ -589,7 +592,7 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
     if (!e->in_hub) {
         rc = mw_hub_watch(s->env->hub, t->id, s);
         if (rc) {
-            drop_live(s, e, s->cur_now);
+            drop_live(s, e, s->cur_now, false);
             reply_store_error(s, rc == MW_ELIMIT ? MW_EUNAVAIL : rc);
             goto out;
         }
@@ -617,8 +620,9 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
     if (s->closed) {
         /* on_close gave back one store watcher and the route. When this was
          * a re-watch, the store counted a second watcher: give it back too,
-         * or the ticket never gets its grace deadline (MSG-074). */
-        if (status == 0 && t && s->cur_was_attached)
+         * or the ticket never gets its grace deadline (MSG-074). Only a
+         * queued ticket counts watchers (CHN-071). */
+        if (status == 0 && t && s->cur_was_attached && t->state == MW_TICKET_QUEUED)
             (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
         unref(s);
         return;
@@ -630,11 +634,11 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
             if (status == MW_ENOTFOUND) {
                 /* Unknown or forgotten (MSG-042): nothing stays registered. */
                 e->attached = false;
-                drop_live(s, e, s->cur_now);
+                drop_live(s, e, s->cur_now, false);
             } else {
                 e->attached = s->cur_was_attached; /* this attach did not count */
                 if (s->cur_new_entry)
-                    drop_live(s, e, s->cur_now);
+                    drop_live(s, e, s->cur_now, false);
             }
         }
         if (status == MW_ENOTFOUND)
@@ -651,7 +655,8 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
         reply_internal(s, "watch lost");
         goto out;
     }
-    if (s->cur_was_attached) /* a second attach for one session: give it back */
+    /* A second attach for one session: give it back (counted when queued). */
+    if (s->cur_was_attached && t->state == MW_TICKET_QUEUED)
         (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
     mw_buf_reset(s->out);
     if (mw_msg_encode_watching(s->out, cur_id(s), t) != 0) {
@@ -688,7 +693,7 @@ static void on_cancelled(void *ud, int status, const struct mw_ticket *t)
         if (e) {
             if (t->version > e->sent_version)
                 e->sent_version = t->version;
-            drop_live(s, e, s->cur_now);
+            drop_live(s, e, s->cur_now, true);
         }
     } else if (status == MW_ESTATE) {
         send_error(s, cur_id(s), MW_CODE_ALREADY_ASSIGNED, "the ticket is already assigned",
@@ -783,7 +788,7 @@ static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
         rc = mw_hub_watch(s->env->hub, e->id, s);
         if (rc) {
             if (s->cur_new_entry)
-                drop_live(s, e, s->cur_now);
+                drop_live(s, e, s->cur_now, false);
             reply_store_error(s, rc == MW_ELIMIT ? MW_EUNAVAIL : rc);
             return;
         }
@@ -793,7 +798,7 @@ static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
     rc = mw_ticket_store_attach(s->env->store, e->id, s->cur_now, on_attached, s);
     if (rc) {
         if (s->cur_new_entry)
-            drop_live(s, e, s->cur_now);
+            drop_live(s, e, s->cur_now, false);
         reply_store_error(s, rc);
         return;
     }

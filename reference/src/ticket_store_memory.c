@@ -496,8 +496,12 @@ static int post_result(struct tsm *s, int status, const struct rec *r, mw_ticket
     return 0;
 }
 
+/* Watchers are counted only while the ticket is queued (CHN-040/071): a
+ * final ticket's count is left as it was, and detach does not touch it. */
 static void watcher_add(struct tsm *s, struct rec *r)
 {
+    if (r->t.state != MW_TICKET_QUEUED)
+        return;
     r->watchers++;
     grace_remove(&s->grace, r);
 }
@@ -710,10 +714,12 @@ static int tsm_detach(void *impl, const char *ticket_id, int64_t now_ms)
     r = find_by_id(s, ticket_id);
     if (!r)
         return MW_ENOTFOUND;
+    if (r->t.state != MW_TICKET_QUEUED)
+        return 0; /* final: watchers no longer matter (CHN-071) */
     if (r->watchers == 0)
         return MW_ESTATE; /* unbalanced detach */
     r->watchers--;
-    if (r->watchers == 0 && r->t.state == MW_TICKET_QUEUED) {
+    if (r->watchers == 0) {
         grace_remove(&s->grace, r);
         r->grace_deadline_ms = now_ms + s->cfg.grace_ms;
         grace_append(&s->grace, r);

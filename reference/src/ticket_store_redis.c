@@ -93,11 +93,12 @@ static const char LUA_CREATE[] = LUA_PRELUDE
     "  if old and redis.call('EXISTS', tkey(old)) == 1 then\n"
     "    local ok = tkey(old)\n"
     "    if watched then\n"
-    "      redis.call('HINCRBY', ok, 'watchers', 1)\n"
     "      local m = tomap(redis.call('HGETALL', ok))\n"
-    "      if m.state == 'queued' and m.graceAt ~= '0' then\n"
-    "        redis.call('HSET', ok, 'graceAt', '0')\n"
-    "        redis.call('ZADD', DL, m.expiresAt, old) end end\n"
+    "      if m.state == 'queued' then\n"
+    "        redis.call('HINCRBY', ok, 'watchers', 1)\n"
+    "        if m.graceAt ~= '0' then\n"
+    "          redis.call('HSET', ok, 'graceAt', '0')\n"
+    "          redis.call('ZADD', DL, m.expiresAt, old) end end end\n"
     "    return {'EXISTING', redis.call('HGETALL', ok)} end end\n"
     "if redis.call('ZCARD', DL) >= maxt then return {'LIMIT'} end\n"
     "local k = tkey(id)\n"
@@ -130,30 +131,34 @@ static const char LUA_CANCEL[] =
                 "end_ticket(id, m, 'cancelled')\n"
                 "return {'OK', redis.call('HGETALL', tkey(id))}\n";
 
-/* ARGV[6]: id */
+/* ARGV[6]: id. Counts the watcher only on a queued ticket (CHN-071:
+ * watchers is kept only while queued; detach does the same). */
 static const char LUA_ATTACH[] = LUA_PRELUDE "local id = ARGV[6]\n"
                                              "local k = tkey(id)\n"
                                              "local a = redis.call('HGETALL', k)\n"
                                              "if #a == 0 then return {'NOTFOUND'} end\n"
                                              "local m = tomap(a)\n"
+                                             "if m.state ~= 'queued' then return {'OK', a} end\n"
                                              "redis.call('HINCRBY', k, 'watchers', 1)\n"
-                                             "if m.state == 'queued' and m.graceAt ~= '0' then\n"
+                                             "if m.graceAt ~= '0' then\n"
                                              "  redis.call('HSET', k, 'graceAt', '0')\n"
                                              "  redis.call('ZADD', DL, m.expiresAt, id) end\n"
                                              "return {'OK', redis.call('HGETALL', k)}\n";
 
-/* ARGV[6]: id, ARGV[7]: grace ms */
+/* ARGV[6]: id, ARGV[7]: grace ms. A no-op on a ticket no longer queued
+ * (CHN-071): sessions do not even send it for tickets they know are final. */
 static const char LUA_DETACH[] =
     LUA_PRELUDE "local id = ARGV[6]\n"
                 "local k = tkey(id)\n"
                 "local a = redis.call('HGETALL', k)\n"
                 "if #a == 0 then return {'NOTFOUND'} end\n"
                 "local m = tomap(a)\n"
+                "if m.state ~= 'queued' then return {'OK'} end\n"
                 "local w = tonumber(m.watchers)\n"
                 "if w <= 0 then return {'STATE'} end\n"
                 "w = w - 1\n"
                 "redis.call('HSET', k, 'watchers', fmt(w))\n"
-                "if w == 0 and m.state == 'queued' then\n"
+                "if w == 0 then\n"
                 "  local g = NOW + tonumber(ARGV[7])\n"
                 "  redis.call('HSET', k, 'graceAt', fmt(g))\n"
                 "  redis.call('ZADD', DL, math.min(g, tonumber(m.expiresAt)), id) end\n"

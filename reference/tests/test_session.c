@@ -1070,6 +1070,112 @@ static void test_failed_rewatch_releases_held_push(void **state)
     assert_int_equal(mw_hub_watch_count(fx->hub), 0);
 }
 
+/* A store that counts detach calls, delegating to the memory store. */
+static struct mw_ticket_store_ops counting_ops;
+static unsigned n_detach;
+
+static int counting_detach_op(void *impl, const char *id, int64_t now_ms)
+{
+    n_detach++;
+    return real_ops->detach(impl, id, now_ms);
+}
+
+static void use_counting_store(struct fx *fx)
+{
+    real_ops = fx->st.ops;
+    counting_ops = *real_ops;
+    counting_ops.detach = counting_detach_op;
+    fx->st.ops = &counting_ops;
+    n_detach = 0;
+}
+
+/* CHN-071: the store keeps watcher counts only while a ticket is queued, so
+ * a session gives nothing back for a ticket it knows is final: no detach
+ * after it delivered match.assigned (pushed, or read by a watch or a
+ * replayed enqueue), nor after ticket.expired / ticket.cancelled, nor after
+ * its own cancel. A queued ticket's watcher is still given back on close,
+ * and the grace rule (MSG-074) then cancels it. */
+static void test_no_detach_for_final_tickets(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a, *b, *c, *w;
+    char ids[2][MW_TICKET_ID_LEN + 1], t[MW_TICKET_ID_LEN + 1], q[MW_TICKET_ID_LEN + 1];
+    const char *idem = "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\","
+                       "\"playerId\":\"carol\",\"idempotencyKey\":\"k\"}}";
+    uint64_t n[4];
+
+    use_counting_store(fx);
+    a = conn_new(fx);
+    b = conn_new(fx);
+    c = conn_new(fx);
+    w = conn_new(fx);
+    /* Pushed match.assigned to the creators and to a watcher. */
+    enqueue(fx, a, "alice", ids[0]);
+    enqueue(fx, b, "bob", ids[1]);
+    sayf(fx, w, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    commit_match(fx, ids, 2, true);
+    run(fx);
+    assert_int_equal(count_type(a, "match.assigned"), 1);
+    assert_int_equal(count_type(b, "match.assigned"), 1);
+    assert_int_equal(count_type(w, "match.assigned"), 1);
+    assert_int_equal(n_detach, 0);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* Read by a watch (the push was lost): delivered from the attach result. */
+    http_ticket(fx, "h", t);
+    memcpy(ids[0], t, sizeof(t));
+    commit_match(fx, ids, 1, false);
+    run(fx);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t);
+    run(fx);
+    assert_int_equal(count_type(c, "match.assigned"), 1);
+    assert_int_equal(n_detach, 0);
+    /* A replayed enqueue of an assigned ticket (carries its envelope). */
+    conn_clear_out(c);
+    say(fx, c, idem);
+    run(fx);
+    ticket_of(c, 0, ids[0]);
+    commit_match(fx, ids, 1, false);
+    run(fx);
+    fx->now += 1000;
+    say(fx, c, idem); /* the same ticket, now assigned */
+    run(fx);
+    assert_int_equal(count_type(c, "match.assigned"), 1);
+    assert_int_equal(n_detach, 0);
+    /* Own cancel, and a ticket.cancelled push to another watcher. */
+    enqueue(fx, a, "alice", t);
+    sayf(fx, w, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t);
+    run(fx);
+    sayf(fx, a, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t);
+    run(fx);
+    assert_int_equal(count_type(w, "ticket.cancelled"), 1);
+    assert_int_equal(n_detach, 0);
+    /* Expired (MSG-075): ticket.expired to its creator. */
+    enqueue(fx, b, "bob", t);
+    assert_true(mw_ticket_store_sweep(&fx->st, fx->now + 600 * 1000) >= 1);
+    run(fx);
+    assert_int_equal(count_type(b, "ticket.expired"), 1);
+    assert_int_equal(n_detach, 0);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+
+    /* Queued tickets: a close gives each watcher back (creator, watcher). */
+    enqueue(fx, a, "alice", q);
+    sayf(fx, w, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", q);
+    run(fx);
+    conn_close(fx, w);
+    assert_int_equal(n_detach, 1);
+    conn_close(fx, a);
+    assert_int_equal(n_detach, 2);
+    run(fx);
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_QUEUED], 1);
+    assert_int_equal(mw_ticket_store_sweep(&fx->st, fx->now + GRACE), 1);
+    run(fx);
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_QUEUED], 0);
+    fx->st.ops = real_ops;
+}
+
 /* MSG-028 + MSG-090: a replayed enqueue of a ticket the connection already
  * holds is answered (same ticket, watched as a re-watch would be) even when
  * the connection is at its live-ticket limit; a new key still is refused. */
@@ -1168,6 +1274,7 @@ int main(void)
         T(test_failed_rewatch_releases_held_push),
         T(test_replay_at_limit),
         T(test_in_place_when_idle),
+        T(test_no_detach_for_final_tickets),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -490,6 +490,10 @@ static void test_attach_detach_grace(void **state)
     run(fx);
     assert_int_equal(c.status, 0);
     assert_int_equal(c.t.state, MW_TICKET_CANCELLED);
+    /* CHN-071: watchers is kept only while queued. That attach did not
+     * count, and detaching a final ticket is a no-op, never "unbalanced". */
+    assert_int_equal(mw_ticket_store_detach(&fx->st, w, T0 + 9000), 0);
+    assert_int_equal(mw_ticket_store_detach(&fx->st, w, T0 + 9000), 0);
     assert_int_equal(mw_ticket_store_attach(&fx->st, "nope", T0, on_ticket, &c), 0);
     run(fx);
     assert_int_equal(c.status, MW_ENOTFOUND);

@@ -530,7 +530,7 @@ static void test_create_replayed(void **state)
     assert_int_equal(c.t.assigned_envelope_len, strlen(ENV));
     assert_memory_equal(c.t.assigned_envelope, ENV, strlen(ENV));
     hget(fx, id, "watchers", v, sizeof(v));
-    assert_string_equal(v, "2");
+    assert_string_equal(v, "1"); /* final: watchers no longer counted (CHN-071) */
     cbrec_reset(&c);
     cbrec_reset(&g);
     cbrec_reset(&a);
@@ -694,8 +694,11 @@ static void test_cancel_paths_and_notices(void **state)
 static void test_attach_detach_grace(void **state)
 {
     struct fx *fx = *state;
-    char id[MW_TICKET_ID_LEN + 1];
-    struct cbrec c = {.fx = fx};
+    char id[MW_TICKET_ID_LEN + 1], id2[MW_TICKET_ID_LEN + 1], v[64];
+    char ids[1][MW_TICKET_ID_LEN + 1];
+    struct cbrec c = {.fx = fx}, a = {.fx = fx};
+    struct mw_match m;
+    redisReply *rep;
     int64_t t0 = fx->t0;
 
     create_ok(fx, &fx->a, "p1", NULL, true, t0, id); /* watched: 1 watcher */
@@ -722,6 +725,46 @@ static void test_attach_detach_grace(void **state)
     assert_int_equal(fx->a.n_ended, 1);
     assert_int_equal(fx->a.ended[0].state, MW_TICKET_CANCELLED);
     assert_true(mwt_run_until(fx->loop, b_ended_1, fx, 3.0));
+    /* CHN-040/071: watchers is kept only while queued. On the cancelled
+     * ticket an attach reads it without counting, and detaches (even more
+     * than were attached) change nothing. */
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_attach(&fx->b.st, id, t0 + 5000, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_int_equal(c.t.state, MW_TICKET_CANCELLED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mw_ticket_store_detach(&fx->a.st, id, t0 + 5000), 0);
+    get_ok(fx, &fx->a, id, &c); /* after the detaches (one connection, in order) */
+    hget(fx, id, "watchers", v, sizeof(v));
+    assert_string_equal(v, "0");
+    hget(fx, id, "graceAt", v, sizeof(v));
+    assert_string_equal(v, "0");
+    /* An assigned ticket that had a watcher: attach and detach leave its
+     * watchers, graceAt and retention deadline as the assignment left them. */
+    create_ok(fx, &fx->a, "p2", NULL, true, t0, id2);
+    memcpy(ids[0], id2, sizeof(ids[0]));
+    fill_match(&m, t0 + 50, 1, ids, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->b.st, &m, on_assign, &a), 0);
+    wait_cb(fx, &a);
+    assert_int_equal(a.status, 0);
+    cbrec_reset(&c);
+    assert_int_equal(mw_ticket_store_attach(&fx->b.st, id2, t0 + 60, on_ticket, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.t.state, MW_TICKET_ASSIGNED);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mw_ticket_store_detach(&fx->a.st, id2, t0 + 70), 0);
+    get_ok(fx, &fx->a, id2, &c);
+    hget(fx, id2, "watchers", v, sizeof(v));
+    assert_string_equal(v, "1");
+    hget(fx, id2, "graceAt", v, sizeof(v));
+    assert_string_equal(v, "0");
+    rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", id2);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_int_equal(atoll(rep->str), t0 + 50 + ATTL);
+    freeReplyObject(rep);
+    cbrec_reset(&a);
     /* Attach to an unknown ticket: not_found. */
     cbrec_reset(&c);
     assert_int_equal(mw_ticket_store_attach(&fx->a.st, "22222222-2222-4222-8222-222222222222", t0,
