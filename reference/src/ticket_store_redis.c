@@ -45,6 +45,7 @@
 #define TSR_GROUP               "workers"
 #define TSR_KEY_MAX             (64 + 32)
 #define TSR_ARGS_MAX            (16 + 3 * MW_MATCH_SIZE_MAX)
+#define TSR_BATCH_MAX           64 /* matches per assign script call */
 
 /* ---- Lua scripts ----------------------------------------------------------
  * Common ARGV: [1] prefix, [2] stream MAXLEN, [3] retention ms, [4] origin,
@@ -164,30 +165,40 @@ static const char LUA_DETACH[] =
                 "  redis.call('ZADD', DL, math.min(g, tonumber(m.expiresAt)), id) end\n"
                 "return {'OK'}\n";
 
-/* ARGV[6]: n, [7]: matchId, [8]: assignedAt, then per ticket i (from 9):
- * id, new version, envelope. */
-static const char LUA_ASSIGN[] =
-    LUA_PRELUDE "local n, mid, at = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])\n"
-                "local seen = {}\n"
-                "for i = 1, n do\n"
-                "  local b = 9 + 3 * (i - 1)\n"
-                "  local id, nv = ARGV[b], tonumber(ARGV[b + 1])\n"
-                "  local s = redis.call('HMGET', tkey(id), 'state', 'version')\n"
-                "  if seen[id] or s[1] ~= 'queued' or tonumber(s[2]) + 1 ~= nv then\n"
-                "    return {'STATE', i - 1} end\n"
-                "  seen[id] = true end\n"
-                "local out = {}\n"
-                "for i = 1, n do\n"
-                "  local b = 9 + 3 * (i - 1)\n"
-                "  local id = ARGV[b]\n"
-                "  local k = tkey(id)\n"
-                "  redis.call('HSET', k, 'state', 'assigned', 'version', ARGV[b + 1], 'envelope', "
-                "ARGV[b + 2], 'matchId', mid, 'endedAt', fmt(at), 'graceAt', '0')\n"
-                "  local a = redis.call('HGETALL', k)\n"
-                "  finalize(id, tomap(a), at)\n"
-                "  count('queued', 'assigned')\n"
-                "  out[i] = a end\n"
-                "return {'OK', out}\n";
+/* ARGV[6]: k, the number of matches; then per match: n, matchId,
+ * assignedAt, then per ticket: id, new version, envelope. Each match is its
+ * own compare-and-set (CHN-060), in order, as if each were a call of its own
+ * (a later match sees what an earlier one assigned). Returns one result per
+ * match: {'OK', {HGETALL of each ticket}} or {'STATE', index of the first
+ * failing ticket}. */
+static const char LUA_ASSIGN[] = LUA_PRELUDE
+    "local function assign(b)\n"
+    "  local n, mid, at = tonumber(ARGV[b]), ARGV[b + 1], tonumber(ARGV[b + 2])\n"
+    "  local seen = {}\n"
+    "  for i = 1, n do\n"
+    "    local j = b + 3 * i\n"
+    "    local id, nv = ARGV[j], tonumber(ARGV[j + 1])\n"
+    "    local s = redis.call('HMGET', tkey(id), 'state', 'version')\n"
+    "    if seen[id] or s[1] ~= 'queued' or tonumber(s[2]) + 1 ~= nv then\n"
+    "      return {'STATE', i - 1} end\n"
+    "    seen[id] = true end\n"
+    "  local out = {}\n"
+    "  for i = 1, n do\n"
+    "    local j = b + 3 * i\n"
+    "    local id = ARGV[j]\n"
+    "    local k = tkey(id)\n"
+    "    redis.call('HSET', k, 'state', 'assigned', 'version', ARGV[j + 1], 'envelope', "
+    "ARGV[j + 2], 'matchId', mid, 'endedAt', fmt(at), 'graceAt', '0')\n"
+    "    local a = redis.call('HGETALL', k)\n"
+    "    finalize(id, tomap(a), at)\n"
+    "    count('queued', 'assigned')\n"
+    "    out[i] = a end\n"
+    "  return {'OK', out} end\n"
+    "local res, b = {}, 7\n"
+    "for m = 1, tonumber(ARGV[6]) do\n"
+    "  res[m] = assign(b)\n"
+    "  b = b + 3 + 3 * tonumber(ARGV[b]) end\n"
+    "return res\n";
 
 /* ARGV[6]: batch size. Returns the tickets it ended (HGETALL arrays). */
 static const char LUA_SWEEP[] = LUA_PRELUDE
@@ -317,12 +328,39 @@ struct tsr {
     ev_timer counts_timer;
     bool sweep_inflight;
     size_t inflight;
-    uint64_t noscript_retries; /* calls sent again as EVAL after NOSCRIPT */
+    uint64_t noscript_retries;             /* calls sent again as EVAL after NOSCRIPT */
+    struct batch *batch_head, *batch_tail; /* assigns not sent yet */
+    ev_prepare batch_prepare;              /* sends them at the end of the turn */
+    ev_idle batch_idle;                    /* keeps that turn's poll from blocking */
     bool closing;
     struct mw_ratelimit rl;
 };
 
 enum req_kind { R_TICKET = 0, R_CANCEL, R_ASSIGN, R_GET };
+
+/* An assign accepted by tsr_assign(), waiting for the end of the loop turn
+ * (then for its batch's reply): the match copied (it is borrowed by the
+ * call), its envelopes in env[] back to back. */
+struct pend {
+    mw_assign_cb cb;
+    void *ud;
+    int64_t at;
+    size_t n;
+    char match_id[MW_MATCH_ID_LEN + 1];
+    char ids[MW_MATCH_SIZE_MAX][MW_TICKET_ID_LEN + 1];
+    uint64_t versions[MW_MATCH_SIZE_MAX];
+    size_t env_len[MW_MATCH_SIZE_MAX];
+    char env[];
+};
+
+/* The assigns made in one loop turn, sent as one script call (up to
+ * TSR_BATCH_MAX matches; more make another batch). */
+struct batch {
+    struct tsr *s;
+    struct batch *next;
+    size_t k;
+    struct pend *p[TSR_BATCH_MAX];
+};
 
 struct req {
     struct tsr *s;
@@ -345,13 +383,6 @@ static void arg_str(struct args *a, const char *s)
 {
     a->v[a->n] = s;
     a->l[a->n] = strlen(s);
-    a->n++;
-}
-
-static void arg_len(struct args *a, const char *s, size_t len)
-{
-    a->v[a->n] = s;
-    a->l[a->n] = len;
     a->n++;
 }
 
@@ -639,15 +670,24 @@ static void on_call_reply(redisAsyncContext *ac, void *r, void *privdata)
 static int script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id, int argc,
                        const char *const *argv, const size_t *lens, redisCallbackFn *cb, void *priv)
 {
-    const char *v[TSR_ARGS_MAX + 2];
-    size_t l[TSR_ARGS_MAX + 2];
+    const char *sv[TSR_ARGS_MAX + 2], **v = sv;
+    size_t sl[TSR_ARGS_MAX + 2], *l = sl;
     const struct script *sc = &s->scripts[id];
     struct call *call;
     char *cmd = NULL;
     int len;
 
-    if (argc < 0 || argc > TSR_ARGS_MAX)
+    if (argc < 0)
         return MW_EINVAL;
+    if (argc > TSR_ARGS_MAX) { /* a batch of assigns */
+        v = mw_malloc(((size_t)argc + 2) * sizeof(*v));
+        l = mw_malloc(((size_t)argc + 2) * sizeof(*l));
+        if (!v || !l) {
+            mw_free(v);
+            mw_free(l);
+            return MW_ENOMEM;
+        }
+    }
     v[0] = sc->loaded ? "EVALSHA" : "EVAL";
     v[1] = sc->loaded ? sc->sha : script_text[id];
     l[0] = strlen(v[0]);
@@ -657,9 +697,11 @@ static int script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id, 
         l[2 + i] = lens[i];
     }
     call = mw_malloc(sizeof(*call));
-    if (!call)
-        return MW_ENOMEM;
-    len = redisFormatCommandArgv(&cmd, argc + 2, v, l);
+    len = call ? redisFormatCommandArgv(&cmd, argc + 2, v, l) : -1;
+    if (v != sv) {
+        mw_free(v);
+        mw_free(l);
+    }
     if (len < 0) {
         mw_free(call);
         return MW_ENOMEM;
@@ -802,10 +844,6 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)ac;
     s->inflight--;
-    if (q->kind == R_ASSIGN) {
-        finish_assign(q, reply);
-        goto out;
-    }
     if (q->kind == R_GET) {
         /* Plain HGETALL: an empty array is not_found. */
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0)
@@ -947,26 +985,222 @@ static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
     return 0;
 }
 
+/* ---- Assign: the matches of one loop turn in one script call (CHN-060) ----
+ * tsr_assign() copies the match into the open batch; the batch goes out at
+ * the end of the loop turn (ev_prepare; an ev_idle keeps the poll from
+ * blocking when the assign came from another prepare callback), so the
+ * matches a worker forms from one stream read cost Redis one EVALSHA, not
+ * one each. Each match keeps its own compare-and-set and its own callback,
+ * called in the order of the assign calls. */
+
+static void batch_answer(struct tsr *s, struct pend *p, const redisReply *r)
+{
+    struct req q = {.s = s, .kind = R_ASSIGN, .acb = p->cb, .ud = p->ud};
+
+    finish_assign(&q, r);
+}
+
+static void batch_fail(struct pend *p, int status)
+{
+    struct mw_assign_result res = {.status = status};
+
+    p->cb(p->ud, &res);
+}
+
+static void batch_free(struct batch *b)
+{
+    for (size_t i = 0; i < b->k; i++)
+        mw_free(b->p[i]);
+    mw_free(b);
+}
+
+static void on_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct batch *b = privdata;
+    struct tsr *s = b->s;
+    const redisReply *reply = r;
+    bool each = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->k;
+
+    (void)ac;
+    s->inflight -= b->k;
+    for (size_t i = 0; i < b->k; i++)
+        batch_answer(s, b->p[i], each ? reply->element[i] : reply);
+    batch_free(b);
+}
+
+/* A batch's script arguments: sized for the batch (struct args is for one
+ * match). */
+struct bargs {
+    const char **v;
+    size_t *l;
+    char (*num)[24];
+    int n;
+    size_t ni;
+};
+
+static void barg(struct bargs *a, const char *str, size_t len)
+{
+    a->v[a->n] = str;
+    a->l[a->n++] = len;
+}
+
+static void barg_int(struct bargs *a, int64_t x)
+{
+    int n = snprintf(a->num[a->ni], sizeof(a->num[a->ni]), "%" PRId64, x);
+
+    barg(a, a->num[a->ni++], n > 0 ? (size_t)n : 0);
+}
+
+/* Sends batch b as one script call; 0, or an error (b untouched). */
+static int batch_send(struct tsr *s, struct batch *b)
+{
+    redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
+    size_t argc = 7, nums = 2;
+    struct bargs a = {0};
+    int rc = MW_ENOMEM;
+
+    if (s->closing)
+        return MW_ECLOSED;
+    if (!ac)
+        return MW_EUNAVAIL;
+    for (size_t i = 0; i < b->k; i++) {
+        argc += 3 + 3 * b->p[i]->n;
+        nums += 2 + b->p[i]->n;
+    }
+    a.v = mw_malloc(argc * sizeof(*a.v));
+    a.l = mw_malloc(argc * sizeof(*a.l));
+    a.num = mw_malloc(nums * sizeof(*a.num));
+    if (!a.v || !a.l || !a.num)
+        goto out;
+    /* As args_script(): numkeys, prefix, maxlen, retention, origin, now. */
+    barg(&a, "0", 1);
+    barg(&a, s->opts.prefix, strlen(s->opts.prefix));
+    barg(&a, s->s_maxlen, strlen(s->s_maxlen));
+    barg(&a, s->s_ret, strlen(s->s_ret));
+    barg(&a, s->origin, strlen(s->origin));
+    barg_int(&a, b->p[0]->at);
+    barg_int(&a, (int64_t)b->k);
+    for (size_t i = 0; i < b->k; i++) {
+        const struct pend *p = b->p[i];
+        size_t off = 0;
+
+        barg_int(&a, (int64_t)p->n);
+        barg(&a, p->match_id, strlen(p->match_id));
+        barg_int(&a, p->at);
+        for (size_t j = 0; j < p->n; j++) {
+            barg(&a, p->ids[j], strlen(p->ids[j]));
+            barg_int(&a, (int64_t)p->versions[j]);
+            barg(&a, p->env + off, p->env_len[j]);
+            off += p->env_len[j];
+        }
+    }
+    rc = script_send(s, ac, SC_ASSIGN, a.n, a.v, a.l, on_batch_reply, b);
+out:
+    mw_free(a.v);
+    mw_free(a.l);
+    mw_free(a.num);
+    return rc;
+}
+
+/* Sends every batch (end of the loop turn); a batch that cannot go out
+ * fails each of its assigns (their callbacks run here, never inside the
+ * assign call). */
+static void batch_flush(struct tsr *s)
+{
+    struct batch *b = s->batch_head;
+
+    ev_prepare_stop(s->loop, &s->batch_prepare);
+    ev_idle_stop(s->loop, &s->batch_idle);
+    s->batch_head = s->batch_tail = NULL;
+    while (b) {
+        struct batch *next = b->next;
+        int rc = batch_send(s, b);
+
+        if (rc) {
+            s->inflight -= b->k;
+            for (size_t i = 0; i < b->k; i++)
+                batch_fail(b->p[i], rc);
+            batch_free(b);
+        }
+        b = next;
+    }
+}
+
+static void on_batch_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    batch_flush(w->data);
+}
+
+static void on_batch_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    batch_flush(w->data);
+}
+
 static int tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud)
 {
     struct tsr *s = impl;
-    struct args a;
+    struct batch *b;
+    struct pend *p;
+    size_t total = 0, off = 0;
 
     if (!m || !cb || m->n == 0 || m->n > MW_MATCH_SIZE_MAX)
         return MW_EINVAL;
-    for (size_t i = 0; i < m->n; i++)
+    for (size_t i = 0; i < m->n; i++) {
         if (!m->envelopes[i] || m->envelope_lens[i] == 0 || m->versions[i] < 2)
             return MW_EINVAL;
-    args_script(&a, s, m->assigned_ms);
-    arg_int(&a, (int64_t)m->n);
-    arg_str(&a, m->match_id);
-    arg_int(&a, m->assigned_ms);
-    for (size_t i = 0; i < m->n; i++) {
-        arg_str(&a, m->ticket_ids[i]);
-        arg_int(&a, (int64_t)m->versions[i]);
-        arg_len(&a, m->envelopes[i], m->envelope_lens[i]);
+        total += m->envelope_lens[i];
     }
-    return send_req(s, SC_ASSIGN, &a, R_ASSIGN, NULL, cb, ud);
+    if (s->closing)
+        return MW_ECLOSED;
+    if (!mw_redis_conn_ctx(s->cmd))
+        return MW_EUNAVAIL;
+    if (s->inflight >= TSR_MAX_INFLIGHT)
+        return MW_ELIMIT;
+    b = s->batch_tail;
+    if (!b || b->k == TSR_BATCH_MAX) {
+        b = mw_calloc(1, sizeof(*b));
+        if (!b)
+            return MW_ENOMEM;
+        b->s = s;
+    }
+    p = mw_malloc(sizeof(*p) + total);
+    if (!p) {
+        if (b != s->batch_tail)
+            mw_free(b);
+        return MW_ENOMEM;
+    }
+    p->cb = cb;
+    p->ud = ud;
+    p->at = m->assigned_ms;
+    p->n = m->n;
+    memcpy(p->match_id, m->match_id, sizeof(p->match_id));
+    p->match_id[MW_MATCH_ID_LEN] = '\0';
+    for (size_t i = 0; i < m->n; i++) {
+        memcpy(p->ids[i], m->ticket_ids[i], sizeof(p->ids[i]));
+        p->ids[i][MW_TICKET_ID_LEN] = '\0';
+        p->versions[i] = m->versions[i];
+        p->env_len[i] = m->envelope_lens[i];
+        memcpy(p->env + off, m->envelopes[i], m->envelope_lens[i]);
+        off += m->envelope_lens[i];
+    }
+    if (b != s->batch_tail) {
+        if (s->batch_tail)
+            s->batch_tail->next = b;
+        else
+            s->batch_head = b;
+        s->batch_tail = b;
+    }
+    b->p[b->k++] = p;
+    s->inflight++;
+    if (!ev_is_active(&s->batch_prepare)) {
+        ev_prepare_start(s->loop, &s->batch_prepare);
+        ev_idle_start(s->loop, &s->batch_idle);
+    }
+    return 0;
 }
 
 static void on_sweep_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -1506,6 +1740,7 @@ static void tsr_destroy(void *impl)
     s->closing = true;
     ev_timer_stop(s->loop, &s->counts_timer);
     ev_timer_stop(s->loop, &s->standby);
+    batch_flush(s); /* assigns not sent yet: MW_ECLOSED */
     /* Pending callbacks run now with NULL replies: MW_ECLOSED (closing). */
     mw_redis_conn_free(s->feed);
     mw_redis_conn_free(s->sub);
@@ -1587,6 +1822,10 @@ int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticke
     s->standby.data = s;
     ev_timer_init(&s->counts_timer, on_counts_timer, 0.0, TSR_COUNTS_PERIOD_S);
     s->counts_timer.data = s;
+    ev_prepare_init(&s->batch_prepare, on_batch_prepare);
+    s->batch_prepare.data = s;
+    ev_idle_init(&s->batch_idle, on_batch_idle);
+    s->batch_idle.data = s;
     rc = MW_ENOMEM;
     for (int i = 0; i < SC_COUNT; i++)
         s->scripts[i].s = s;

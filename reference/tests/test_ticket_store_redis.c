@@ -931,6 +931,103 @@ static long long int_reply(redisReply *rep)
  * idempotency key, no queue, deadline or stream entry, no count) when
  * mw:deadlines already holds max_tickets; a replayed idempotency key still
  * answers its existing ticket; a forgotten ticket frees its place. */
+/* CHN-060: the assigns made in one loop turn go to Redis as one script
+ * call (one EVALSHA), yet each match is its own compare-and-set with its own
+ * callback, in call order: a match that shares a ticket with an earlier one
+ * of the batch, or expects a wrong version, changes nothing and fails alone.
+ * More than a batch holds makes more calls. */
+static void test_assign_batched(void **state)
+{
+    struct fx *fx = *state;
+    char t[8][MW_TICKET_ID_LEN + 1], pairs[5][2][MW_TICKET_ID_LEN + 1];
+    const int pick[5][2] = {{0, 1}, {2, 3}, {4, 1}, {5, 6}, {7, 7}};
+    const size_t size[5] = {2, 2, 2, 2, 2};
+    const uint64_t bad[2] = {2, 3};
+    struct mw_match m[5];
+    struct cbrec c[5], g = {.fx = fx};
+    char ids70[70][MW_TICKET_ID_LEN + 1];
+    struct cbrec c70[70];
+    char v[64];
+
+    for (int i = 0; i < 8; i++) {
+        char who[8];
+
+        snprintf(who, sizeof(who), "b%d", i);
+        create_ok(fx, &fx->a, who, NULL, false, fx->t0, t[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        memcpy(pairs[i][0], t[pick[i][0]], sizeof(pairs[i][0]));
+        memcpy(pairs[i][1], t[pick[i][1]], sizeof(pairs[i][1]));
+        fill_match(&m[i], fx->t0 + 10 + i, size[i], pairs[i], i == 3 ? bad : NULL);
+        snprintf(m[i].match_id, sizeof(m[i].match_id), "00000000-0000-4000-8000-00000000000%d", i);
+        c[i] = (struct cbrec){.fx = fx};
+    }
+    resetstat(fx);
+    for (int i = 0; i < 5; i++) /* one loop turn: nothing runs in between */
+        assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m[i], on_assign, &c[i]), 0);
+    assert_int_equal(c[0].calls, 0); /* never inside the call */
+    for (int i = 0; i < 5; i++)
+        wait_cb(fx, &c[i]);
+    assert_int_equal(cmdstat(fx, "evalsha", "calls"), 1);
+    assert_int_equal(cmdstat(fx, "eval", "calls"), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(c[i].calls, 1);
+        if (i > 0)
+            assert_true(c[i].seq > c[i - 1].seq); /* in call order */
+    }
+    assert_int_equal(c[0].status, 0);
+    assert_int_equal(c[0].n, 2);
+    assert_string_equal(c[0].at[1].id, t[1]);
+    assert_int_equal(c[0].at[1].state, MW_TICKET_ASSIGNED);
+    assert_int_equal(c[0].at[1].version, 2);
+    assert_int_equal(c[1].status, 0);
+    assert_string_equal(c[1].at[0].id, t[2]);
+    assert_int_equal(c[2].status, MW_ESTATE); /* t1 went to match 0 */
+    assert_int_equal(c[2].failed, 1);
+    assert_int_equal(c[3].status, MW_ESTATE); /* wrong version of t6 */
+    assert_int_equal(c[3].failed, 1);
+    assert_int_equal(c[4].status, MW_ESTATE); /* t7 twice in one match */
+    assert_int_equal(c[4].failed, 1);
+    /* The failed matches changed nothing; the others carry their own match. */
+    for (int i = 4; i < 8; i++) {
+        get_ok(fx, &fx->a, t[i], &g);
+        assert_int_equal(g.t.state, MW_TICKET_QUEUED);
+        assert_int_equal(g.t.version, 1);
+    }
+    hget(fx, t[3], "matchId", v, sizeof(v));
+    assert_string_equal(v, "00000000-0000-4000-8000-000000000001");
+    hget(fx, t[0], "endedAt", v, sizeof(v));
+    assert_int_equal(atoll(v), fx->t0 + 10);
+    hget(fx, t[3], "endedAt", v, sizeof(v));
+    assert_int_equal(atoll(v), fx->t0 + 11);
+    for (int i = 0; i < 5; i++)
+        cbrec_reset(&c[i]);
+    cbrec_reset(&g);
+
+    /* 70 matches in one turn: two calls (64 + 6), every one assigned. */
+    for (int i = 0; i < 70; i++) {
+        char who[8];
+
+        snprintf(who, sizeof(who), "s%d", i);
+        create_ok(fx, &fx->b, who, NULL, false, fx->t0, ids70[i]);
+    }
+    resetstat(fx);
+    for (int i = 0; i < 70; i++) {
+        struct mw_match one;
+
+        fill_match(&one, fx->t0 + 20, 1, &ids70[i], NULL);
+        c70[i] = (struct cbrec){.fx = fx};
+        assert_int_equal(mw_ticket_store_assign(&fx->a.st, &one, on_assign, &c70[i]), 0);
+    }
+    for (int i = 0; i < 70; i++) {
+        wait_cb(fx, &c70[i]);
+        assert_int_equal(c70[i].status, 0);
+        assert_string_equal(c70[i].at[0].id, ids70[i]);
+        cbrec_reset(&c70[i]);
+    }
+    assert_int_equal(cmdstat(fx, "evalsha", "calls"), 2);
+}
+
 static void test_create_limit(void **state)
 {
     struct fx *fx = *state;
@@ -1362,17 +1459,22 @@ static void test_restart_mid_run(void **state)
 static void test_destroy_pending(void **state)
 {
     struct fx *fx = *state;
-    struct cbrec c[4];
+    struct cbrec c[5];
     struct mw_enqueue_req req = req_for("p", NULL, false);
+    char ids[1][MW_TICKET_ID_LEN + 1] = {"22222222-2222-4222-8222-222222222222"};
+    struct mw_match m;
 
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         c[i] = (struct cbrec){.fx = fx};
     assert_int_equal(mw_ticket_store_create(&fx->a.st, &req, fx->t0, on_ticket, &c[0]), 0);
     assert_int_equal(mw_ticket_store_get(&fx->a.st, "x", on_ticket, &c[1]), 0);
     assert_int_equal(mw_ticket_store_cancel(&fx->a.st, "x", 0, on_ticket, &c[2]), 0);
     assert_int_equal(mw_ticket_store_attach(&fx->a.st, "x", 0, on_ticket, &c[3]), 0);
+    /* An assign still waiting for the end of the loop turn (not sent). */
+    fill_match(&m, fx->t0, 1, ids, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m, on_assign, &c[4]), 0);
     mw_ticket_store_destroy(&fx->a.st);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         assert_int_equal(c[i].calls, 1);
         assert_int_equal(c[i].status, MW_ECLOSED);
         cbrec_reset(&c[i]);
@@ -1392,6 +1494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attach_detach_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_and_forgetting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assign_cas_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_stream_ack_and_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_claims_pending, setup, teardown),
