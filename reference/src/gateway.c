@@ -4,7 +4,9 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -35,6 +37,21 @@
 #define GW_TRIM_AFTER_CLOSES 1024
 /* Largest Sec-WebSocket-Protocol / path header we look at. */
 #define GW_HDR_MAX 512
+/* Largest outbound message written at once from the gateway's scratch
+ * buffer (gw_io_send); longer ones take the queue. Every message of the
+ * catalogue with a 2..16-player match fits. */
+#define GW_DIRECT_MAX 4096
+/* Kernel send buffer of each WebSocket (SO_SNDBUF; Linux reserves twice
+ * this). Without it Linux autotunes it up to tcp_wmem[2] (4 MiB here), so a
+ * client that never reads could make the server hold megabytes of kernel
+ * memory behind the bounded queue (MSG-096). Replies are a few hundred
+ * bytes: a reading client never comes near it. */
+#define GW_SNDBUF (64 * 1024)
+/* Largest single send() lws makes for one write. lws's default is the rx
+ * buffer size (512), which splits every longer frame into a send of 516
+ * bytes plus a copy of the rest to its own buffer and another POLLOUT
+ * round. */
+#define GW_TX_PACKET (MW_GATEWAY_MAX_MESSAGE + 16)
 
 /* ---- Types ---------------------------------------------------------------- */
 
@@ -43,6 +60,12 @@ struct gw_msg {
     struct gw_msg *next;
     size_t len;
     int64_t assigned_ms; /* match.assigned push: when the assignment was made */
+    /* raw: buf + LWS_PRE holds a whole frame (header included) of which a
+     * direct write sent the first `off` bytes; the rest goes out with
+     * send() before anything else (gw_writeable). Else: a message payload
+     * for lws_write(). */
+    bool raw;
+    size_t off;
     unsigned char buf[]; /* LWS_PRE + len */
 };
 
@@ -72,6 +95,7 @@ struct gw_conn {
     double last_rx;              /* last frame of any kind from the peer */
     double ping_at;              /* when our ping went out (0: none outstanding) */
     bool want_ping;              /* a ping is due at the next WRITEABLE */
+    bool peer_closed;            /* the peer's close frame arrived: send nothing more */
     struct gw_conn *prev, *next; /* the gateway's list, for the idle sweep */
 };
 
@@ -98,6 +122,10 @@ struct mw_gateway {
     size_t closed_since_trim; /* see GW_TRIM_AFTER_CLOSES */
     bool stopping;
     uint16_t port;
+    /* Scratch for direct writes (gw_io_send): LWS_PRE headroom for the frame
+     * header lws writes in front, then the payload. Used only for the
+     * duration of one lws_write(), which copies what it cannot send. */
+    unsigned char tx[LWS_PRE + GW_DIRECT_MAX];
 };
 
 /* ---- Helpers -------------------------------------------------------------- */
@@ -153,10 +181,28 @@ static void gw_count_close(struct gw_conn *c, uint16_t code)
         mw_metrics_count_close(c->g->metrics, code);
 }
 
-static void gw_queue_free(struct gw_conn *c)
+/* Frees the outbound queue, except (keep_started) the rest of a frame
+ * already partly on the wire: dropping it would corrupt the stream in front
+ * of the close frame. */
+static void gw_queue_drop(struct gw_conn *c, bool keep_started)
 {
     struct gw_msg *m = c->head;
 
+    if (keep_started && m && m->raw && m->off > 0) {
+        struct gw_msg *rest = m->next;
+
+        m->next = NULL;
+        c->tail = m;
+        c->queued = 1;
+        c->queued_bytes = m->len - m->off;
+        while (rest) {
+            struct gw_msg *next = rest->next;
+
+            mw_free(rest);
+            rest = next;
+        }
+        return;
+    }
     while (m) {
         struct gw_msg *next = m->next;
 
@@ -186,7 +232,7 @@ static void gw_request_close(struct gw_conn *c, uint16_t code, const char *reaso
 /* Closes from inside an lws callback of this wsi: the caller returns -1. */
 static int gw_close_now(struct gw_conn *c, uint16_t code, const char *reason)
 {
-    gw_queue_free(c);
+    gw_queue_drop(c, false);
     if (!c->close_code) {
         c->close_code = code;
         gw_count_close(c, code);
@@ -233,6 +279,133 @@ static void gw_saw_peer(struct gw_conn *c)
 
 /* ---- Session io table ----------------------------------------------------- */
 
+static void gw_count_out(struct mw_gateway *g, int64_t assigned_ms)
+{
+    if (!g->metrics)
+        return;
+    g->metrics->messages_out++;
+    if (assigned_ms) {
+        int64_t us = mw_loop_now_us() - assigned_ms * 1000;
+
+        mw_hist_record(&g->metrics->assign_to_write_us, us > 0 ? (uint64_t)us : 0);
+    }
+}
+
+/* Whether a message can be written now rather than queued for the next
+ * WRITEABLE callback: nothing of ours queued before it (order), no ping or
+ * close due, and lws holds no unsent part of an earlier frame (lws_write
+ * would append to it anyway, but then WRITEABLE order is lws's). */
+static bool gw_can_write_now(const struct gw_conn *c, size_t len)
+{
+    return !c->head && !c->want_ping && !c->close_code && !c->peer_closed && !c->g->stopping &&
+           len <= GW_DIRECT_MAX && !lws_partial_buffered(c->wsi);
+}
+
+/* Writes one text frame with send() on the socket, bypassing lws (plain
+ * TCP: the gateway serves no TLS). lws_write() would do the same send()
+ * but, when the kernel takes only part of it, keep the rest itself and stop
+ * reading the connection until it drains: a client that sends and never
+ * reads would then block instead of overflowing its queue and getting 4001
+ * (MSG-096). Here the rest stays in our queue as a started frame, counted
+ * against the bound, sent before anything else.
+ * Returns 0 when the frame is sent or its rest queued, 1 when the kernel
+ * took nothing (the caller queues the message), -1 when the socket failed
+ * (the connection is being closed). */
+static int gw_send_direct(struct gw_conn *c, const char *buf, size_t len, int64_t assigned_ms)
+{
+    struct mw_gateway *g = c->g;
+    unsigned char *f;
+    size_t hl = len < 126 ? 2 : 4, total = hl + len;
+    int fd = (int)lws_get_socket_fd(c->wsi);
+    ssize_t n;
+    struct gw_msg *m;
+
+    if (fd < 0)
+        return 1;
+    /* Server frames are unmasked: FIN + text, then the length (RFC 6455 5.2;
+     * len <= GW_DIRECT_MAX < 65536, so at most the 16-bit form). */
+    f = g->tx + LWS_PRE - hl;
+    f[0] = 0x81;
+    if (hl == 2) {
+        f[1] = (unsigned char)len;
+    } else {
+        f[1] = 126;
+        f[2] = (unsigned char)(len >> 8);
+        f[3] = (unsigned char)len;
+    }
+    memcpy(g->tx + LWS_PRE, buf, len);
+    n = send(fd, f, total, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == (ssize_t)total) {
+        gw_count_out(g, assigned_ms);
+        return 0;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 1;
+        /* Reset or broken: close from the loop, not inside the caller. */
+        c->close_code = 1006;
+        gw_count_close(c, 1006);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    if (n == 0)
+        return 1;
+    /* Partial: keep the whole frame, remember how much is on the wire. */
+    if (g->metrics)
+        g->metrics->outbound_partial++;
+    m = mw_malloc(sizeof(*m) + LWS_PRE + total);
+    if (!m) {
+        /* Half a frame is out: the stream cannot continue. */
+        c->close_code = MW_CLOSE_INTERNAL;
+        gw_count_close(c, MW_CLOSE_INTERNAL);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    m->next = NULL;
+    m->len = total;
+    m->assigned_ms = assigned_ms;
+    m->raw = true;
+    m->off = (size_t)n;
+    memcpy(m->buf + LWS_PRE, f, total);
+    c->head = c->tail = m;
+    c->queued = 1;
+    c->queued_bytes = total - (size_t)n;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* Sends more of the started frame at the head of the queue (WRITEABLE).
+ * Returns 0 (sent in full, or partly: WRITEABLE again) or -1 (socket
+ * failed: close). */
+static int gw_send_rest(struct gw_conn *c)
+{
+    struct gw_msg *m = c->head;
+    int fd = (int)lws_get_socket_fd(c->wsi);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = send(fd, m->buf + LWS_PRE + m->off, m->len - m->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        n = 0;
+    }
+    m->off += (size_t)n;
+    c->queued_bytes -= (size_t)n;
+    if (m->off == m->len) {
+        c->head = m->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->queued--;
+        gw_count_out(c->g, m->assigned_ms);
+        mw_free(m);
+    }
+    if (c->head || c->close_code || c->want_ping)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
 static int gw_io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms)
 {
     struct gw_conn *c = ud;
@@ -252,9 +425,16 @@ static int gw_io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms
             g->metrics->outbound_drops++;
         mw_log(MW_LOG_INFO, "gateway: outbound queue full (%zu msgs, %zu bytes): close 4001",
                c->queued, c->queued_bytes);
-        gw_queue_free(c);
+        gw_queue_drop(c, true);
         gw_request_close(c, MW_CLOSE_SLOW_CONSUMER, "outbound queue overflow");
         return MW_ELIMIT;
+    }
+    if (gw_can_write_now(c, len)) {
+        int rc = gw_send_direct(c, buf, len, assigned_ms);
+
+        if (rc <= 0)
+            return 0; /* sent, queued as a started frame, or the socket failed */
+        /* rc > 0: the kernel took nothing; queue it as usual. */
     }
     m = mw_malloc(sizeof(*m) + LWS_PRE + len);
     if (!m) {
@@ -264,6 +444,8 @@ static int gw_io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms
     m->next = NULL;
     m->len = len;
     m->assigned_ms = assigned_ms;
+    m->raw = false;
+    m->off = 0;
     memcpy(m->buf + LWS_PRE, buf, len);
     if (c->tail)
         c->tail->next = m;
@@ -355,6 +537,12 @@ static int gw_established(struct mw_gateway *g, struct lws *wsi, struct gw_pss *
     }
     c->g = g;
     c->wsi = wsi;
+    {
+        int fd = (int)lws_get_socket_fd(wsi), sz = GW_SNDBUF;
+
+        if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) != 0)
+            mw_log(MW_LOG_INFO, "gateway: SO_SNDBUF not set on fd %d", fd);
+    }
     mw_buf_init(&c->rx, MW_GATEWAY_MAX_MESSAGE);
     pss->conn = c;
     c->last_rx = ev_now(g->loop);
@@ -433,6 +621,8 @@ static int gw_writeable(struct gw_conn *c)
 
     if (g->stopping && !c->close_code)
         gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
+    if (m && m->raw) /* the rest of a started frame goes before anything */
+        return gw_send_rest(c);
     if (c->want_ping && !c->close_code) {
         /* lws 4.1.6 swallows empty pongs (no LWS_CALLBACK_RECEIVE_PONG):
          * the ping carries 2 bytes so the peer's pong reaches us. */
@@ -464,14 +654,7 @@ static int gw_writeable(struct gw_conn *c)
     c->queued--;
     c->queued_bytes -= m->len;
     n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-    if (g->metrics) {
-        g->metrics->messages_out++;
-        if (m->assigned_ms) {
-            int64_t us = mw_loop_now_us() - m->assigned_ms * 1000;
-
-            mw_hist_record(&g->metrics->assign_to_write_us, us > 0 ? (uint64_t)us : 0);
-        }
-    }
+    gw_count_out(g, m->assigned_ms);
     if (n < (int)m->len) {
         mw_free(m);
         gw_count_close(c, 1006);
@@ -500,7 +683,7 @@ static void gw_closed(struct mw_gateway *g, struct gw_pss *pss)
     gw_count_close(c, 1006);
     if (c->session)
         mw_session_on_close(c->session, mw_loop_now_ms());
-    gw_queue_free(c);
+    gw_queue_drop(c, false);
     mw_buf_release(&c->rx);
     g->open--;
     g->closed_since_trim++;
@@ -540,6 +723,7 @@ static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             uint16_t code = len >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
 
             gw_count_close(pss->conn, code);
+            pss->conn->peer_closed = true;
         }
         return 0;
     case LWS_CALLBACK_CLOSED:
@@ -605,6 +789,7 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     g->protocols[0].callback = gw_callback;
     g->protocols[0].per_session_data_size = sizeof(struct gw_pss);
     g->protocols[0].rx_buffer_size = GW_RX_BUFFER;
+    g->protocols[0].tx_packet_size = GW_TX_PACKET;
     g->protocols[0].user = g;
 
     /* MSG-097: ping after idle_timeout_s of silence, close 4002 when no

@@ -3,7 +3,11 @@
 memory), then checks the one thing everything else builds on: two WebSocket
 clients enqueue in the same queue and both get the same match.assigned. Also
 checks the HTTP view of the ticket and that a SIGTERM closes an open client
-with 1001 (MSG-099) and exits 0 within 2 s.
+with 1001 (MSG-099) and exits 0 within 2 s. Then, on a second instance with
+a large outbound bound, a client that stops reading while its replies pile
+up: the kernel takes only part of a frame (the gateway's direct write keeps
+the rest queued, matchwire_outbound_partial_writes_total > 0), and once the
+client reads again every reply arrives whole and in order, nothing dropped.
 
 Usage: smoke_server.py PATH/TO/matchwire-server
 """
@@ -27,8 +31,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(binary, port):
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}"],
+def start(binary, port, *extra):
+    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()  # the "listening on" banner: the port is bound
     if "listening on" not in line:
@@ -95,6 +99,88 @@ async def run(port, proc):
     print(f"shutdown: close 1001, exit 0 after {took:.3f} s")
 
 
+def metric(port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def raw_ws(port, rcvbuf):
+    """A plain-socket WebSocket with a tiny receive buffer (set before
+    connect, so the window stays small)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(TIMEOUT)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(("GET /realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: matchwire.v1\r\n\r\n")
+                 .encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, "handshake: connection closed"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def client_frame(text):
+    """A masked client text frame (mask 0: the payload goes as is)."""
+    data = text.encode()
+    n = len(data)
+    hdr = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126, n >> 8, n & 0xFF])
+    return hdr + b"\0\0\0\0" + data
+
+
+def paused_reader(binary):
+    count = 3000  # ~400 KB of replies: far more than the 64 KiB send buffer and a 2 KiB window
+    port = free_port()
+    proc = start(binary, port, "--outbound-max-messages", "4096",
+                 "--outbound-max-bytes", "4194304", "--rate", "100000",
+                 "--rate-burst", "100000", "--log-level", "1")
+    try:
+        sock = raw_ws(port, 2048)
+        ids = [f"r{i:05d}" + "x" * 58 for i in range(count)]
+        sock.sendall(b"".join(client_frame(
+            json.dumps({"type": "ping", "v": 1, "id": i, "data": {}})) for i in ids))
+        deadline = time.monotonic() + TIMEOUT
+        while metric(port, "matchwire_outbound_partial_writes_total") == 0:
+            assert time.monotonic() < deadline, "the kernel never refused part of a frame"
+            time.sleep(0.05)
+        time.sleep(0.2)  # replies keep piling up in the queue meanwhile
+        buf, got = bytearray(), []
+        while len(got) < count:
+            chunk = sock.recv(1 << 16)
+            assert chunk, f"closed after {len(got)} replies"
+            buf += chunk
+            while len(buf) >= 2:
+                assert buf[0] == 0x81, f"reply {len(got)}: not a final text frame: {bytes(buf[:8])!r}"
+                n, off = buf[1] & 0x7F, 2
+                assert not buf[1] & 0x80, "server frames are not masked"
+                if n == 126:
+                    if len(buf) < 4:
+                        break
+                    n, off = buf[2] << 8 | buf[3], 4
+                if len(buf) < off + n:
+                    break
+                env = json.loads(bytes(buf[off:off + n]))
+                del buf[:off + n]
+                assert env["type"] == "pong", env
+                got.append(env["id"])
+        assert got == ids, "replies out of order or altered"
+        assert not buf, f"{len(buf)} unexpected bytes after the replies"
+        assert metric(port, "matchwire_outbound_drops_total") == 0
+        partial = metric(port, "matchwire_outbound_partial_writes_total")
+        sock.close()
+        print(f"paused reader: {count} replies whole and in order; {partial} partial writes")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main():
     binary = sys.argv[1]
     port = free_port()
@@ -105,6 +191,7 @@ def main():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    paused_reader(binary)
     print("smoke: ok")
 
 
