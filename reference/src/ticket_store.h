@@ -79,12 +79,15 @@ struct mw_ticket_store_ops {
     /* queued -> cancelled (version+1). MW_ESTATE with the ticket when it is
      * not queued (e.g. assigned). */
     int (*cancel)(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud);
-    /* A watcher attaches: watcher count +1 (clears any grace deadline), then
+    /* A watcher attaches: for a queued ticket watcher count +1 (clears any
+     * grace deadline; a final ticket's count is not kept, CHN-040), then
      * reads the ticket. Callers register their push route BEFORE calling
      * this (subscribe-before-read). */
     int (*attach)(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud);
-    /* A watcher detaches (disconnect): watcher count -1; at 0 a queued ticket
-     * gets a grace deadline. Fire-and-forget: returns 0 or an error. */
+    /* A watcher detaches (disconnect): for a queued ticket watcher count -1;
+     * at 0 it gets a grace deadline. Nothing for a final ticket, so callers
+     * that know it is final skip the call. Fire-and-forget: returns 0 or an
+     * error. */
     int (*detach)(void *impl, const char *ticket_id, int64_t now_ms);
     /* Atomically claims every ticket of m (all queued -> all assigned). */
     int (*assign)(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud);
