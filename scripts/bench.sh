@@ -403,9 +403,15 @@ def med(vals, fmt="{:.0f}"):
 
 print("| scenario | conns | offered/s | runs | achieved/s | p50 us | p90 us | p99 us | "
       "p99.9 us | max us | lost | dup | malformed | rejected | srv CPU us/assign | "
-      "redis CPU us/assign | RSS B/conn | other cores |")
-print("|" + "---|" * 18)
+      "redis CPU us/assign | generator CPU us/assign | RSS B/conn | other cores |")
+print("|" + "---|" * 19)
 order = {"mem": 0, "redis": 1, "split": 2}
+# The generator's own CPU per assignment (its utilization of one core over
+# the window / assignments per second): with the servers' it says how much of
+# the 2 cores one assignment costs end to end.
+G = lambda runs: [r["bench_cpu_utilization"] * 1e6 / r["achieved_rate"]
+                  if (r.get("bench_cpu_utilization") or -1) >= 0 and r.get("achieved_rate") else None
+                  for r in runs]
 for (sc, n, rate), runs in sorted(groups.items(), key=lambda k: (order.get(k[0][0], 9), k[0][1], k[0][2])):
     L = lambda k: [r["latency_us"]["assigned"][k] for r in runs]
     S = lambda k: [r["server"].get(k) for r in runs]
@@ -417,6 +423,7 @@ for (sc, n, rate), runs in sorted(groups.items(), key=lambda k: (order.get(k[0][
           f"{sum(r['malformed'] for r in runs)} | {sum(r['rejected'] for r in runs)} | "
           f"{'-' if idle else med(S('cpu_us_per_assignment'), '{:.1f}')} | "
           f"{'-' if idle else med(S('aux_cpu_us_per_assignment'), '{:.1f}')} | "
+          f"{'-' if idle else med(G(runs), '{:.1f}')} | "
           f"{med(S('rss_per_connection_bytes')) if idle else '-'} | "
           f"{'-' if idle else med([r.get('other_cores') for r in runs], '{:.2f}')} |")
 ms = os.path.join(out, "max_sustained.txt")
