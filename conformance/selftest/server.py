@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import socket
 import struct
 import sys
 import time
@@ -380,7 +381,14 @@ class Conn(asyncio.Protocol):
     # -- transport ------------------------------------------------------
     def connection_made(self, transport):
         self.t = transport
-        transport.set_write_buffer_limits(high=65536, low=16384)
+        # What a slow reader can make us hold is bounded (MSG-096): the
+        # kernel send buffer fixed at 64 KiB as the reference does (Linux
+        # would grow it to megabytes), asyncio's buffer at 16 KiB, then the
+        # counted queue (outq).
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        transport.set_write_buffer_limits(high=16384, low=4096)
 
     def connection_lost(self, exc):
         if self.ws:
