@@ -205,7 +205,7 @@ int mw_metrics_render(const struct mw_metrics *m, const struct mw_metrics_gauges
                "Outbound messages not queued because the connection's bound was reached.",
                m->outbound_drops));
     TRY(simple(out, "matchwire_outbound_partial_writes_total", "counter",
-               "Outbound frames the kernel took only part of (the rest waits in the queue).",
+               "Direct writes the kernel took only part of (the rest waits in the queue).",
                m->outbound_partial));
 
     TRY(family(out, "matchwire_errors_total", "counter", "error replies sent, by code."));
