@@ -4,7 +4,6 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
-#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #ifdef __GLIBC__
@@ -60,12 +59,6 @@ struct gw_msg {
     struct gw_msg *next;
     size_t len;
     int64_t assigned_ms; /* match.assigned push: when the assignment was made */
-    /* raw: buf + LWS_PRE holds a whole frame (header included) of which a
-     * direct write sent the first `off` bytes; the rest goes out with
-     * send() before anything else (gw_writeable). Else: a message payload
-     * for lws_write(). */
-    bool raw;
-    size_t off;
     unsigned char buf[]; /* LWS_PRE + len */
 };
 
@@ -96,6 +89,7 @@ struct gw_conn {
     double ping_at;              /* when our ping went out (0: none outstanding) */
     bool want_ping;              /* a ping is due at the next WRITEABLE */
     bool peer_closed;            /* the peer's close frame arrived: send nothing more */
+    bool dead;                   /* a write failed: close at the next WRITEABLE, no frame */
     struct gw_conn *prev, *next; /* the gateway's list, for the idle sweep */
 };
 
@@ -123,8 +117,8 @@ struct mw_gateway {
     bool stopping;
     uint16_t port;
     /* Scratch for direct writes (gw_io_send): LWS_PRE headroom for the frame
-     * header lws writes in front, then the payload. Used only for the
-     * duration of one lws_write(), which copies what it cannot send. */
+     * header lws_write() puts in front, then the payload. lws_write() copies
+     * what the kernel does not take, so it is free again when it returns. */
     unsigned char tx[LWS_PRE + GW_DIRECT_MAX];
 };
 
@@ -181,28 +175,10 @@ static void gw_count_close(struct gw_conn *c, uint16_t code)
         mw_metrics_count_close(c->g->metrics, code);
 }
 
-/* Frees the outbound queue, except (keep_started) the rest of a frame
- * already partly on the wire: dropping it would corrupt the stream in front
- * of the close frame. */
-static void gw_queue_drop(struct gw_conn *c, bool keep_started)
+static void gw_queue_free(struct gw_conn *c)
 {
     struct gw_msg *m = c->head;
 
-    if (keep_started && m && m->raw && m->off > 0) {
-        struct gw_msg *rest = m->next;
-
-        m->next = NULL;
-        c->tail = m;
-        c->queued = 1;
-        c->queued_bytes = m->len - m->off;
-        while (rest) {
-            struct gw_msg *next = rest->next;
-
-            mw_free(rest);
-            rest = next;
-        }
-        return;
-    }
     while (m) {
         struct gw_msg *next = m->next;
 
@@ -232,7 +208,7 @@ static void gw_request_close(struct gw_conn *c, uint16_t code, const char *reaso
 /* Closes from inside an lws callback of this wsi: the caller returns -1. */
 static int gw_close_now(struct gw_conn *c, uint16_t code, const char *reason)
 {
-    gw_queue_drop(c, false);
+    gw_queue_free(c);
     if (!c->close_code) {
         c->close_code = code;
         gw_count_close(c, code);
@@ -293,116 +269,42 @@ static void gw_count_out(struct mw_gateway *g, int64_t assigned_ms)
 
 /* Whether a message can be written now rather than queued for the next
  * WRITEABLE callback: nothing of ours queued before it (order), no ping or
- * close due, and lws holds no unsent part of an earlier frame (lws_write
- * would append to it anyway, but then WRITEABLE order is lws's). */
+ * close of ours due, lws is not closing the connection, and the socket is
+ * writable with nothing of lws's pending (lws_send_pipe_choked: lws's
+ * buffered output, then a poll() for POLLOUT, which Linux reports only while
+ * a good third of the send buffer is free: far more than GW_DIRECT_MAX, so
+ * the kernel takes the whole frame). A client that stops reading thus fills
+ * the kernel buffer, then our bounded queue, then gets 4001 (MSG-096). */
 static bool gw_can_write_now(const struct gw_conn *c, size_t len)
 {
     return !c->head && !c->want_ping && !c->close_code && !c->peer_closed && !c->g->stopping &&
-           len <= GW_DIRECT_MAX && !lws_partial_buffered(c->wsi);
+           len <= GW_DIRECT_MAX && !lws_get_close_length(c->wsi) && !lws_send_pipe_choked(c->wsi);
 }
 
-/* Writes one text frame with send() on the socket, bypassing lws (plain
- * TCP: the gateway serves no TLS). lws_write() would do the same send()
- * but, when the kernel takes only part of it, keep the rest itself and stop
- * reading the connection until it drains: a client that sends and never
- * reads would then block instead of overflowing its queue and getting 4001
- * (MSG-096). Here the rest stays in our queue as a started frame, counted
- * against the bound, sent before anything else.
- * Returns 0 when the frame is sent or its rest queued, 1 when the kernel
- * took nothing (the caller queues the message), -1 when the socket failed
- * (the connection is being closed). */
-static int gw_send_direct(struct gw_conn *c, const char *buf, size_t len, int64_t assigned_ms)
+/* Writes one message at once with lws_write() (see gw_can_write_now).
+ * Returns 0 (written, or lws holds the part the kernel did not take and
+ * sends it before anything else) or -1 (the socket failed: the connection is
+ * being closed). */
+static int gw_write_now(struct gw_conn *c, const char *buf, size_t len, int64_t assigned_ms)
 {
     struct mw_gateway *g = c->g;
-    unsigned char *f;
-    size_t hl = len < 126 ? 2 : 4, total = hl + len;
-    int fd = (int)lws_get_socket_fd(c->wsi);
-    ssize_t n;
-    struct gw_msg *m;
+    int n;
 
-    if (fd < 0)
-        return 1;
-    /* Server frames are unmasked: FIN + text, then the length (RFC 6455 5.2;
-     * len <= GW_DIRECT_MAX < 65536, so at most the 16-bit form). */
-    f = g->tx + LWS_PRE - hl;
-    f[0] = 0x81;
-    if (hl == 2) {
-        f[1] = (unsigned char)len;
-    } else {
-        f[1] = 126;
-        f[2] = (unsigned char)(len >> 8);
-        f[3] = (unsigned char)len;
-    }
     memcpy(g->tx + LWS_PRE, buf, len);
-    n = send(fd, f, total, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == (ssize_t)total) {
-        gw_count_out(g, assigned_ms);
-        return 0;
-    }
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return 1;
-        /* Reset or broken: close from the loop, not inside the caller. */
+    n = lws_write(c->wsi, g->tx + LWS_PRE, len, LWS_WRITE_TEXT);
+    if (n < (int)len) {
+        /* lws marked the socket unusable: close it from the loop, not
+         * inside the caller's stack, and send nothing more. */
+        c->dead = true;
         c->close_code = 1006;
         gw_count_close(c, 1006);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return -1;
-    }
-    if (n == 0)
-        return 1;
-    /* Partial: keep the whole frame, remember how much is on the wire. */
-    if (g->metrics)
-        g->metrics->outbound_partial++;
-    m = mw_malloc(sizeof(*m) + LWS_PRE + total);
-    if (!m) {
-        /* Half a frame is out: the stream cannot continue. */
-        c->close_code = MW_CLOSE_INTERNAL;
-        gw_count_close(c, MW_CLOSE_INTERNAL);
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return -1;
-    }
-    m->next = NULL;
-    m->len = total;
-    m->assigned_ms = assigned_ms;
-    m->raw = true;
-    m->off = (size_t)n;
-    memcpy(m->buf + LWS_PRE, f, total);
-    c->head = c->tail = m;
-    c->queued = 1;
-    c->queued_bytes = total - (size_t)n;
-    lws_callback_on_writable(c->wsi);
-    return 0;
-}
-
-/* Sends more of the started frame at the head of the queue (WRITEABLE).
- * Returns 0 (sent in full, or partly: WRITEABLE again) or -1 (socket
- * failed: close). */
-static int gw_send_rest(struct gw_conn *c)
-{
-    struct gw_msg *m = c->head;
-    int fd = (int)lws_get_socket_fd(c->wsi);
-    ssize_t n;
-
-    if (fd < 0)
-        return -1;
-    n = send(fd, m->buf + LWS_PRE + m->off, m->len - m->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return -1;
-        n = 0;
-    }
-    m->off += (size_t)n;
-    c->queued_bytes -= (size_t)n;
-    if (m->off == m->len) {
-        c->head = m->next;
-        if (!c->head)
-            c->tail = NULL;
-        c->queued--;
-        gw_count_out(c->g, m->assigned_ms);
-        mw_free(m);
-    }
-    if (c->head || c->close_code || c->want_ping)
         lws_callback_on_writable(c->wsi);
+        return -1;
+    }
+    gw_count_out(g, assigned_ms);
+    if (g->metrics && lws_partial_buffered(c->wsi))
+        g->metrics->outbound_partial++;
     return 0;
 }
 
@@ -425,17 +327,16 @@ static int gw_io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms
             g->metrics->outbound_drops++;
         mw_log(MW_LOG_INFO, "gateway: outbound queue full (%zu msgs, %zu bytes): close 4001",
                c->queued, c->queued_bytes);
-        gw_queue_drop(c, true);
+        gw_queue_free(c);
         gw_request_close(c, MW_CLOSE_SLOW_CONSUMER, "outbound queue overflow");
         return MW_ELIMIT;
     }
     if (gw_can_write_now(c, len)) {
-        int rc = gw_send_direct(c, buf, len, assigned_ms);
-
-        if (rc <= 0)
-            return 0; /* sent, queued as a started frame, or the socket failed */
-        /* rc > 0: the kernel took nothing; queue it as usual. */
+        (void)gw_write_now(c, buf, len, assigned_ms);
+        return 0;
     }
+    if (g->metrics)
+        g->metrics->outbound_queued++;
     m = mw_malloc(sizeof(*m) + LWS_PRE + len);
     if (!m) {
         gw_request_close(c, MW_CLOSE_INTERNAL, "out of memory");
@@ -444,8 +345,6 @@ static int gw_io_send(void *ud, const char *buf, size_t len, int64_t assigned_ms
     m->next = NULL;
     m->len = len;
     m->assigned_ms = assigned_ms;
-    m->raw = false;
-    m->off = 0;
     memcpy(m->buf + LWS_PRE, buf, len);
     if (c->tail)
         c->tail->next = m;
@@ -619,10 +518,10 @@ static int gw_writeable(struct gw_conn *c)
     struct gw_msg *m = c->head;
     int n;
 
+    if (c->dead) /* a write failed: the socket is unusable, no close frame */
+        return -1;
     if (g->stopping && !c->close_code)
         gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
-    if (m && m->raw) /* the rest of a started frame goes before anything */
-        return gw_send_rest(c);
     if (c->want_ping && !c->close_code) {
         /* lws 4.1.6 swallows empty pongs (no LWS_CALLBACK_RECEIVE_PONG):
          * the ping carries 2 bytes so the peer's pong reaches us. */
@@ -683,7 +582,7 @@ static void gw_closed(struct mw_gateway *g, struct gw_pss *pss)
     gw_count_close(c, 1006);
     if (c->session)
         mw_session_on_close(c->session, mw_loop_now_ms());
-    gw_queue_drop(c, false);
+    gw_queue_free(c);
     mw_buf_release(&c->rx);
     g->open--;
     g->closed_since_trim++;

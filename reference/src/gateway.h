@@ -6,12 +6,12 @@
  * other HTTP request to http.c. For each WebSocket it creates a session
  * (session.h) and moves bytes: it reassembles fragmented text messages up
  * to 65,536 bytes, checks UTF-8, and sends. A message for a connection
- * with nothing queued or pending is written at once (one send(), the
- * common case); otherwise it waits in a bounded queue written from
- * LWS_CALLBACK_SERVER_WRITEABLE, one lws_write() per callback. (The lws
- * examples write only from WRITEABLE; arming and disarming POLLOUT for every
- * message cost two epoll_ctl and an epoll_wait round each: 7.1 -> 4.1
- * system calls per assignment, measured in bench/README.md.) It enforces
+ * with nothing queued whose socket is writable (lws_send_pipe_choked) is
+ * written at once with lws_write() (the common case); otherwise it waits in
+ * a bounded queue written from LWS_CALLBACK_SERVER_WRITEABLE, one
+ * lws_write() per callback. (The lws examples write only from WRITEABLE;
+ * arming and disarming POLLOUT for every message cost two epoll_ctl and an
+ * epoll_wait round each; see bench/README.md.) It enforces
  * the transport limits of spec/messages.md §7 and counts every close by
  * code in metrics. It never interprets a message.
  *

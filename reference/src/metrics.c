@@ -204,8 +204,11 @@ int mw_metrics_render(const struct mw_metrics *m, const struct mw_metrics_gauges
     TRY(simple(out, "matchwire_outbound_drops_total", "counter",
                "Outbound messages not queued because the connection's bound was reached.",
                m->outbound_drops));
+    TRY(simple(out, "matchwire_outbound_queued_total", "counter",
+               "Outbound messages that waited in their connection's queue (socket not writable).",
+               m->outbound_queued));
     TRY(simple(out, "matchwire_outbound_partial_writes_total", "counter",
-               "Direct writes the kernel took only part of (the rest waits in the queue).",
+               "Direct writes the kernel took only part of (lws sends the rest).",
                m->outbound_partial));
 
     TRY(family(out, "matchwire_errors_total", "counter", "error replies sent, by code."));

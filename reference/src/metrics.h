@@ -37,6 +37,7 @@ struct mw_metrics {
     uint64_t pushes_total;                  /* match.assigned written to a socket queue */
     uint64_t pushes_deduped;                /* dropped because that version was already sent */
     uint64_t outbound_drops;                /* messages not queued because the bound was reached */
+    uint64_t outbound_queued;               /* messages that waited in a connection's queue */
     uint64_t outbound_partial;              /* direct writes the kernel took part of */
     uint64_t errors[MW_CODE__COUNT];        /* error replies by code */
     uint64_t channel_drops[MW_DROP__COUNT]; /* channel payloads dropped by reason */

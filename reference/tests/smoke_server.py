@@ -5,9 +5,9 @@ clients enqueue in the same queue and both get the same match.assigned. Also
 checks the HTTP view of the ticket and that a SIGTERM closes an open client
 with 1001 (MSG-099) and exits 0 within 2 s. Then, on a second instance with
 a large outbound bound, a client that stops reading while its replies pile
-up: the kernel takes only part of a frame (the gateway's direct write keeps
-the rest queued, matchwire_outbound_partial_writes_total > 0), and once the
-client reads again every reply arrives whole and in order, nothing dropped.
+up: the gateway stops writing directly once the socket is full and queues
+(matchwire_outbound_queued_total > 0), and once the client reads again every
+reply arrives whole and in order, nothing dropped.
 
 Usage: smoke_server.py PATH/TO/matchwire-server
 """
@@ -147,17 +147,20 @@ def paused_reader(binary):
         sock.sendall(b"".join(client_frame(
             json.dumps({"type": "ping", "v": 1, "id": i, "data": {}})) for i in ids))
         deadline = time.monotonic() + TIMEOUT
-        while metric(port, "matchwire_outbound_partial_writes_total") == 0:
-            assert time.monotonic() < deadline, "the kernel never refused part of a frame"
+        while metric(port, "matchwire_outbound_queued_total") < count // 2:
+            assert time.monotonic() < deadline, "replies never had to wait in the queue"
             time.sleep(0.05)
         time.sleep(0.2)  # replies keep piling up in the queue meanwhile
-        buf, got = bytearray(), []
-        while len(got) < count:
+        # A ping while replies are backed up: its pong (lws answers it) must
+        # come as a frame of its own, never inside a text frame.
+        sock.sendall(bytes([0x89, 0x82]) + b"\0\0\0\0" + b"pp")
+        buf, got, pongs = bytearray(), [], []
+        while len(got) < count or not pongs:
             chunk = sock.recv(1 << 16)
             assert chunk, f"closed after {len(got)} replies"
             buf += chunk
             while len(buf) >= 2:
-                assert buf[0] == 0x81, f"reply {len(got)}: not a final text frame: {bytes(buf[:8])!r}"
+                assert buf[0] in (0x81, 0x8A), f"reply {len(got)}: not a text or pong frame: {bytes(buf[:8])!r}"
                 n, off = buf[1] & 0x7F, 2
                 assert not buf[1] & 0x80, "server frames are not masked"
                 if n == 126:
@@ -166,16 +169,24 @@ def paused_reader(binary):
                     n, off = buf[2] << 8 | buf[3], 4
                 if len(buf) < off + n:
                     break
-                env = json.loads(bytes(buf[off:off + n]))
+                payload = bytes(buf[off:off + n])
+                opcode = buf[0] & 0x0F
                 del buf[:off + n]
+                if opcode == 0xA:
+                    pongs.append(payload)
+                    continue
+                env = json.loads(payload)
                 assert env["type"] == "pong", env
                 got.append(env["id"])
         assert got == ids, "replies out of order or altered"
+        assert pongs == [b"pp"], pongs
         assert not buf, f"{len(buf)} unexpected bytes after the replies"
         assert metric(port, "matchwire_outbound_drops_total") == 0
+        queued = metric(port, "matchwire_outbound_queued_total")
         partial = metric(port, "matchwire_outbound_partial_writes_total")
         sock.close()
-        print(f"paused reader: {count} replies whole and in order; {partial} partial writes")
+        print(f"paused reader: {count} replies whole and in order; {queued} waited in the queue,"
+              f" {partial} partial writes")
     finally:
         proc.kill()
         proc.wait()

@@ -140,6 +140,7 @@ static void test_render_exact_lines(void **state)
         "# TYPE matchwire_pushes_total counter\nmatchwire_pushes_total 12\n",
         "# TYPE matchwire_pushes_deduped_total counter\nmatchwire_pushes_deduped_total 2\n",
         "# TYPE matchwire_outbound_drops_total counter\nmatchwire_outbound_drops_total 1\n",
+        "# TYPE matchwire_outbound_queued_total counter\nmatchwire_outbound_queued_total 7\n",
         "# TYPE matchwire_outbound_partial_writes_total counter\n"
         "matchwire_outbound_partial_writes_total 3\n",
         "# TYPE matchwire_errors_total counter\nmatchwire_errors_total{code=\"bad_json\"} 4\n",
@@ -186,6 +187,7 @@ static void test_render_exact_lines(void **state)
     m->pushes_total = 12;
     m->pushes_deduped = 2;
     m->outbound_drops = 1;
+    m->outbound_queued = 7;
     m->outbound_partial = 3;
     m->errors[MW_CODE_BAD_JSON] = 4;
     m->errors[MW_CODE_RATE_LIMITED] = 9;
@@ -209,8 +211,8 @@ static void test_render_exact_lines(void **state)
             helps++;
         for (const char *p = b.data; (p = strstr(p, "# TYPE ")) != NULL; p++)
             types++;
-        assert_int_equal(helps, 19);
-        assert_int_equal(types, 19);
+        assert_int_equal(helps, 20);
+        assert_int_equal(types, 20);
         assert_int_equal(b.data[b.len - 1], '\n');
     }
     /* cumulative: bucket counts never decrease */
