@@ -6,14 +6,14 @@
  * other HTTP request to http.c. For each WebSocket it creates a session
  * (session.h) and moves bytes: it reassembles fragmented text messages up
  * to 65,536 bytes, checks UTF-8, and sends. A message for a connection
- * with nothing queued whose socket is writable (lws_send_pipe_choked) is
- * written at once with lws_write() (the common case); otherwise it waits in
- * a bounded queue written from LWS_CALLBACK_SERVER_WRITEABLE, one
- * lws_write() per callback. (The lws examples write only from WRITEABLE;
- * arming and disarming POLLOUT for every message cost two epoll_ctl and an
- * epoll_wait round each; see bench/README.md.) It enforces
- * the transport limits of spec/messages.md §7 and counts every close by
- * code in metrics. It never interprets a message.
+ * with nothing queued or pending is written at once with lws_write() (the
+ * common case); otherwise it waits in a bounded queue written from
+ * LWS_CALLBACK_SERVER_WRITEABLE, one lws_write() per callback. (The lws
+ * examples write only from WRITEABLE; arming and disarming POLLOUT for
+ * every message cost two epoll_ctl and an epoll_wait round each; see
+ * bench/README.md.) It enforces the transport limits of spec/messages.md
+ * §7 and counts every close by code in metrics. It never interprets a
+ * message.
  *
  * Close reactions (spec/messages.md):
  *   path other than /realtime     404, never upgraded          MSG-001
@@ -23,6 +23,7 @@
  *   invalid UTF-8                 close 1007                   MSG-092
  *   binary message                close 1003                   MSG-093
  *   outbound bound reached        close 4001, queue freed      MSG-096
+ *   socket full for 3 s           TCP connection dropped       MSG-096
  *   idle                          ping, then close 4002 without a pong MSG-097
  *   shutdown                      close 1001                   MSG-099 */
 #ifndef MW_GATEWAY_H

@@ -4,10 +4,11 @@ memory), then checks the one thing everything else builds on: two WebSocket
 clients enqueue in the same queue and both get the same match.assigned. Also
 checks the HTTP view of the ticket and that a SIGTERM closes an open client
 with 1001 (MSG-099) and exits 0 within 2 s. Then, on a second instance with
-a large outbound bound, a client that stops reading while its replies pile
-up: the gateway stops writing directly once the socket is full and queues
-(matchwire_outbound_queued_total > 0), and once the client reads again every
-reply arrives whole and in order, nothing dropped.
+a large outbound bound, a client that stops reading for 1 s while its
+replies pile up (more than the socket holds: lws keeps the rest of a frame
+and the server stops reading that client meanwhile) and pings meanwhile:
+once it reads again every reply arrives whole and in order, the pong as a
+frame of its own, nothing dropped, the connection not dropped as stalled.
 
 Usage: smoke_server.py PATH/TO/matchwire-server
 """
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -144,16 +146,19 @@ def paused_reader(binary):
     try:
         sock = raw_ws(port, 2048)
         ids = [f"r{i:05d}" + "x" * 58 for i in range(count)]
-        sock.sendall(b"".join(client_frame(
-            json.dumps({"type": "ping", "v": 1, "id": i, "data": {}})) for i in ids))
-        deadline = time.monotonic() + TIMEOUT
-        while metric(port, "matchwire_outbound_queued_total") < count // 2:
-            assert time.monotonic() < deadline, "replies never had to wait in the queue"
-            time.sleep(0.05)
-        time.sleep(0.2)  # replies keep piling up in the queue meanwhile
-        # A ping while replies are backed up: its pong (lws answers it) must
-        # come as a frame of its own, never inside a text frame.
-        sock.sendall(bytes([0x89, 0x82]) + b"\0\0\0\0" + b"pp")
+        data = b"".join(client_frame(json.dumps({"type": "ping", "v": 1, "id": i, "data": {}}))
+                        for i in ids)
+        # A ping behind the requests: its pong (lws answers it) must come as a
+        # frame of its own, never inside a text frame lws holds part of.
+        data += bytes([0x89, 0x82]) + b"\0\0\0\0" + b"pp"
+        # The server stops reading us while its socket is full, so sending
+        # blocks until we read: send from a thread.
+        sender = threading.Thread(target=sock.sendall, args=(data,), daemon=True)
+        sender.start()
+        time.sleep(1.0)  # not reading (less than the gateway's 3 s stall limit)
+        waited = metric(port, "matchwire_outbound_partial_writes_total") + \
+            metric(port, "matchwire_outbound_queued_total")
+        assert waited > 0, "the socket never filled: the paused reader tested nothing"
         buf, got, pongs = bytearray(), [], []
         while len(got) < count or not pongs:
             chunk = sock.recv(1 << 16)
@@ -178,15 +183,17 @@ def paused_reader(binary):
                 env = json.loads(payload)
                 assert env["type"] == "pong", env
                 got.append(env["id"])
+        sender.join(TIMEOUT)
         assert got == ids, "replies out of order or altered"
         assert pongs == [b"pp"], pongs
         assert not buf, f"{len(buf)} unexpected bytes after the replies"
         assert metric(port, "matchwire_outbound_drops_total") == 0
+        assert metric(port, "matchwire_outbound_stalled_total") == 0
         queued = metric(port, "matchwire_outbound_queued_total")
         partial = metric(port, "matchwire_outbound_partial_writes_total")
         sock.close()
-        print(f"paused reader: {count} replies whole and in order; {queued} waited in the queue,"
-              f" {partial} partial writes")
+        print(f"paused reader: {count} replies whole and in order, pong apart; {partial} partial"
+              f" writes, {queued} messages waited in the queue")
     finally:
         proc.kill()
         proc.wait()
