@@ -188,6 +188,19 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* Ticket id's score in mw:deadlines (it must be there). */
+static long long deadline(struct fx *fx, const char *id)
+{
+    redisReply *rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", id);
+    long long v;
+
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    v = atoll(rep->str);
+    freeReplyObject(rep);
+    return v;
+}
+
 static int setup(void **state)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
@@ -365,9 +378,7 @@ static void test_create_get_layout(void **state)
     rep = mwt_cmd(fx->r, "PTTL t:mw:ticket:%s", c.t.id);
     assert_true(rep->integer > TTL && rep->integer <= TTL + ATTL);
     freeReplyObject(rep);
-    rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", c.t.id);
-    assert_int_equal(atoll(rep->str), fx->t0 + TTL);
-    freeReplyObject(rep);
+    assert_int_equal(deadline(fx, c.t.id), fx->t0 + TTL);
     rep = mwt_cmd(fx->r, "XLEN t:mw:tickets");
     assert_int_equal(rep->integer, 1);
     freeReplyObject(rep);
@@ -460,7 +471,6 @@ static void test_create_replayed(void **state)
     char id[MW_TICKET_ID_LEN + 1], v[64];
     struct mw_match m;
     char ids[1][MW_TICKET_ID_LEN + 1];
-    redisReply *rep;
 
     create_rec(fx, &fx->a, "rp", "rk", true, fx->t0, &c);
     assert_false(c.t.replayed);
@@ -512,10 +522,7 @@ static void test_create_replayed(void **state)
     assert_string_equal(v, "0");
     hget(fx, id, "watchers", v, sizeof(v));
     assert_string_equal(v, "1");
-    rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", id);
-    assert_non_null(rep);
-    assert_int_equal(atoll(rep->str), fx->t0 + TTL);
-    freeReplyObject(rep);
+    assert_int_equal(deadline(fx, id), fx->t0 + TTL);
     /* Assigned, then replayed over a WebSocket: the envelope comes with it. */
     memcpy(ids[0], id, sizeof(ids[0]));
     fill_match(&m, fx->t0 + 300, 1, ids, NULL);
@@ -698,7 +705,6 @@ static void test_attach_detach_grace(void **state)
     char ids[1][MW_TICKET_ID_LEN + 1];
     struct cbrec c = {.fx = fx}, a = {.fx = fx};
     struct mw_match m;
-    redisReply *rep;
     int64_t t0 = fx->t0;
 
     create_ok(fx, &fx->a, "p1", NULL, true, t0, id); /* watched: 1 watcher */
@@ -759,11 +765,7 @@ static void test_attach_detach_grace(void **state)
     assert_string_equal(v, "1");
     hget(fx, id2, "graceAt", v, sizeof(v));
     assert_string_equal(v, "0");
-    rep = mwt_cmd(fx->r, "ZSCORE t:mw:deadlines %s", id2);
-    assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_STRING);
-    assert_int_equal(atoll(rep->str), t0 + 50 + ATTL);
-    freeReplyObject(rep);
+    assert_int_equal(deadline(fx, id2), t0 + 50 + ATTL);
     cbrec_reset(&a);
     /* Attach to an unknown ticket: not_found. */
     cbrec_reset(&c);
