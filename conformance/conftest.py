@@ -30,7 +30,7 @@ import mwclient  # noqa: E402
 import reqs as reqmod  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROFILES = ("core", "channel", "multi", "robustness")
+PROFILES = ("core", "channel", "multi", "robustness", "faults")
 RESULTS = []
 
 
@@ -61,7 +61,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "req(*ids): requirement ids this test verifies")
-    config.addinivalue_line("markers", "profile(name): core, channel, multi or robustness")
+    config.addinivalue_line("markers", "profile(name): core, channel, multi, robustness or faults")
     spec = config.getoption("--spec") or reqmod.default_spec_dir()
     config._mw_reqs = reqmod.parse_spec(spec)
     config._mw_spec = spec
