@@ -19,6 +19,7 @@
 #ifndef MW_TICKET_STORE_H
 #define MW_TICKET_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,12 +47,18 @@ struct mw_match {
 /* Result of an assign: status 0 means every ticket moved queued -> assigned
  * atomically and tickets[i] is ticket i of the match after the change (with
  * its assigned_envelope). MW_ESTATE means none moved; `failed` is the index of
- * a ticket that was not queued (cancelled/expired/assigned/unknown). */
+ * a ticket that was not queued (cancelled/expired/assigned/unknown).
+ * `published` (with status 0): the backend published each ticket's channel
+ * payload itself, in the same atomic step as the commit (spec/channel.md
+ * CHN-062, the Redis store), so the worker must not publish again; false
+ * (the memory store, whose channel lives and dies with the process): the
+ * worker publishes after the commit (CHN-020). */
 struct mw_assign_result {
     int status;
     size_t failed;
     size_t n;
     const struct mw_ticket *tickets; /* borrowed during the callback */
+    bool published;
 };
 typedef void (*mw_assign_cb)(void *ud, const struct mw_assign_result *r);
 

@@ -168,9 +168,12 @@ static const char LUA_DETACH[] =
 /* ARGV[6]: k, the number of matches; then per match: n, matchId,
  * assignedAt, then per ticket: id, new version, envelope. Each match is its
  * own compare-and-set (CHN-060), in order, as if each were a call of its own
- * (a later match sees what an earlier one assigned). Returns one result per
- * match: {'OK', {HGETALL of each ticket}} or {'STATE', index of the first
- * failing ticket}. */
+ * (a later match sees what an earlier one assigned). Each assigned ticket's
+ * channel payload is published by the script itself, right after its
+ * commit (CHN-062): commit and notice are one atomic step, so no crash of
+ * the worker can separate them. Returns one result per match: {'OK',
+ * {HGETALL of each ticket}} or {'STATE', index of the first failing
+ * ticket}. */
 static const char LUA_ASSIGN[] = LUA_PRELUDE
     "local function assign(b)\n"
     "  local n, mid, at = tonumber(ARGV[b]), ARGV[b + 1], tonumber(ARGV[b + 2])\n"
@@ -192,6 +195,8 @@ static const char LUA_ASSIGN[] = LUA_PRELUDE
     "    local a = redis.call('HGETALL', k)\n"
     "    finalize(id, tomap(a), at)\n"
     "    count('queued', 'assigned')\n"
+    "    redis.call('PUBLISH', P..'matchmaking:assigned', '{\"ticketId\":'..cjson.encode(id).."
+    "',\"envelope\":'..ARGV[j + 2]..'}')\n"
     "    out[i] = a end\n"
     "  return {'OK', out} end\n"
     "local res, b = {}, 7\n"
@@ -830,6 +835,7 @@ static void finish_assign(struct req *q, const redisReply *r)
     } else {
         res.n = n;
         res.tickets = ts;
+        res.published = true; /* by the script, with the commit (CHN-062) */
     }
     q->acb(q->ud, &res);
     for (size_t i = 0; i < n; i++)

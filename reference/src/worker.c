@@ -21,6 +21,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "failpoint.h"
 #include "log.h"
 #include "messages.h"
 
@@ -172,6 +173,12 @@ static void on_assigned(void *ud, const struct mw_assign_result *r)
     pending_remove(w, c);
     if (r->status == 0) {
         w->stats.matches++;
+        mw_failpoint_crash("worker_after_commit");
+        if (r->published) {
+            /* The store published with the commit (CHN-062). */
+            w->stats.published += r->n;
+            goto out;
+        }
         for (size_t i = 0; i < r->n; i++) {
             const struct mw_ticket *t = &r->tickets[i];
             struct mw_assigned a = {.ticket_id = t->id,
@@ -199,6 +206,7 @@ static void on_assigned(void *ud, const struct mw_assign_result *r)
             mw_log(MW_LOG_WARN, "worker: commit failed (%s); requeued", mw_strerror(r->status));
         requeue_except(w, c, SIZE_MAX);
     }
+out:
     commit_put(w, c);
     unpark(w);
 }

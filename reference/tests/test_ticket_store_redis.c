@@ -38,6 +38,7 @@ struct cbrec {
     struct mw_ticket t;
     int seq;
     size_t failed, n;
+    bool published;
     struct mw_ticket at[MW_MATCH_SIZE_MAX];
 };
 
@@ -102,6 +103,7 @@ static void on_assign(void *ud, const struct mw_assign_result *r)
     c->calls++;
     c->status = r->status;
     c->failed = r->failed;
+    c->published = r->published;
     c->seq = ++c->fx->seq;
     for (size_t i = 0; i < c->n; i++)
         mw_ticket_clear(&c->at[i]);
@@ -1030,6 +1032,83 @@ static void test_assign_batched(void **state)
     assert_int_equal(cmdstat(fx, "evalsha", "calls"), 2);
 }
 
+/* Reads the next pub/sub message from a subscribed blocking client and
+ * returns its payload (caller frees with free()); fails the test on a
+ * timeout or anything but a message. */
+static char *next_message(redisContext *sub)
+{
+    redisReply *rep = NULL;
+    char *out;
+
+    assert_int_equal(redisGetReply(sub, (void **)&rep), REDIS_OK);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(rep->elements, 3);
+    assert_string_equal(rep->element[0]->str, "message");
+    out = strdup(rep->element[2]->str);
+    assert_non_null(out);
+    freeReplyObject(rep);
+    return out;
+}
+
+/* CHN-062: the assignment script publishes each ticket's channel payload
+ * itself, in the same atomic step as the commit, and says so (published);
+ * a failed compare-and-set publishes nothing. */
+static void test_assign_publishes(void **state)
+{
+    struct fx *fx = *state;
+    char t[3][MW_TICKET_ID_LEN + 1], pair[2][MW_TICKET_ID_LEN + 1], want[512];
+    struct timeval tv = {3, 0};
+    struct mw_match m;
+    struct cbrec c = {.fx = fx};
+    redisContext *sub = mwt_client(fx->r);
+    redisReply *rep;
+    char *msg;
+
+    assert_non_null(sub);
+    assert_int_equal(redisSetTimeout(sub, tv), REDIS_OK);
+    rep = redisCommand(sub, "SUBSCRIBE t:matchmaking:assigned");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    for (int i = 0; i < 3; i++) {
+        char who[8];
+
+        snprintf(who, sizeof(who), "pub%d", i);
+        create_ok(fx, &fx->a, who, NULL, false, fx->t0, t[i]);
+    }
+    memcpy(pair[0], t[0], sizeof(pair[0]));
+    memcpy(pair[1], t[1], sizeof(pair[1]));
+    fill_match(&m, fx->t0 + 5, 2, pair, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m, on_assign, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, 0);
+    assert_true(c.published);
+    for (int i = 0; i < 2; i++) {
+        snprintf(want, sizeof(want), "{\"ticketId\":\"%s\",\"envelope\":%s}", t[i], ENV);
+        msg = next_message(sub);
+        assert_string_equal(msg, want);
+        free(msg);
+    }
+    cbrec_reset(&c);
+
+    /* t1 is assigned now: this compare-and-set fails and publishes nothing
+     * (the next message is the test's own marker). */
+    memcpy(pair[0], t[2], sizeof(pair[0]));
+    fill_match(&m, fx->t0 + 6, 2, pair, NULL);
+    assert_int_equal(mw_ticket_store_assign(&fx->a.st, &m, on_assign, &c), 0);
+    wait_cb(fx, &c);
+    assert_int_equal(c.status, MW_ESTATE);
+    assert_false(c.published);
+    cbrec_reset(&c);
+    rep = mwt_cmd(fx->r, "PUBLISH t:matchmaking:assigned marker");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    msg = next_message(sub);
+    assert_string_equal(msg, "marker");
+    free(msg);
+    redisFree(sub);
+}
+
 static void test_create_limit(void **state)
 {
     struct fx *fx = *state;
@@ -1497,6 +1576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ttl_and_forgetting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assign_cas_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assign_batched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assign_publishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_stream_ack_and_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_claims_pending, setup, teardown),
