@@ -87,6 +87,39 @@ def unavailable(r):
     return r["type"] == "error" and r["data"]["code"] == "unavailable" and r["data"]["retryable"] is True
 
 
+@pytest.mark.req("CHN-074", "MSG-074")
+def test_detach_during_redis_outage_reaches_redis(testee, conns, rds, queue, pytestconfig):
+    """CHN-074: a watcher that leaves while Redis is down is not forgotten:
+    once Redis is back its detach reaches Redis (watchers 0, then the grace
+    rule cancels the ticket). A count left behind would keep the ticket out
+    of the grace rule until it expires."""
+    stop = hook(pytestconfig, "--redis-stop-cmd", "a way to stop the testee's Redis (data kept)")
+    start = hook(pytestconfig, "--redis-start-cmd", "a way to start the testee's Redis again")
+    k = testee.decl["redisPrefix"] + "mw:ticket:"
+    a = conns()
+    ta = a.enqueue_ok(queue)["ticketId"]
+    assert rds.hget(k + ta, "watchers") == b"1"
+    rds.connection_pool.disconnect()
+    subprocess.run(stop, shell=True, check=True, timeout=30)
+    try:
+        wait_until(lambda: http(testee, "GET", "/healthz").status == 503, testee.timeout,
+                   "/healthz 503 while Redis is down")
+        a.close()
+    finally:
+        subprocess.run(start, shell=True, check=True, timeout=30)
+    wait_until(lambda: http(testee, "GET", "/healthz").status == 200, 30, "healthy again")
+
+    def given_back():
+        h = {f.decode(): v.decode() for f, v in rds.hgetall(k + ta).items()}
+        return h if h.get("watchers") == "0" or h.get("state") == "cancelled" else None
+    try:
+        h = wait_until(given_back, testee.timeout, "the watcher's detach to reach Redis")
+    except Exception:
+        h = {f.decode(): v.decode() for f, v in rds.hgetall(k + ta).items()}
+        raise AssertionError("the watcher that left during the outage is still counted: %s" % h)
+    assert h.get("state") in ("queued", "cancelled"), h
+
+
 @pytest.mark.req("CHN-101", "MSG-113", "MSG-100")
 def test_redis_down_requests_unavailable(testee, conns, gw2, rds, queue, pytestconfig):
     """While Redis is down every request that needs it is answered

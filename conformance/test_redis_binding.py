@@ -539,6 +539,75 @@ def test_assignment_layout_and_payload(testee, rds, conns, subs, queue):
     assert ticket_hash(rds, testee, ta) == h
 
 
+class Monitor:
+    """Redis MONITOR in a thread: every command Redis executes, with its
+    source ('lua' for the commands a script ran), in execution order."""
+
+    def __init__(self, rds):
+        import threading
+        self.lines = []
+        self._mon = rds.monitor()
+        self._mon.__enter__()
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        try:
+            while not self._stop:
+                c = self._mon.next_command()
+                self.lines.append((c.get("client_type") == "lua" or c.get("client_address") == "lua",
+                                   c["command"]))
+        except Exception:
+            pass
+
+    def close(self):
+        self._stop = True
+        try:
+            self._mon.connection.disconnect()
+        except Exception:
+            pass
+        self._t.join(5)
+
+
+@pytest.mark.profile("multi")
+@pytest.mark.req("CHN-062", "CHN-020")
+def test_assignment_published_in_the_commit_script(testee, rds, conns, queue):
+    """CHN-062: each assigned ticket's payload is PUBLISHed by the script
+    that commits the assignment, inside it (Redis MONITOR lists a script's
+    commands as source 'lua', contiguously after its EVAL/EVALSHA), after the
+    write of that ticket's `assigned` state; never by a separate command, so
+    no crash of the worker can separate commit and notice."""
+    mon = Monitor(rds)
+    try:
+        a, b = conns(), conns(url=testee.url2 or testee.url)
+        ta = a.enqueue_ok(queue)["ticketId"]
+        tb = b.enqueue_ok(queue)["ticketId"]
+        a.wait_push("match.assigned", ta)
+        b.wait_push("match.assigned", tb)
+        channel = key(testee, "matchmaking:assigned")
+        wait_until(lambda: sum(1 for _, c in mon.lines if c.upper().startswith("PUBLISH ") and channel in c
+                               and (ta in c or tb in c)) >= 2, testee.timeout, "both PUBLISHes in MONITOR")
+    finally:
+        mon.close()
+    for t in (ta, tb):
+        idx = [i for i, (_, c) in enumerate(mon.lines)
+               if c.upper().startswith("PUBLISH " + channel.upper() + " ") and t in c]
+        assert len(idx) == 1, "%d PUBLISHes of %s's payload, expected 1: %s" % (
+            len(idx), t, [mon.lines[i][1][:120] for i in idx])
+        i = idx[0]
+        assert mon.lines[i][0], "the payload of %s was published by a client command, not by the " \
+            "assignment script: %s" % (t, mon.lines[i][1][:160])
+        j = i
+        while j > 0 and mon.lines[j - 1][0]:
+            j -= 1
+        script = [c for _, c in mon.lines[j:i]]
+        wrote = [c for c in script if c.upper().startswith("HSET " + key(testee, "mw:ticket:" + t).upper() + " ")
+                 and " assigned " in c]
+        assert wrote, "the script that published %s's payload did not write its assigned state " \
+            "before (its commands: %s)" % (t, [c[:80] for c in script])
+
+
 @pytest.mark.profile("multi")
 @pytest.mark.req("CHN-050", "CHN-080", "CHN-081", "CHN-040", "CHN-005")
 def test_foreign_gateway_ticket_is_matched(testee, rds, conns, subs, queue):

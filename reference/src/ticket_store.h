@@ -94,7 +94,10 @@ struct mw_ticket_store_ops {
     /* A watcher detaches (disconnect): for a queued ticket watcher count -1;
      * at 0 it gets a grace deadline. Nothing for a final ticket, so callers
      * that know it is final skip the call. Fire-and-forget: returns 0 or an
-     * error. */
+     * error. A backend that cannot send it now (connection down) keeps it
+     * and sends it when it can, and gives back by itself the watcher of a
+     * watched create whose outcome it never learned (CHN-074): a count
+     * that no connection holds would keep a ticket from the grace rule. */
     int (*detach)(void *impl, const char *ticket_id, int64_t now_ms);
     /* Atomically claims every ticket of m (all queued -> all assigned). */
     int (*assign)(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud);

@@ -19,6 +19,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,9 @@
 #define TSR_GROUP               "workers"
 #define TSR_KEY_MAX             (64 + 32)
 #define TSR_ARGS_MAX            (16 + 3 * MW_MATCH_SIZE_MAX)
-#define TSR_BATCH_MAX           64 /* matches per assign script call */
+#define TSR_BATCH_MAX           64   /* matches per assign script call */
+#define TSR_OWED_MAX            4096 /* detaches owed to Redis (CHN-074); beyond: dropped */
+#define TSR_FLUSH_MS            500  /* at destroy: longest wait to write what is buffered */
 
 /* ---- Lua scripts ----------------------------------------------------------
  * Common ARGV: [1] prefix, [2] stream MAXLEN, [3] retention ms, [4] origin,
@@ -339,6 +342,15 @@ struct tsr {
     ev_idle batch_idle;                    /* keeps that turn's poll from blocking */
     bool closing;
     struct mw_ratelimit rl;
+    /* Detaches owed to Redis (CHN-074): the ids of watched creates whose
+     * reply was lost (the create may have run and counted a watcher nobody
+     * holds) and of detaches that could not be sent (connection down). Sent
+     * when the command connection is ready again. At most TSR_OWED_MAX,
+     * allocated on first use; beyond, dropped and counted (those tickets
+     * end by expiry instead of grace). */
+    char (*owed)[MW_TICKET_ID_LEN + 1];
+    size_t n_owed;
+    uint64_t owed_dropped;
 };
 
 enum req_kind { R_TICKET = 0, R_CANCEL, R_ASSIGN, R_GET };
@@ -373,6 +385,9 @@ struct req {
     mw_ticket_cb cb;
     mw_assign_cb acb;
     void *ud;
+    /* A watched create: when its reply is lost, its id's detach is owed. */
+    bool owe_if_lost;
+    char id[MW_TICKET_ID_LEN + 1];
 };
 
 /* ---- Small helpers ---------------------------------------------------------- */
@@ -724,6 +739,9 @@ static int script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id, 
     return 0;
 }
 
+static int owe_detach(struct tsr *s, const char *ticket_id);
+static void owed_flush(struct tsr *s);
+
 static void on_cmd_ready(void *ud, struct mw_redis_conn *c)
 {
     struct tsr *s = ud;
@@ -735,6 +753,7 @@ static void on_cmd_ready(void *ud, struct mw_redis_conn *c)
         s->scripts[i].loading = false; /* the lost connection's loads got NULL replies */
     scripts_forget(s);
     scripts_load(s);
+    owed_flush(s);
 }
 
 /* ---- Request plumbing ------------------------------------------------------- */
@@ -744,7 +763,7 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata);
 /* Sends a request: script `script` with the arguments a (args_script), or
  * a plain command a when script is SC_COUNT. */
 static int send_req(struct tsr *s, enum script_id script, struct args *a, enum req_kind kind,
-                    mw_ticket_cb cb, mw_assign_cb acb, void *ud)
+                    mw_ticket_cb cb, mw_assign_cb acb, void *ud, const char *owe_id)
 {
     int rc;
 
@@ -761,6 +780,10 @@ static int send_req(struct tsr *s, enum script_id script, struct args *a, enum r
     if (!q)
         return MW_ENOMEM;
     *q = (struct req){.s = s, .kind = kind, .cb = cb, .acb = acb, .ud = ud};
+    if (owe_id) {
+        q->owe_if_lost = true;
+        memcpy(q->id, owe_id, sizeof(q->id));
+    }
     if (script == SC_COUNT)
         rc = redisAsyncCommandArgv(ac, on_script_reply, q, a->n, a->v, a->l) == REDIS_OK
                  ? 0
@@ -850,6 +873,8 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)ac;
     s->inflight--;
+    if (!reply && q->owe_if_lost && !s->closing)
+        owe_detach(s, q->id); /* the create may have run (CHN-074) */
     if (q->kind == R_GET) {
         /* Plain HGETALL: an empty array is not_found. */
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0)
@@ -913,7 +938,7 @@ static int tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
     arg_str(&a, req->watched ? "1" : "0");
     arg_int(&a, s->cfg.ticket_ttl_ms + s->cfg.assigned_ttl_ms);
     arg_int(&a, (int64_t)s->cfg.max_tickets);
-    return send_req(s, SC_CREATE, &a, R_TICKET, cb, NULL, ud);
+    return send_req(s, SC_CREATE, &a, R_TICKET, cb, NULL, ud, req->watched ? id : NULL);
 }
 
 static int tsr_get(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud)
@@ -927,7 +952,7 @@ static int tsr_get(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud)
     snprintf(key, sizeof(key), "%smw:ticket:%.36s", s->opts.prefix, ticket_id);
     arg_str(&a, "HGETALL");
     arg_str(&a, key);
-    return send_req(s, SC_COUNT, &a, R_GET, cb, NULL, ud);
+    return send_req(s, SC_COUNT, &a, R_GET, cb, NULL, ud, NULL);
 }
 
 static int simple_script(struct tsr *s, enum script_id script, enum req_kind kind,
@@ -941,7 +966,7 @@ static int simple_script(struct tsr *s, enum script_id script, enum req_kind kin
         ticket_id = "-"; /* never a key: not_found */
     args_script(&a, s, now_ms);
     arg_str(&a, ticket_id);
-    return send_req(s, script, &a, kind, cb, NULL, ud);
+    return send_req(s, script, &a, kind, cb, NULL, ud, NULL);
 }
 
 static int tsr_cancel(void *impl, const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud)
@@ -965,22 +990,12 @@ static void on_ignored_reply(redisAsyncContext *ac, void *r, void *privdata)
         mw_log(MW_LOG_WARN, "ticket store: %s", reply->str);
 }
 
-static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
+/* Sends the detach script for ticket_id; 0 or an error. */
+static int detach_send(struct tsr *s, redisAsyncContext *ac, const char *ticket_id, int64_t now_ms)
 {
-    struct tsr *s = impl;
-    redisAsyncContext *ac;
     struct args a;
     int rc;
 
-    if (!ticket_id)
-        return MW_EINVAL;
-    if (s->closing)
-        return MW_ECLOSED;
-    ac = mw_redis_conn_ctx(s->cmd);
-    if (!ac)
-        return MW_EUNAVAIL;
-    if (strlen(ticket_id) > MW_TICKET_ID_LEN)
-        return MW_ENOTFOUND;
     args_script(&a, s, now_ms);
     arg_str(&a, ticket_id);
     arg_int(&a, s->cfg.grace_ms);
@@ -988,6 +1003,55 @@ static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
     if (rc)
         return rc;
     s->inflight++;
+    return 0;
+}
+
+/* A detach Redis must get once it can (see struct tsr's owed). Returns 0, or
+ * MW_ELIMIT / MW_ENOMEM when it was dropped (counted). */
+static int owe_detach(struct tsr *s, const char *ticket_id)
+{
+    if (!s->owed)
+        s->owed = mw_malloc(TSR_OWED_MAX * sizeof(*s->owed));
+    if (!s->owed || s->n_owed == TSR_OWED_MAX) {
+        s->owed_dropped++;
+        if (mw_ratelimit_allow(&s->rl, loop_ms(s)))
+            mw_log(MW_LOG_WARN,
+                   "ticket store: %" PRIu64 " detaches dropped (%zu owed); those tickets end "
+                   "by expiry",
+                   s->owed_dropped, s->n_owed);
+        return s->owed ? MW_ELIMIT : MW_ENOMEM;
+    }
+    snprintf(s->owed[s->n_owed++], MW_TICKET_ID_LEN + 1, "%s", ticket_id);
+    return 0;
+}
+
+/* The command connection is ready again: pays what is owed, at the current
+ * time (the grace period starts now). What cannot be sent stays owed. */
+static void owed_flush(struct tsr *s)
+{
+    redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
+    size_t i = 0;
+
+    while (ac && i < s->n_owed && detach_send(s, ac, s->owed[i], loop_ms(s)) == 0)
+        i++;
+    memmove(s->owed, s->owed + i, (s->n_owed - i) * sizeof(*s->owed));
+    s->n_owed -= i;
+}
+
+static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
+{
+    struct tsr *s = impl;
+    redisAsyncContext *ac;
+
+    if (!ticket_id)
+        return MW_EINVAL;
+    if (s->closing)
+        return MW_ECLOSED;
+    if (strlen(ticket_id) > MW_TICKET_ID_LEN)
+        return MW_ENOTFOUND;
+    ac = mw_redis_conn_ctx(s->cmd);
+    if (!ac || detach_send(s, ac, ticket_id, now_ms) != 0)
+        return owe_detach(s, ticket_id); /* never lost quietly (CHN-074) */
     return 0;
 }
 
@@ -1497,14 +1561,18 @@ static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void feed_read(struct tsr *s)
 {
     redisAsyncContext *ac = mw_redis_conn_ctx(s->feed);
+    /* Blocks for less than the connection's command timeout (CHN-104). */
+    long long block = mw_redis_conn_timeout_ms(s->feed) / 2;
 
     if (!ac)
         return;
+    if (block > atoll(TSR_READ_BLOCK_MS))
+        block = atoll(TSR_READ_BLOCK_MS);
     s->fstate = F_READ;
     if (redisAsyncCommand(ac, on_read_reply, s,
                           "XREADGROUP GROUP " TSR_GROUP " %s COUNT " TSR_READ_COUNT
-                          " BLOCK " TSR_READ_BLOCK_MS " STREAMS %s >",
-                          s->consumer, s->k_stream) != REDIS_OK)
+                          " BLOCK %lld STREAMS %s >",
+                          s->consumer, block, s->k_stream) != REDIS_OK)
         s->fstate = F_OFF;
 }
 
@@ -1737,6 +1805,24 @@ static int tsr_feed(void *impl, mw_feed_cb cb, void *ud)
 
 /* ---- Lifetime --------------------------------------------------------------- */
 
+/* Writes what the command connection still holds (the detaches of the
+ * sessions closed at shutdown) before it is freed, which would drop it:
+ * at most TSR_FLUSH_MS, blocking (teardown: the loop is done). */
+static void flush_output(struct tsr *s)
+{
+    redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
+    double until = ev_time() + TSR_FLUSH_MS / 1000.0;
+    int done = 0;
+
+    while (ac && !done && redisBufferWrite(&ac->c, &done) == REDIS_OK && !done) {
+        struct pollfd pfd = {.fd = ac->c.fd, .events = POLLOUT};
+        int left = (int)((until - ev_time()) * 1000.0);
+
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+    }
+}
+
 static void tsr_destroy(void *impl)
 {
     struct tsr *s = impl;
@@ -1747,11 +1833,13 @@ static void tsr_destroy(void *impl)
     ev_timer_stop(s->loop, &s->counts_timer);
     ev_timer_stop(s->loop, &s->standby);
     batch_flush(s); /* assigns not sent yet: MW_ECLOSED */
+    flush_output(s);
     /* Pending callbacks run now with NULL replies: MW_ECLOSED (closing). */
     mw_redis_conn_free(s->feed);
     mw_redis_conn_free(s->sub);
     mw_redis_conn_free(s->cmd);
     mw_free(s->ties);
+    mw_free(s->owed);
     mw_free(s);
 }
 
