@@ -14,6 +14,12 @@ proxy this test controls. Two cases:
 2. A detach that cannot be sent: a client holds a ticket; the proxy cuts the
    connections and refuses new ones; the client disconnects meanwhile. Once
    the proxy lets the gateway in again, the detach must reach Redis.
+3. Shutdown: a client that never reads holds a ticket when the gateway gets
+   SIGTERM; its connection is still open when the gateway tears down, and
+   the detach written then must reach Redis before the process exits.
+
+Clients that got `unavailable` for an enqueue do not know whether it ran
+(MSG-135): cases 1 shows why a gateway must give such a watcher back.
 
 Usage: fault_lost_reply.py PATH/TO/matchwire-server
 """
@@ -159,6 +165,30 @@ async def run(binary, rport, r):
         await wait_for(lambda: r.hget("mw:ticket:" + tid2, "watchers") == b"0",
                        "the owed detach to reach Redis (watchers 0)")
         print(f"case 2: detach of {tid2} sent once Redis was reachable again")
+
+        # 3. SIGTERM while a client that never reads holds a ticket.
+        await wait_for(lambda: healthy(gport), "the gateway to be ready again")
+        raw = socket.create_connection(("127.0.0.1", gport), timeout=TIMEOUT)
+        raw.sendall(b"GET /realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: matchwire.v1\r\n\r\n")
+        body = json.dumps({"type": "enqueue", "v": 1, "data": {"queue": "lost3", "playerId": "carol"}})
+        payload = body.encode()
+        mask = b"\x01\x02\x03\x04"
+        raw.sendall(bytes([0x81, 0x80 | len(payload)]) + mask +
+                    bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        def carols():
+            return [i.decode() for i in r.zrange("mw:queue", 0, -1)
+                    if r.hget("mw:ticket:" + i.decode(), "playerId") == b"carol"]
+        tid3 = await wait_for(carols, "the third create")
+        assert r.hget("mw:ticket:" + tid3[0], "watchers") == b"1"
+        gw.terminate()
+        rc = await asyncio.to_thread(gw.wait, 10)
+        assert rc == 0, f"gateway exit status {rc}"
+        watchers = r.hget("mw:ticket:" + tid3[0], "watchers")
+        raw.close()
+        assert watchers == b"0", f"watchers {watchers} after the gateway exited"
+        print(f"case 3: the detach of {tid3[0]} was written before exit")
     finally:
         gw.kill()
         gw.wait()
