@@ -1,15 +1,16 @@
-/* hub: the gateway's routing table, ticket id -> the sessions watching it.
+/* hub: the gateway's routing table, ticket id -> the watchers of it.
  *
- * A chained hash map of entries, one per watched ticket, each holding a
- * small array of session pointers. Pushing to a ticket's watchers may lead a
- * session to unwatch (or watch) during the loop, so an entry being iterated
- * only marks removed slots empty and is compacted (or freed) when the
- * iteration ends. */
+ * One map entry per watched ticket (map.h), each holding a small array of
+ * watcher pointers. Pushing to a ticket's watchers may lead a watcher to
+ * unwatch (or watch) during the loop, so an entry being iterated only marks
+ * removed slots empty and is compacted (or freed) when the iteration ends.
+ * The hub knows watchers only through their ops (hub.h): it includes no
+ * session header. */
 #include "hub.h"
 
 #include "alloc.h"
 #include "error.h"
-#include "session.h"
+#include "map.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -23,28 +24,25 @@
 #define HUB_INLINE_WATCHERS 2
 
 struct hub_entry {
-    struct hub_entry *next;
-    uint64_t hash;
+    struct mw_map_node node;
     char ticket_id[MW_CHANNEL_TICKET_ID_MAX + 1];
-    struct mw_session **s; /* inl or owned; NULL slots only while iterating */
+    struct mw_watcher **w; /* inl or owned; NULL slots only while iterating */
     size_t n, cap;
     unsigned iterating; /* nesting depth of pushes in progress */
     size_t holes;       /* NULL slots to compact after iterating */
-    struct mw_session *inl[HUB_INLINE_WATCHERS];
+    struct mw_watcher *inl[HUB_INLINE_WATCHERS];
 };
 
 static void entry_free(struct hub_entry *e)
 {
-    if (e->s != e->inl)
-        mw_free(e->s);
+    if (e->w != e->inl)
+        mw_free(e->w);
     mw_free(e);
 }
 
 struct mw_hub {
-    struct hub_entry **b;
-    size_t nb; /* power of two */
-    size_t n_entries;
-    size_t n_watches; /* (ticket, session) pairs */
+    struct mw_map entries;
+    size_t n_watches; /* (ticket, watcher) pairs */
     size_t max_watches;
     struct mw_hash_key key; /* ticket ids can be chosen by clients (watch) */
 };
@@ -64,89 +62,55 @@ struct mw_hub *mw_hub_new_keyed(size_t max_watches, const struct mw_hash_key *ke
 
     if (!h)
         return NULL;
-    h->b = mw_calloc(HUB_INITIAL_BUCKETS, sizeof(*h->b));
-    if (!h->b) {
+    if (mw_map_init(&h->entries, HUB_INITIAL_BUCKETS, HUB_MAX_BUCKETS) != 0) {
         mw_free(h);
         return NULL;
     }
-    h->nb = HUB_INITIAL_BUCKETS;
     h->max_watches = max_watches ? max_watches : HUB_DEFAULT_MAX_WATCHES;
     h->key = *key;
     return h;
+}
+
+static void entry_drop(struct mw_map_node *n, void *ud)
+{
+    (void)ud;
+    entry_free(MW_CONTAINER_OF(n, struct hub_entry, node));
 }
 
 void mw_hub_free(struct mw_hub *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->nb; i++) {
-        struct hub_entry *e = h->b[i];
-        while (e) {
-            struct hub_entry *next = e->next;
-            entry_free(e);
-            e = next;
-        }
-    }
-    mw_free(h->b);
+    mw_map_drain(&h->entries, entry_drop, NULL);
+    mw_map_release(&h->entries);
     mw_free(h);
 }
 
 static struct hub_entry *find(const struct mw_hub *h, const char *id, uint64_t hash)
 {
-    for (struct hub_entry *e = h->b[hash & (h->nb - 1)]; e; e = e->next)
-        if (e->hash == hash && strcmp(e->ticket_id, id) == 0)
+    for (struct mw_map_node *n = mw_map_bucket(&h->entries, hash); n; n = n->next) {
+        struct hub_entry *e = MW_CONTAINER_OF(n, struct hub_entry, node);
+
+        if (n->hash == hash && strcmp(e->ticket_id, id) == 0)
             return e;
-    return NULL;
-}
-
-/* Doubles the buckets at load > 1; on allocation failure chains just grow. */
-static void maybe_grow(struct mw_hub *h)
-{
-    size_t nnb = h->nb * 2;
-    struct hub_entry **nb;
-
-    if (h->n_entries <= h->nb || nnb > HUB_MAX_BUCKETS)
-        return;
-    nb = mw_calloc(nnb, sizeof(*nb));
-    if (!nb)
-        return;
-    for (size_t i = 0; i < h->nb; i++) {
-        struct hub_entry *e = h->b[i];
-        while (e) {
-            struct hub_entry *next = e->next;
-            size_t j = e->hash & (nnb - 1);
-            e->next = nb[j];
-            nb[j] = e;
-            e = next;
-        }
     }
-    mw_free(h->b);
-    h->b = nb;
-    h->nb = nnb;
+    return NULL;
 }
 
 static void entry_unlink_free(struct mw_hub *h, struct hub_entry *e)
 {
-    struct hub_entry **pp = &h->b[e->hash & (h->nb - 1)];
-
-    for (; *pp; pp = &(*pp)->next) {
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
-    }
-    h->n_entries--;
+    mw_map_remove(&h->entries, &e->node);
     entry_free(e);
 }
 
-int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
+int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_watcher *w)
 {
     size_t id_len;
     uint64_t hash;
     struct hub_entry *e;
     bool fresh = false;
 
-    if (!h || !ticket_id || !s)
+    if (!h || !ticket_id || !w)
         return MW_EINVAL;
     id_len = strlen(ticket_id);
     if (id_len == 0 || id_len > MW_CHANNEL_TICKET_ID_MAX)
@@ -155,7 +119,7 @@ int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
     e = find(h, ticket_id, hash);
     if (e) {
         for (size_t i = 0; i < e->n; i++)
-            if (e->s[i] == s)
+            if (e->w[i] == w)
                 return 0; /* watching twice is a no-op */
     }
     if (h->n_watches >= h->max_watches)
@@ -164,59 +128,53 @@ int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
         e = mw_calloc(1, sizeof(*e));
         if (!e)
             return MW_ENOMEM;
-        e->hash = hash;
         memcpy(e->ticket_id, ticket_id, id_len + 1);
-        e->s = e->inl;
+        e->w = e->inl;
         e->cap = HUB_INLINE_WATCHERS;
         fresh = true;
     }
     if (e->n == e->cap) { /* never for a fresh entry */
         size_t ncap = e->cap * 2;
-        struct mw_session **ns;
+        struct mw_watcher **nw;
 
-        if (e->s == e->inl) {
-            ns = mw_malloc(ncap * sizeof(*ns));
-            if (ns)
-                memcpy(ns, e->inl, e->n * sizeof(*ns));
+        if (e->w == e->inl) {
+            nw = mw_malloc(ncap * sizeof(*nw));
+            if (nw)
+                memcpy(nw, e->inl, e->n * sizeof(*nw));
         } else {
-            ns = mw_realloc(e->s, ncap * sizeof(*ns));
+            nw = mw_realloc(e->w, ncap * sizeof(*nw));
         }
-        if (!ns)
+        if (!nw)
             return MW_ENOMEM;
-        e->s = ns;
+        e->w = nw;
         e->cap = ncap;
     }
-    e->s[e->n++] = s;
+    e->w[e->n++] = w;
     h->n_watches++;
-    if (fresh) {
-        size_t j = hash & (h->nb - 1);
-        e->next = h->b[j];
-        h->b[j] = e;
-        h->n_entries++;
-        maybe_grow(h);
-    }
+    if (fresh)
+        mw_map_insert(&h->entries, &e->node, hash);
     return 0;
 }
 
-void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_session *s)
+void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_watcher *w)
 {
     struct hub_entry *e;
 
-    if (!h || !ticket_id || !s)
+    if (!h || !ticket_id || !w)
         return;
     e = find(h, ticket_id, mw_hash_str(&h->key, ticket_id));
     if (!e)
         return;
     for (size_t i = 0; i < e->n; i++) {
-        if (e->s[i] != s)
+        if (e->w[i] != w)
             continue;
         h->n_watches--;
         if (e->iterating) {
-            e->s[i] = NULL; /* compacted when the push loop ends */
+            e->w[i] = NULL; /* compacted when the push loop ends */
             e->holes++;
             return;
         }
-        e->s[i] = e->s[--e->n];
+        e->w[i] = e->w[--e->n];
         if (e->n == 0)
             entry_unlink_free(h, e);
         return;
@@ -232,8 +190,8 @@ static void entry_end_iteration(struct mw_hub *h, struct hub_entry *e)
     if (--e->iterating > 0 || e->holes == 0)
         return;
     for (size_t i = 0; i < e->n; i++)
-        if (e->s[i])
-            e->s[k++] = e->s[i];
+        if (e->w[i])
+            e->w[k++] = e->w[i];
     e->n = k;
     e->holes = 0;
     if (e->n == 0)
@@ -251,13 +209,13 @@ void mw_hub_on_assigned(void *hub, const struct mw_assigned *msg)
     e = find(h, msg->ticket_id, mw_hash_str(&h->key, msg->ticket_id));
     if (!e)
         return; /* nobody here watches it: the store still has it */
-    /* Sessions that start watching during the loop are not pushed to here:
+    /* Watchers that start watching during the loop are not pushed to here:
      * they read the store after registering (subscribe-before-read). */
     n = e->n;
     e->iterating++;
     for (size_t i = 0; i < n; i++)
-        if (e->s[i])
-            mw_session_push_assigned(e->s[i], msg);
+        if (e->w[i])
+            e->w[i]->ops->assigned(e->w[i], msg);
     entry_end_iteration(h, e);
 }
 
@@ -275,8 +233,8 @@ void mw_hub_on_ended(void *hub, const struct mw_ticket *t)
     n = e->n;
     e->iterating++;
     for (size_t i = 0; i < n; i++)
-        if (e->s[i])
-            mw_session_push_ended(e->s[i], t);
+        if (e->w[i])
+            e->w[i]->ops->ended(e->w[i], t);
     entry_end_iteration(h, e);
 }
 
@@ -285,18 +243,30 @@ size_t mw_hub_watch_count(const struct mw_hub *h)
     return h ? h->n_watches : 0;
 }
 
+struct foreach_ctx {
+    void (*fn)(void *ud, const char *ticket_id);
+    void *ud;
+    size_t n;
+};
+
+static void foreach_entry(const struct mw_map_node *m, void *ud)
+{
+    const struct hub_entry *e = MW_CONTAINER_OF_CONST(m, struct hub_entry, node);
+    struct foreach_ctx *c = ud;
+
+    if (e->n > e->holes) {
+        c->fn(c->ud, e->ticket_id);
+        c->n++;
+    }
+}
+
 size_t mw_hub_foreach_ticket(const struct mw_hub *h, void (*fn)(void *ud, const char *ticket_id),
                              void *ud)
 {
-    size_t n = 0;
+    struct foreach_ctx c = {.fn = fn, .ud = ud};
 
     if (!h)
         return 0;
-    for (size_t i = 0; i < h->nb; i++)
-        for (const struct hub_entry *e = h->b[i]; e; e = e->next)
-            if (e->n > e->holes) {
-                fn(ud, e->ticket_id);
-                n++;
-            }
-    return n;
+    mw_map_foreach(&h->entries, foreach_entry, &c);
+    return c.n;
 }

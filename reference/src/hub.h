@@ -1,7 +1,8 @@
-/* hub: the gateway's routing table, ticket id -> the sessions watching it.
+/* hub: the gateway's routing table, ticket id -> the watchers of it.
  *
- * The hub subscribes to the channel and hands each notice to the watching
- * sessions; each session drops versions it has already sent, so a connection
+ * The hub subscribes to the channel and hands each notice to the watchers
+ * (sessions, through struct mw_watcher); each session drops versions it has
+ * already sent, so a connection
  * never receives an older version after a newer one, nor the same
  * match.assigned twice. Bounded: at most max_watches (ticket, session) pairs
  * in all. */
@@ -15,7 +16,21 @@
 #include "ticket.h"
 
 struct mw_hub;
-struct mw_session;
+
+/* What the hub routes to: a watcher embedded in its owner (a session embeds
+ * one, as libuv embeds handles), which finds itself again with
+ * MW_CONTAINER_OF (map.h). The hub calls ops->assigned for every channel
+ * notice of a watched ticket and ops->ended for every end without
+ * assignment; msg and t are borrowed for the call. A watcher may watch and
+ * unwatch from inside these calls. */
+struct mw_watcher;
+struct mw_watcher_ops {
+    void (*assigned)(struct mw_watcher *w, const struct mw_assigned *msg);
+    void (*ended)(struct mw_watcher *w, const struct mw_ticket *t);
+};
+struct mw_watcher {
+    const struct mw_watcher_ops *ops; /* public: set by the owner, static */
+};
 
 /* Returns a hub or NULL. max_watches 0 means 1,000,000. Its map of ticket
  * ids (which a client chooses when it watches) hashes with key (copied):
@@ -23,15 +38,15 @@ struct mw_session;
 struct mw_hub *mw_hub_new_keyed(size_t max_watches, const struct mw_hash_key *key);
 /* The same with a key from the OS random source; NULL also when that fails. */
 struct mw_hub *mw_hub_new(size_t max_watches);
-/* Frees the hub (not the sessions). NULL-safe. */
+/* Frees the hub (not the watchers). NULL-safe. */
 void mw_hub_free(struct mw_hub *h);
 
-/* Registers s (borrowed, until unwatch) as a watcher of ticket_id (1..64
+/* Registers w (borrowed, until unwatch) as a watcher of ticket_id (1..64
  * bytes, NUL-terminated). Watching twice is a no-op. Returns 0, MW_EINVAL,
- * MW_ELIMIT or MW_ENOMEM. A session may watch and unwatch from inside its
- * push functions (the hub tolerates it mid-loop). */
-int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_session *s);
-void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_session *s);
+ * MW_ELIMIT or MW_ENOMEM. A watcher may watch and unwatch from inside its
+ * ops (the hub tolerates it mid-loop). */
+int mw_hub_watch(struct mw_hub *h, const char *ticket_id, struct mw_watcher *w);
+void mw_hub_unwatch(struct mw_hub *h, const char *ticket_id, struct mw_watcher *w);
 
 /* A channel subscriber: pushes msg to every watcher of msg->ticket_id.
  * Matches mw_channel_cb with userdata = the hub. */

@@ -1,20 +1,22 @@
 /* matchmaker: FIFO per (queue, region) pool, match formation.
  *
  * Each waiting ticket is a node in its pool's doubly-linked FIFO and in an
- * index by ticket id (chained hash, grows by doubling), so add, remove and
- * requeue are O(1) on average. Pools live in a fixed table of chains keyed
- * by (queue, region) and are freed when empty (except while a match callback
- * is running, when they are freed afterwards). */
+ * index by ticket id (map.h), so add, remove and requeue are O(1) on
+ * average. Pools are in a map keyed by (queue, region) and are freed when
+ * empty (except while a match callback is running, when they are freed
+ * afterwards). */
 #include "matchmaker.h"
 
 #include "alloc.h"
 #include "error.h"
+#include "map.h"
 
 #include <string.h>
 
 #define MM_DEFAULT_SIZE        2
 #define MM_DEFAULT_MAX_WAITING 1000000
-#define MM_POOL_BUCKETS        1024
+#define MM_POOL_BUCKETS        64 /* initial; the pool map grows by doubling */
+#define MM_POOL_MAX_BUCKETS    ((size_t)1 << 20)
 #define MM_INITIAL_BUCKETS     256
 #define MM_MAX_BUCKETS         ((size_t)1 << 24)
 
@@ -24,13 +26,11 @@ struct mm_node {
     struct mw_mm_entry e;
     struct mm_pool *pool;
     struct mm_node *prev, *next; /* FIFO */
-    struct mm_node *id_next;     /* id index chain */
-    uint64_t hash;
+    struct mw_map_node id_node;  /* in mm->ids */
 };
 
 struct mm_pool {
-    struct mm_pool *next; /* pool table chain */
-    uint64_t hash;
+    struct mw_map_node node; /* in mm->pools */
     char queue[MW_QUEUE_MAX + 1];
     char region[MW_REGION_MAX + 1];
     unsigned size;
@@ -44,9 +44,8 @@ struct mw_matchmaker {
     struct mw_matchmaker_config cfg;
     mw_mm_match_cb cb;
     void *ud;
-    struct mm_pool *pools[MM_POOL_BUCKETS];
-    struct mm_node **ids;
-    size_t nb;
+    struct mw_map pools; /* struct mm_pool by (queue, region) */
+    struct mw_map ids;   /* struct mm_node by ticket id */
     size_t waiting;
     unsigned forming;       /* depth of match callbacks in progress */
     struct mm_pool *sweep;  /* pools that emptied while forming: freed after */
@@ -89,34 +88,37 @@ struct mw_matchmaker *mw_matchmaker_new(const struct mw_matchmaker_config *cfg, 
         mm->cfg.max_waiting = MM_DEFAULT_MAX_WAITING;
     mm->cb = cb;
     mm->ud = ud;
-    mm->ids = mw_calloc(MM_INITIAL_BUCKETS, sizeof(*mm->ids));
-    if (!mm->ids) {
+    if (mw_map_init(&mm->ids, MM_INITIAL_BUCKETS, MM_MAX_BUCKETS) != 0 ||
+        mw_map_init(&mm->pools, MM_POOL_BUCKETS, MM_POOL_MAX_BUCKETS) != 0) {
+        mw_map_release(&mm->ids);
         mw_free(mm);
         return NULL;
     }
-    mm->nb = MM_INITIAL_BUCKETS;
     return mm;
+}
+
+static void pool_drop(struct mw_map_node *m, void *ud)
+{
+    struct mm_pool *p = MW_CONTAINER_OF(m, struct mm_pool, node);
+    struct mm_node *n = p->head;
+
+    (void)ud;
+    while (n) {
+        struct mm_node *nn = n->next;
+
+        mw_free(n);
+        n = nn;
+    }
+    mw_free(p);
 }
 
 void mw_matchmaker_free(struct mw_matchmaker *mm)
 {
     if (!mm)
         return;
-    for (size_t i = 0; i < MM_POOL_BUCKETS; i++) {
-        struct mm_pool *p = mm->pools[i];
-        while (p) {
-            struct mm_pool *pn = p->next;
-            struct mm_node *n = p->head;
-            while (n) {
-                struct mm_node *nn = n->next;
-                mw_free(n);
-                n = nn;
-            }
-            mw_free(p);
-            p = pn;
-        }
-    }
-    mw_free(mm->ids);
+    mw_map_drain(&mm->pools, pool_drop, NULL); /* the nodes go with their pools */
+    mw_map_release(&mm->pools);
+    mw_map_release(&mm->ids);
     mw_free(mm);
 }
 
@@ -137,47 +139,13 @@ size_t mw_matchmaker_waiting(const struct mw_matchmaker *mm)
 
 static struct mm_node *id_find(const struct mw_matchmaker *mm, const char *id, uint64_t h)
 {
-    for (struct mm_node *n = mm->ids[h & (mm->nb - 1)]; n; n = n->id_next)
-        if (n->hash == h && strcmp(n->e.ticket_id, id) == 0)
+    for (struct mw_map_node *m = mw_map_bucket(&mm->ids, h); m; m = m->next) {
+        struct mm_node *n = MW_CONTAINER_OF(m, struct mm_node, id_node);
+
+        if (m->hash == h && strcmp(n->e.ticket_id, id) == 0)
             return n;
+    }
     return NULL;
-}
-
-static void id_grow(struct mw_matchmaker *mm)
-{
-    size_t nnb = mm->nb * 2;
-    struct mm_node **nb;
-
-    if (mm->waiting <= mm->nb || nnb > MM_MAX_BUCKETS)
-        return;
-    nb = mw_calloc(nnb, sizeof(*nb));
-    if (!nb)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < mm->nb; i++) {
-        struct mm_node *n = mm->ids[i];
-        while (n) {
-            struct mm_node *next = n->id_next;
-            size_t j = n->hash & (nnb - 1);
-            n->id_next = nb[j];
-            nb[j] = n;
-            n = next;
-        }
-    }
-    mw_free(mm->ids);
-    mm->ids = nb;
-    mm->nb = nnb;
-}
-
-static void id_remove(struct mw_matchmaker *mm, struct mm_node *n)
-{
-    struct mm_node **pp = &mm->ids[n->hash & (mm->nb - 1)];
-
-    for (; *pp; pp = &(*pp)->id_next) {
-        if (*pp == n) {
-            *pp = n->id_next;
-            return;
-        }
-    }
 }
 
 /* ---- Pools --------------------------------------------------------------- */
@@ -186,12 +154,13 @@ static struct mm_pool *pool_get(struct mw_matchmaker *mm, const char *queue, con
                                 bool create)
 {
     uint64_t h = pool_hash(mm, queue, region);
-    struct mm_pool **head = &mm->pools[h & (MM_POOL_BUCKETS - 1)];
     struct mm_pool *p;
 
-    for (p = *head; p; p = p->next)
-        if (p->hash == h && strcmp(p->queue, queue) == 0 && strcmp(p->region, region) == 0)
+    for (struct mw_map_node *m = mw_map_bucket(&mm->pools, h); m; m = m->next) {
+        p = MW_CONTAINER_OF(m, struct mm_pool, node);
+        if (m->hash == h && strcmp(p->queue, queue) == 0 && strcmp(p->region, region) == 0)
             return p;
+    }
     if (!create)
         return NULL;
     if (strlen(queue) > MW_QUEUE_MAX || strlen(region) > MW_REGION_MAX)
@@ -199,12 +168,10 @@ static struct mm_pool *pool_get(struct mw_matchmaker *mm, const char *queue, con
     p = mw_calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->hash = h;
     memcpy(p->queue, queue, strlen(queue) + 1);
     memcpy(p->region, region, strlen(region) + 1);
     p->size = mw_matchmaker_size_for(mm, queue);
-    p->next = *head;
-    *head = p;
+    mw_map_insert(&mm->pools, &p->node, h);
     return p;
 }
 
@@ -221,21 +188,14 @@ static void pool_defer_free(struct mw_matchmaker *mm, struct mm_pool *p)
 
 static void pool_free_if_empty(struct mw_matchmaker *mm, struct mm_pool *p)
 {
-    struct mm_pool **pp;
-
     if (p->n > 0)
         return;
     if (mm->forming > 0 || p->sweep_pending) {
         pool_defer_free(mm, p);
         return;
     }
-    for (pp = &mm->pools[p->hash & (MM_POOL_BUCKETS - 1)]; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            mw_free(p);
-            return;
-        }
-    }
+    mw_map_remove(&mm->pools, &p->node);
+    mw_free(p);
 }
 
 /* Frees the pools that emptied during the callbacks and are still empty
@@ -264,7 +224,7 @@ static void unlink_node(struct mw_matchmaker *mm, struct mm_node *n)
     else
         p->tail = n->prev;
     p->n--;
-    id_remove(mm, n);
+    mw_map_remove(&mm->ids, &n->id_node);
     mm->waiting--;
 }
 
@@ -296,29 +256,22 @@ static void form(struct mw_matchmaker *mm, struct mm_pool *p)
         pools_sweep_empty(mm);
 }
 
-static struct mm_node *node_new(struct mw_matchmaker *mm, struct mm_pool *p,
-                                const struct mw_mm_entry *e, uint64_t h)
+static struct mm_node *node_new(struct mm_pool *p, const struct mw_mm_entry *e)
 {
     struct mm_node *n = mw_calloc(1, sizeof(*n));
 
-    (void)mm;
     if (!n)
         return NULL;
     n->e = *e;
     n->pool = p;
-    n->hash = h;
     return n;
 }
 
-static void index_node(struct mw_matchmaker *mm, struct mm_node *n)
+static void index_node(struct mw_matchmaker *mm, struct mm_node *n, uint64_t h)
 {
-    size_t j = n->hash & (mm->nb - 1);
-
-    n->id_next = mm->ids[j];
-    mm->ids[j] = n;
+    mw_map_insert(&mm->ids, &n->id_node, h);
     mm->waiting++;
     n->pool->n++;
-    id_grow(mm);
 }
 
 int mw_matchmaker_add(struct mw_matchmaker *mm, const struct mw_ticket *t)
@@ -342,7 +295,7 @@ int mw_matchmaker_add(struct mw_matchmaker *mm, const struct mw_ticket *t)
     p = pool_get(mm, t->queue, t->region, true);
     if (!p)
         return MW_ENOMEM;
-    n = node_new(mm, p, &e, h);
+    n = node_new(p, &e);
     if (!n) {
         pool_free_if_empty(mm, p);
         return MW_ENOMEM;
@@ -353,7 +306,7 @@ int mw_matchmaker_add(struct mw_matchmaker *mm, const struct mw_ticket *t)
     else
         p->head = n;
     p->tail = n;
-    index_node(mm, n);
+    index_node(mm, n, h);
     form(mm, p);
     return 0;
 }
@@ -379,7 +332,7 @@ int mw_matchmaker_requeue(struct mw_matchmaker *mm, const char *queue, const cha
 
         if (id_find(mm, entries[i].ticket_id, h))
             continue;
-        nd = node_new(mm, p, &entries[i], h);
+        nd = node_new(p, &entries[i]);
         if (!nd) {
             rc = MW_ENOMEM; /* this ticket is lost to matching; the store expires it */
             continue;
@@ -390,7 +343,7 @@ int mw_matchmaker_requeue(struct mw_matchmaker *mm, const char *queue, const cha
         else
             p->tail = nd;
         p->head = nd;
-        index_node(mm, nd);
+        index_node(mm, nd, h);
     }
     if (p->n == 0) { /* all were waiting already, or none could be stored */
         pool_free_if_empty(mm, p);

@@ -39,6 +39,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "map.h"
 #include "messages.h"
 
 #include <stdbool.h>
@@ -93,6 +94,7 @@ struct qmsg {
 };
 
 struct mw_session {
+    struct mw_watcher watcher; /* what the hub routes to (hub.h) */
     const struct mw_session_env *env;
     const struct mw_session_io *io;
     void *io_ud;
@@ -355,7 +357,7 @@ static void held_clear(struct held *h)
 static void drop_live(struct mw_session *s, struct entry *e, int64_t now_ms, bool final)
 {
     if (e->in_hub)
-        mw_hub_unwatch(s->env->hub, e->id, s);
+        mw_hub_unwatch(s->env->hub, e->id, &s->watcher);
     if (e->attached && !final)
         (void)mw_ticket_store_detach(s->env->store, e->id, now_ms);
     held_clear(&e->held);
@@ -492,6 +494,22 @@ static void unref(struct mw_session *s)
         session_free(s);
 }
 
+/* The hub reaches a session through its embedded watcher. */
+static void watcher_assigned(struct mw_watcher *w, const struct mw_assigned *msg)
+{
+    mw_session_push_assigned(MW_CONTAINER_OF(w, struct mw_session, watcher), msg);
+}
+
+static void watcher_ended(struct mw_watcher *w, const struct mw_ticket *t)
+{
+    mw_session_push_ended(MW_CONTAINER_OF(w, struct mw_session, watcher), t);
+}
+
+static const struct mw_watcher_ops session_watcher_ops = {
+    .assigned = watcher_assigned,
+    .ended = watcher_ended,
+};
+
 struct mw_session *mw_session_new(const struct mw_session_env *env, const struct mw_session_io *io,
                                   void *io_ud)
 {
@@ -503,6 +521,7 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
     s = mw_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    s->watcher.ops = &session_watcher_ops;
     s->max_live = env->limits.max_tickets ? env->limits.max_tickets : 8;
     s->max_errors = env->limits.max_consecutive_errors ? env->limits.max_consecutive_errors : 10;
     s->retention_ms = env->limits.retention_ms > 0 ? env->limits.retention_ms : 0;
@@ -590,7 +609,7 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
     }
     /* Route first (MSG-027): pushes for it can come from now on. */
     if (!e->in_hub) {
-        rc = mw_hub_watch(s->env->hub, t->id, s);
+        rc = mw_hub_watch(s->env->hub, t->id, &s->watcher);
         if (rc) {
             drop_live(s, e, s->cur_now, false);
             reply_store_error(s, rc == MW_ELIMIT ? MW_EUNAVAIL : rc);
@@ -785,7 +804,7 @@ static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
     }
     /* Subscribe before read (MSG-041): the route exists before the store is read. */
     if (!e->in_hub) {
-        rc = mw_hub_watch(s->env->hub, e->id, s);
+        rc = mw_hub_watch(s->env->hub, e->id, &s->watcher);
         if (rc) {
             if (s->cur_new_entry)
                 drop_live(s, e, s->cur_now, false);
@@ -962,7 +981,7 @@ void mw_session_on_close(struct mw_session *s, int64_t now_ms)
         if (e->attached)
             (void)mw_ticket_store_detach(s->env->store, e->id, now_ms);
         if (e->in_hub)
-            mw_hub_unwatch(s->env->hub, e->id, s);
+            mw_hub_unwatch(s->env->hub, e->id, &s->watcher);
         held_clear(&e->held);
         memset(e, 0, sizeof(*e));
     }

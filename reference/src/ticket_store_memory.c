@@ -1,8 +1,8 @@
 /* ticket_store_memory: the in-memory ticket store (the embedded default).
  *
- * Records live in a chained hash map by ticket id, and those with an
+ * Records live in a hash map (map.h) by ticket id, and those with an
  * idempotency key also in a second map by (player id, key); both maps are
- * intrusive (the chain links are in the record), so a record costs one
+ * intrusive (the links are in the record), so a record costs one
  * allocation plus its strings. Three intrusive FIFO lists make the sweep cost
  * proportional to what it changes: queued tickets in creation order (the ttl
  * is uniform, so that is expiry order), unwatched queued tickets in the order
@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "map.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,10 +40,10 @@
 
 struct rec {
     struct mw_ticket t; /* owns attributes_json and assigned_envelope */
-    uint64_t id_hash;
+    uint64_t id_hash;   /* computed before the record is linked */
     uint64_t idem_hash;
-    struct rec *id_next;   /* chain in the id map */
-    struct rec *idem_next; /* chain in the idempotency map (has_idem_key only) */
+    struct mw_map_node id_node;   /* in by_id */
+    struct mw_map_node idem_node; /* in by_idem (has_idem_key only) */
     /* Age list: the queued list while queued, the final list afterwards. */
     struct rec *age_prev, *age_next;
     struct rec *grace_prev, *grace_next;
@@ -58,14 +59,6 @@ struct rec {
 
 struct rec_list {
     struct rec *head, *tail;
-};
-
-enum { IDX_ID = 0, IDX_IDEM = 1 };
-
-struct index {
-    struct rec **b;
-    size_t nb; /* power of two */
-    size_t n;
 };
 
 /* ---- Deferred results ------------------------------------------------------ */
@@ -105,8 +98,8 @@ struct tsm {
     mw_random_fn rnd;
     void *rnd_ud;
 
-    struct index by_id;
-    struct index by_idem;
+    struct mw_map by_id;    /* struct rec by ticket id */
+    struct mw_map by_idem;  /* struct rec by (playerId, idempotencyKey) */
     struct rec_list queued; /* age list of queued tickets, creation order */
     struct rec_list final;  /* age list of final tickets, final_ms order */
     struct rec_list grace;  /* grace list, deadline order */
@@ -136,84 +129,16 @@ static uint64_t hash_idem(const struct tsm *s, const char *player_id, const char
     return mw_hash_pair(&s->hash_key, player_id, key);
 }
 
-static struct rec **rec_link(struct rec *r, int which)
-{
-    return which == IDX_ID ? &r->id_next : &r->idem_next;
-}
-
-static uint64_t rec_hash(const struct rec *r, int which)
-{
-    return which == IDX_ID ? r->id_hash : r->idem_hash;
-}
-
-static int index_init(struct index *ix)
-{
-    ix->b = mw_calloc(TSM_INITIAL_BUCKETS, sizeof(*ix->b));
-    if (!ix->b)
-        return MW_ENOMEM;
-    ix->nb = TSM_INITIAL_BUCKETS;
-    ix->n = 0;
-    return 0;
-}
-
-/* Doubles the bucket array when the load passes 1; a failed allocation just
- * leaves the chains longer (correct, slower). */
-static void index_maybe_grow(struct index *ix, int which)
-{
-    size_t nnb = ix->nb * 2;
-    struct rec **nb;
-
-    if (ix->n <= ix->nb || nnb > TSM_MAX_BUCKETS)
-        return;
-    nb = mw_calloc(nnb, sizeof(*nb));
-    if (!nb)
-        return;
-    for (size_t i = 0; i < ix->nb; i++) {
-        struct rec *r = ix->b[i];
-        while (r) {
-            struct rec *next = *rec_link(r, which);
-            size_t j = rec_hash(r, which) & (nnb - 1);
-            *rec_link(r, which) = nb[j];
-            nb[j] = r;
-            r = next;
-        }
-    }
-    mw_free(ix->b);
-    ix->b = nb;
-    ix->nb = nnb;
-}
-
-static void index_insert(struct index *ix, int which, struct rec *r)
-{
-    size_t j = rec_hash(r, which) & (ix->nb - 1);
-
-    *rec_link(r, which) = ix->b[j];
-    ix->b[j] = r;
-    ix->n++;
-    index_maybe_grow(ix, which);
-}
-
-static void index_remove(struct index *ix, int which, struct rec *r)
-{
-    struct rec **pp = &ix->b[rec_hash(r, which) & (ix->nb - 1)];
-
-    for (; *pp; pp = rec_link(*pp, which)) {
-        if (*pp == r) {
-            *pp = *rec_link(r, which);
-            *rec_link(r, which) = NULL;
-            ix->n--;
-            return;
-        }
-    }
-}
-
 static struct rec *find_by_id(const struct tsm *s, const char *id)
 {
     uint64_t h = hash_id(s, id);
 
-    for (struct rec *r = s->by_id.b[h & (s->by_id.nb - 1)]; r; r = r->id_next)
-        if (r->id_hash == h && strcmp(r->t.id, id) == 0)
+    for (struct mw_map_node *m = mw_map_bucket(&s->by_id, h); m; m = m->next) {
+        struct rec *r = MW_CONTAINER_OF(m, struct rec, id_node);
+
+        if (m->hash == h && strcmp(r->t.id, id) == 0)
             return r;
+    }
     return NULL;
 }
 
@@ -221,10 +146,13 @@ static struct rec *find_by_idem(const struct tsm *s, const char *player_id, cons
 {
     uint64_t h = hash_idem(s, player_id, key);
 
-    for (struct rec *r = s->by_idem.b[h & (s->by_idem.nb - 1)]; r; r = r->idem_next)
-        if (r->idem_hash == h && strcmp(r->t.player_id, player_id) == 0 &&
+    for (struct mw_map_node *m = mw_map_bucket(&s->by_idem, h); m; m = m->next) {
+        struct rec *r = MW_CONTAINER_OF(m, struct rec, idem_node);
+
+        if (m->hash == h && strcmp(r->t.player_id, player_id) == 0 &&
             strcmp(r->t.idem_key, key) == 0)
             return r;
+    }
     return NULL;
 }
 
@@ -396,6 +324,21 @@ static void op_deliver_closed(struct op *op)
         op->acb(op->ud, &ar);
 }
 
+static void rec_unlinked(struct mw_map_node *m, void *ud)
+{
+    (void)m;
+    (void)ud; /* freed with the id map */
+}
+
+static void rec_drop(struct mw_map_node *m, void *ud)
+{
+    struct rec *r = MW_CONTAINER_OF(m, struct rec, id_node);
+
+    (void)ud;
+    mw_ticket_clear(&r->t);
+    mw_free(r);
+}
+
 static void free_everything(struct tsm *s)
 {
     struct op *op;
@@ -404,17 +347,10 @@ static void free_everything(struct tsm *s)
         op_deliver_closed(op);
         op_free(op);
     }
-    for (size_t i = 0; i < s->by_id.nb; i++) {
-        struct rec *r = s->by_id.b[i];
-        while (r) {
-            struct rec *next = r->id_next;
-            mw_ticket_clear(&r->t);
-            mw_free(r);
-            r = next;
-        }
-    }
-    mw_free(s->by_id.b);
-    mw_free(s->by_idem.b);
+    mw_map_drain(&s->by_idem, rec_unlinked, NULL);
+    mw_map_drain(&s->by_id, rec_drop, NULL); /* every record is here */
+    mw_map_release(&s->by_id);
+    mw_map_release(&s->by_idem);
     mw_free(s);
 }
 
@@ -465,9 +401,9 @@ static void forget(struct tsm *s, struct rec *r)
 {
     age_remove(&s->final, r);
     grace_remove(&s->grace, r);
-    index_remove(&s->by_id, IDX_ID, r);
+    mw_map_remove(&s->by_id, &r->id_node);
     if (r->t.has_idem_key)
-        index_remove(&s->by_idem, IDX_IDEM, r);
+        mw_map_remove(&s->by_idem, &r->idem_node);
     s->counts[r->t.state]--;
     s->n_records--;
     mw_ticket_clear(&r->t);
@@ -599,9 +535,9 @@ static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
         goto out_free_ops;
 
     /* Commit: nothing below can fail. */
-    index_insert(&s->by_id, IDX_ID, r);
+    mw_map_insert(&s->by_id, &r->id_node, r->id_hash);
     if (r->t.has_idem_key)
-        index_insert(&s->by_idem, IDX_IDEM, r);
+        mw_map_insert(&s->by_idem, &r->idem_node, r->idem_hash);
     age_append(&s->queued, r);
     s->n_records++;
     s->counts[MW_TICKET_QUEUED]++;
@@ -975,9 +911,9 @@ int mw_ticket_store_memory_new(struct mw_ticket_store *out,
         mw_free(s);
         return MW_EIO;
     }
-    if (index_init(&s->by_id) != 0)
+    if (mw_map_init(&s->by_id, TSM_INITIAL_BUCKETS, TSM_MAX_BUCKETS) != 0)
         goto out_free;
-    if (index_init(&s->by_idem) != 0)
+    if (mw_map_init(&s->by_idem, TSM_INITIAL_BUCKETS, TSM_MAX_BUCKETS) != 0)
         goto out_free_id;
     s->self = out;
     out->ops = &tsm_ops;
@@ -987,7 +923,7 @@ int mw_ticket_store_memory_new(struct mw_ticket_store *out,
     return 0;
 
 out_free_id:
-    mw_free(s->by_id.b);
+    mw_map_release(&s->by_id);
 out_free:
     mw_free(s);
     return MW_ENOMEM;

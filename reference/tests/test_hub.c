@@ -1,8 +1,8 @@
 /* Tests for the hub: routing by ticket id, fan-out to every watcher, no-op
  * double watch, bound, unwatch (also mid-push), OOM.
  *
- * The hub calls mw_session_push_assigned/_ended; this test defines them over
- * its own struct mw_session (a fake), so session.o is not linked in. */
+ * The hub knows watchers only through struct mw_watcher (hub.h): the fakes
+ * here embed one, so no session is involved. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,9 +16,10 @@
 #include "alloc.h"
 #include "error.h"
 #include "hub.h"
-#include "session.h"
+#include "map.h"
 
-struct mw_session {
+struct fake {
+    struct mw_watcher w;
     int id;
     int assigned;
     int ended;
@@ -27,35 +28,41 @@ struct mw_session {
     struct mw_hub *hub;
     /* Reactions inside a push, to test mid-loop changes. */
     bool unwatch_self;
-    struct mw_session *unwatch_other;
+    struct fake *unwatch_other;
     bool watch_more;
 };
 
-void mw_session_push_assigned(struct mw_session *s, const struct mw_assigned *m)
+static void fake_assigned(struct mw_watcher *w, const struct mw_assigned *m)
 {
+    struct fake *s = MW_CONTAINER_OF(w, struct fake, w);
+
     s->assigned++;
     s->last_version = m->version;
     snprintf(s->last_ticket, sizeof(s->last_ticket), "%s", m->ticket_id);
     if (s->unwatch_self)
-        mw_hub_unwatch(s->hub, m->ticket_id, s);
+        mw_hub_unwatch(s->hub, m->ticket_id, &s->w);
     if (s->unwatch_other)
-        mw_hub_unwatch(s->hub, m->ticket_id, s->unwatch_other);
+        mw_hub_unwatch(s->hub, m->ticket_id, &s->unwatch_other->w);
     if (s->watch_more) {
         char id[16];
         for (int i = 0; i < 40; i++) { /* forces a rehash of the hub mid-push */
             snprintf(id, sizeof(id), "more-%d", i);
-            assert_int_equal(mw_hub_watch(s->hub, id, s), 0);
+            assert_int_equal(mw_hub_watch(s->hub, id, &s->w), 0);
         }
-        assert_int_equal(mw_hub_watch(s->hub, m->ticket_id, s), 0); /* still there: no-op */
+        assert_int_equal(mw_hub_watch(s->hub, m->ticket_id, &s->w), 0); /* still there: no-op */
     }
 }
 
-void mw_session_push_ended(struct mw_session *s, const struct mw_ticket *t)
+static void fake_ended(struct mw_watcher *w, const struct mw_ticket *t)
 {
+    struct fake *s = MW_CONTAINER_OF(w, struct fake, w);
+
     s->ended++;
     s->last_version = t->version;
     snprintf(s->last_ticket, sizeof(s->last_ticket), "%s", t->id);
 }
+
+static const struct mw_watcher_ops fake_ops = {.assigned = fake_assigned, .ended = fake_ended};
 
 static void push(struct mw_hub *h, const char *id, uint64_t v)
 {
@@ -67,15 +74,16 @@ static void push(struct mw_hub *h, const char *id, uint64_t v)
 static void test_route_and_fanout(void **state)
 {
     struct mw_hub *h = mw_hub_new(0);
-    struct mw_session a = {.id = 1}, b = {.id = 2}, c = {.id = 3};
+    struct fake a = {.w.ops = &fake_ops, .id = 1}, b = {.w.ops = &fake_ops, .id = 2},
+                c = {.w.ops = &fake_ops, .id = 3};
     struct mw_ticket t;
 
     (void)state;
     assert_non_null(h);
-    assert_int_equal(mw_hub_watch(h, "t1", &a), 0);
-    assert_int_equal(mw_hub_watch(h, "t1", &b), 0);
-    assert_int_equal(mw_hub_watch(h, "t1", &a), 0); /* twice: no-op */
-    assert_int_equal(mw_hub_watch(h, "t2", &c), 0);
+    assert_int_equal(mw_hub_watch(h, "t1", &a.w), 0);
+    assert_int_equal(mw_hub_watch(h, "t1", &b.w), 0);
+    assert_int_equal(mw_hub_watch(h, "t1", &a.w), 0); /* twice: no-op */
+    assert_int_equal(mw_hub_watch(h, "t2", &c.w), 0);
     assert_int_equal(mw_hub_watch_count(h), 3);
     push(h, "t1", 2);
     assert_int_equal(a.assigned, 1); /* once, not twice */
@@ -95,14 +103,14 @@ static void test_route_and_fanout(void **state)
     assert_int_equal(c.ended, 1);
     assert_int_equal(a.ended, 0);
 
-    mw_hub_unwatch(h, "t1", &a);
-    mw_hub_unwatch(h, "t1", &a); /* not watching: nothing */
-    mw_hub_unwatch(h, "zz", &a);
+    mw_hub_unwatch(h, "t1", &a.w);
+    mw_hub_unwatch(h, "t1", &a.w); /* not watching: nothing */
+    mw_hub_unwatch(h, "zz", &a.w);
     push(h, "t1", 3);
     assert_int_equal(a.assigned, 1);
     assert_int_equal(b.assigned, 2);
-    mw_hub_unwatch(h, "t1", &b);
-    mw_hub_unwatch(h, "t2", &c);
+    mw_hub_unwatch(h, "t1", &b.w);
+    mw_hub_unwatch(h, "t2", &c.w);
     assert_int_equal(mw_hub_watch_count(h), 0);
     push(h, "t1", 4);
     assert_int_equal(b.assigned, 2);
@@ -113,35 +121,36 @@ static void test_route_and_fanout(void **state)
 static void test_bound_and_args(void **state)
 {
     struct mw_hub *h = mw_hub_new(2);
-    struct mw_session a = {0}, b = {0};
+    struct fake a = {.w.ops = &fake_ops}, b = {.w.ops = &fake_ops};
     char long_id[80];
 
     (void)state;
-    assert_int_equal(mw_hub_watch(h, "t1", &a), 0);
-    assert_int_equal(mw_hub_watch(h, "t2", &a), 0);
-    assert_int_equal(mw_hub_watch(h, "t3", &b), MW_ELIMIT);
-    assert_int_equal(mw_hub_watch(h, "t1", &b), MW_ELIMIT);
-    assert_int_equal(mw_hub_watch(h, "t1", &a), 0); /* existing pair: fine at the bound */
-    mw_hub_unwatch(h, "t2", &a);
-    assert_int_equal(mw_hub_watch(h, "t3", &b), 0);
+    assert_int_equal(mw_hub_watch(h, "t1", &a.w), 0);
+    assert_int_equal(mw_hub_watch(h, "t2", &a.w), 0);
+    assert_int_equal(mw_hub_watch(h, "t3", &b.w), MW_ELIMIT);
+    assert_int_equal(mw_hub_watch(h, "t1", &b.w), MW_ELIMIT);
+    assert_int_equal(mw_hub_watch(h, "t1", &a.w), 0); /* existing pair: fine at the bound */
+    mw_hub_unwatch(h, "t2", &a.w);
+    assert_int_equal(mw_hub_watch(h, "t3", &b.w), 0);
     memset(long_id, 'x', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
-    assert_int_equal(mw_hub_watch(h, long_id, &b), MW_EINVAL);
-    assert_int_equal(mw_hub_watch(h, "", &b), MW_EINVAL);
-    assert_int_equal(mw_hub_watch(h, NULL, &b), MW_EINVAL);
+    assert_int_equal(mw_hub_watch(h, long_id, &b.w), MW_EINVAL);
+    assert_int_equal(mw_hub_watch(h, "", &b.w), MW_EINVAL);
+    assert_int_equal(mw_hub_watch(h, NULL, &b.w), MW_EINVAL);
     mw_hub_free(h);
 }
 
 static void test_unwatch_during_push(void **state)
 {
     struct mw_hub *h = mw_hub_new(0);
-    struct mw_session s[4];
+    struct fake s[4];
 
     (void)state;
     memset(s, 0, sizeof(s));
     for (int i = 0; i < 4; i++) {
+        s[i].w.ops = &fake_ops;
         s[i].hub = h;
-        assert_int_equal(mw_hub_watch(h, "t", &s[i]), 0);
+        assert_int_equal(mw_hub_watch(h, "t", &s[i].w), 0);
     }
     /* s0 unwatches itself, s1 unwatches s2 (not yet pushed: skipped), s3 watches more. */
     s[0].unwatch_self = true;
@@ -174,7 +183,7 @@ static void test_unwatch_during_push(void **state)
 static void test_many_and_oom(void **state)
 {
     struct mw_hub *h;
-    struct mw_session s = {0};
+    struct fake s = {.w.ops = &fake_ops};
     char id[32];
     long k;
     int rc;
@@ -188,14 +197,14 @@ static void test_many_and_oom(void **state)
     h = mw_hub_new(0);
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "ticket-%d", i);
-        assert_int_equal(mw_hub_watch(h, id, &s), 0);
+        assert_int_equal(mw_hub_watch(h, id, &s.w), 0);
     }
     assert_int_equal(mw_hub_watch_count(h), 1000);
     push(h, "ticket-777", 2);
     assert_int_equal(s.assigned, 1);
     for (k = 0;; k++) {
         mw_alloc_fail_after(k);
-        rc = mw_hub_watch(h, "fresh", &s);
+        rc = mw_hub_watch(h, "fresh", &s.w);
         mw_alloc_fail_reset();
         if (rc == 0)
             break;
@@ -210,24 +219,24 @@ static void test_many_and_oom(void **state)
     {
         /* The second watcher fits in the entry; the third needs an array,
          * whose allocation failure changes nothing. */
-        struct mw_session s2 = {0}, s3 = {0};
+        struct fake s2 = {.w.ops = &fake_ops}, s3 = {.w.ops = &fake_ops};
 
         mw_alloc_fail_after(0);
-        assert_int_equal(mw_hub_watch(h, "fresh", &s2), 0);
-        assert_int_equal(mw_hub_watch(h, "fresh", &s3), MW_ENOMEM);
+        assert_int_equal(mw_hub_watch(h, "fresh", &s2.w), 0);
+        assert_int_equal(mw_hub_watch(h, "fresh", &s3.w), MW_ENOMEM);
         mw_alloc_fail_reset();
         assert_int_equal(mw_hub_watch_count(h), 1002);
-        assert_int_equal(mw_hub_watch(h, "fresh", &s3), 0);
+        assert_int_equal(mw_hub_watch(h, "fresh", &s3.w), 0);
         push(h, "fresh", 3);
         assert_int_equal(s.assigned, 3);
         assert_int_equal(s2.assigned, 1);
         assert_int_equal(s3.assigned, 1);
-        mw_hub_unwatch(h, "fresh", &s2);
-        mw_hub_unwatch(h, "fresh", &s3);
+        mw_hub_unwatch(h, "fresh", &s2.w);
+        mw_hub_unwatch(h, "fresh", &s3.w);
     }
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "ticket-%d", i);
-        mw_hub_unwatch(h, id, &s);
+        mw_hub_unwatch(h, id, &s.w);
     }
     assert_int_equal(mw_hub_watch_count(h), 1);
     mw_hub_free(h);
@@ -246,17 +255,17 @@ static void count_visit(void *ud, const char *ticket_id)
 static void test_foreach_ticket(void **state)
 {
     struct mw_hub *h = mw_hub_new(0);
-    struct mw_session x = {.id = 1}, y = {.id = 2};
+    struct fake x = {.w.ops = &fake_ops, .id = 1}, y = {.w.ops = &fake_ops, .id = 2};
     char seen[3] = {0};
 
     (void)state;
     assert_non_null(h);
     assert_int_equal(mw_hub_foreach_ticket(h, count_visit, seen), 0);
-    assert_int_equal(mw_hub_watch(h, "a", &x), 0);
-    assert_int_equal(mw_hub_watch(h, "a", &y), 0);
-    assert_int_equal(mw_hub_watch(h, "b", &x), 0);
-    assert_int_equal(mw_hub_watch(h, "c", &y), 0);
-    mw_hub_unwatch(h, "c", &y);
+    assert_int_equal(mw_hub_watch(h, "a", &x.w), 0);
+    assert_int_equal(mw_hub_watch(h, "a", &y.w), 0);
+    assert_int_equal(mw_hub_watch(h, "b", &x.w), 0);
+    assert_int_equal(mw_hub_watch(h, "c", &y.w), 0);
+    mw_hub_unwatch(h, "c", &y.w);
     assert_int_equal(mw_hub_foreach_ticket(h, count_visit, seen), 2);
     assert_int_equal(seen[0], 1);
     assert_int_equal(seen[1], 1);
@@ -271,19 +280,19 @@ static void test_keyed(void **state)
 {
     const struct mw_hash_key key = {.k0 = 7, .k1 = 11};
     struct mw_hub *h = mw_hub_new_keyed(0, &key);
-    struct mw_session x = {.id = 1};
+    struct fake x = {.w.ops = &fake_ops, .id = 1};
     char seen[3] = {0}, id[16];
 
     (void)state;
     assert_non_null(h);
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "t%d", i);
-        assert_int_equal(mw_hub_watch(h, id, &x), 0);
+        assert_int_equal(mw_hub_watch(h, id, &x.w), 0);
     }
     assert_int_equal(mw_hub_watch_count(h), 1000);
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "t%d", i);
-        mw_hub_unwatch(h, id, &x);
+        mw_hub_unwatch(h, id, &x.w);
     }
     assert_int_equal(mw_hub_watch_count(h), 0);
     assert_int_equal(mw_hub_foreach_ticket(h, count_visit, seen), 0);
