@@ -1,7 +1,21 @@
 /* redis_conn: one hiredis async connection on the server's libev loop that
  * connects, authenticates, selects its db and reconnects by itself
  * (redis_conn.h). Owners send their commands on mw_redis_conn_ctx() while it
- * is ready and learn of (re)connects and losses through two callbacks. */
+ * is ready and learn of (re)connects and losses through two callbacks.
+ *
+ * Command timeout (spec/channel.md CHN-104, CHN-105): owners send on the
+ * hiredis context directly, so the bound is kept here without wrapping any
+ * command. Two hooks on hiredis' libev adapter see every command queued
+ * (addWrite) and every read; `wait_since` is when the connection started
+ * waiting for Redis (a command queued while nothing was pending) or last
+ * heard from it while something still is. One ev_timer per connection ticks
+ * at a tenth of the timeout: waiting for longer than the timeout resets the
+ * connection (every pending callback gets a NULL reply, which owners answer
+ * as unavailable); a connection quiet for half of it is probed. Replies come
+ * in order, so "Redis sent nothing for T while a command waits" bounds every
+ * command's wait by T as long as Redis is stalled, and never cuts off a
+ * busy Redis that is still answering. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "redis_conn.h"
 
 #include <ev.h>
@@ -10,6 +24,7 @@
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -21,6 +36,11 @@
  * retried: hiredis 0.14 has no async connect timeout of its own, and a
  * blackholed address would otherwise leave us waiting for the kernel. */
 #define HANDSHAKE_TIMEOUT_S 5.0
+/* The watchdog ticks at timeout / TICK_DIVISOR, within these bounds. */
+#define TICK_DIVISOR 10
+#define TICK_MIN_S   0.005
+#define TICK_MAX_S   0.2
+#define HEARTBEAT    "mw:heartbeat" /* channel a subscribed connection probes with */
 
 enum conn_state {
     ST_WAIT = 0,   /* backoff timer armed (or about to be) */
@@ -41,9 +61,13 @@ struct mw_redis_conn {
     redisAsyncContext *ac; /* current context, NULL in ST_WAIT */
     enum conn_state state;
     ev_timer retry;   /* backoff before the next connect */
-    ev_timer timeout; /* bound on connect + handshake */
+    ev_timer timeout; /* bound on connect + handshake; once ready, the watchdog tick */
     int64_t backoff_ms;
     int handshake_errors; /* error replies seen during this handshake */
+    double wait_since;    /* monotonic s: waiting for Redis since (0: nothing pending) */
+    double last_read;     /* monotonic s: last read event or probe sent */
+    uint64_t timeouts;
+    char heartbeat[sizeof(((struct mw_redis_opts *)0)->prefix) + sizeof(HEARTBEAT)];
     char err[512];
 };
 
@@ -61,6 +85,26 @@ static void set_error(struct mw_redis_conn *c, const char *what, const char *det
 }
 
 static void start_connect(struct mw_redis_conn *c);
+
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double timeout_s(const struct mw_redis_conn *c)
+{
+    return (double)c->opts.timeout_ms / 1000.0;
+}
+
+/* Whether a command on ac still waits for its reply. SUBSCRIBE commands
+ * are not on these lists: their confirmation clears wait_since on read. */
+static bool awaiting_reply(const redisAsyncContext *ac)
+{
+    return ac->replies.head != NULL || ac->sub.invalid.head != NULL;
+}
 
 /* Arms the backoff timer with the current delay and doubles it (capped). */
 static void schedule_retry(struct mw_redis_conn *c)
@@ -80,11 +124,10 @@ static void schedule_retry(struct mw_redis_conn *c)
 
 /* The connection went away (error, EOF, timeout). Called at most once per
  * context; ac is already being freed by hiredis or by us. */
-static void connection_down(struct mw_redis_conn *c)
+static void connection_down(struct mw_redis_conn *c, bool was_ready)
 {
-    bool was_ready = c->state == ST_READY;
-
     c->ac = NULL;
+    c->wait_since = 0;
     if (c->state != ST_CLOSING)
         c->state = ST_WAIT;
     if (was_ready) {
@@ -107,7 +150,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (!(c->state == ST_HANDSHAKE && c->handshake_errors))
         set_error(c, "connection lost", ac->errstr[0] ? ac->errstr : "closed");
     (void)status;
-    connection_down(c);
+    connection_down(c, c->state == ST_READY);
 }
 
 /* One reply of the handshake pipeline (AUTH, SELECT, PING). privdata names
@@ -144,6 +187,15 @@ static void on_handshake_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
     ev_timer_stop(c->loop, &c->timeout);
     c->state = ST_READY;
+    /* From now on the timer is the watchdog (CHN-104). */
+    {
+        double tick = timeout_s(c) / TICK_DIVISOR;
+
+        tick = tick < TICK_MIN_S ? TICK_MIN_S : tick > TICK_MAX_S ? TICK_MAX_S : tick;
+        ev_timer_set(&c->timeout, tick, tick);
+        ev_timer_start(c->loop, &c->timeout);
+    }
+    c->last_read = mono_s();
     c->backoff_ms = c->opts.backoff_min_ms;
     c->err[0] = '\0';
     mw_log(MW_LOG_NOTICE, "redis %s:%u (%s): ready", c->opts.host, (unsigned)c->opts.port, c->name);
@@ -165,7 +217,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
         /* hiredis frees the context after this callback and does not call
          * on_disconnect (it never was connected). */
         set_error(c, "connect failed", cac->errstr[0] ? cac->errstr : "error");
-        connection_down(c);
+        connection_down(c, false);
         return;
     }
     c->state = ST_HANDSHAKE;
@@ -199,20 +251,107 @@ static void on_retry_timer(struct ev_loop *loop, ev_timer *w, int revents)
     start_connect(c);
 }
 
+static void on_probe_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    /* Its bytes were the point (the read hook saw them). */
+    (void)ac;
+    (void)r;
+    (void)privdata;
+}
+
+/* A ready connection quiet for half the timeout: ask Redis for a reply.
+ * PING; once subscribed (where hiredis would never hand a PING reply back,
+ * RESP2 answers it as a pub/sub array), SUBSCRIBE of the heartbeat channel,
+ * which Redis confirms and hiredis routes to on_probe_reply (repeating it
+ * replaces the entry: nothing accumulates). */
+static void send_probe(struct mw_redis_conn *c, double now)
+{
+    redisAsyncContext *ac = c->ac;
+
+    c->last_read = now;
+    if (ac->c.flags & REDIS_SUBSCRIBED)
+        (void)redisAsyncCommand(ac, on_probe_reply, NULL, "SUBSCRIBE %s", c->heartbeat);
+    else
+        (void)redisAsyncCommand(ac, on_probe_reply, NULL, "PING");
+}
+
+/* Redis did not answer within the timeout: fail everything pending and
+ * reconnect (CHN-104). The state leaves ST_READY first, so the NULL-reply
+ * callbacks see the connection as down. */
+static void reset_stalled(struct mw_redis_conn *c, double waited_s)
+{
+    redisAsyncContext *ac = c->ac;
+    char detail[96];
+
+    snprintf(detail, sizeof(detail), "no reply for %.0f ms (timeout %lld ms)", waited_s * 1000.0,
+             (long long)c->opts.timeout_ms);
+    set_error(c, "command timed out", detail);
+    c->timeouts++;
+    ev_timer_stop(c->loop, &c->timeout);
+    c->ac = NULL;
+    c->state = ST_WAIT;
+    redisAsyncFree(ac); /* pending callbacks: NULL replies; on_disconnect ignores ac */
+    connection_down(c, true);
+}
+
 static void on_timeout_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct mw_redis_conn *c = w->data;
     redisAsyncContext *ac = c->ac;
+    double now;
 
     (void)loop;
     (void)revents;
-    if (!ac || (c->state != ST_CONNECTING && c->state != ST_HANDSHAKE))
+    if (!ac)
+        return;
+    if (c->state == ST_READY) {
+        now = mono_s();
+        if (c->wait_since > 0 && now - c->wait_since >= timeout_s(c))
+            reset_stalled(c, now - c->wait_since);
+        else if (c->wait_since == 0 && now - c->last_read >= timeout_s(c) / 2)
+            send_probe(c, now);
+        return;
+    }
+    if (c->state != ST_CONNECTING && c->state != ST_HANDSHAKE)
         return;
     set_error(c, c->state == ST_CONNECTING ? "connect" : "handshake", "timed out");
     /* Detach first so the callbacks hiredis runs while freeing ignore it. */
     c->ac = NULL;
     redisAsyncFree(ac);
-    connection_down(c);
+    connection_down(c, false);
+}
+
+/* ---- Hooks on hiredis' libev adapter (the command timeout's clock) ------- */
+
+/* Every command queued on the context arms the write watcher through here. */
+static void hook_add_write(void *privdata)
+{
+    redisLibevEvents *e = privdata;
+    struct mw_redis_conn *c = e->context->data;
+
+    if (c && c->ac == e->context && c->wait_since == 0)
+        c->wait_since = mono_s();
+    redisLibevAddWrite(privdata);
+}
+
+/* Replaces the adapter's read callback: Redis sent something, so whatever
+ * still waits waits from now; nothing left waiting clears the clock. The
+ * context may be freed inside redisAsyncHandleRead (c->ac is cleared first,
+ * by on_disconnect), and c itself never is (mw_redis_conn_free is not
+ * allowed from our callbacks). */
+static void hook_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    redisLibevEvents *e = w->data;
+    redisAsyncContext *ac = e->context;
+    struct mw_redis_conn *c = ac->data;
+
+    (void)loop;
+    (void)revents;
+    if (c && c->ac == ac)
+        c->wait_since = c->last_read = mono_s();
+    redisAsyncHandleRead(ac);
+    if (c && c->ac == ac && !awaiting_reply(ac))
+        c->wait_since = 0;
 }
 
 /* ---- Connect ------------------------------------------------------------- */
@@ -247,6 +386,13 @@ static void start_connect(struct mw_redis_conn *c)
         schedule_retry(c);
         return;
     }
+    {
+        redisLibevEvents *e = ac->ev.data;
+
+        ev_set_cb(&e->rev, hook_read);
+        ac->ev.addWrite = hook_add_write;
+    }
+    c->wait_since = 0;
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     redisAsyncSetConnectCallback(ac, on_connect);
     ev_timer_set(&c->timeout, HANDSHAKE_TIMEOUT_S, 0.0);
@@ -277,6 +423,11 @@ struct mw_redis_conn *mw_redis_conn_new(struct ev_loop *loop, const struct mw_re
         c->opts.backoff_max_ms = BACKOFF_MAX_DEFAULT_MS;
     if (c->opts.backoff_max_ms < c->opts.backoff_min_ms)
         c->opts.backoff_max_ms = c->opts.backoff_min_ms;
+    if (c->opts.timeout_ms <= 0)
+        c->opts.timeout_ms = MW_REDIS_TIMEOUT_DEFAULT_MS;
+    if (c->opts.timeout_ms < MW_REDIS_TIMEOUT_MIN_MS)
+        c->opts.timeout_ms = MW_REDIS_TIMEOUT_MIN_MS;
+    snprintf(c->heartbeat, sizeof(c->heartbeat), "%s%s", c->opts.prefix, HEARTBEAT);
     snprintf(c->name, sizeof(c->name), "%s", name ? name : "conn");
     c->ready_cb = ready;
     c->lost_cb = lost;
@@ -321,12 +472,27 @@ struct redisAsyncContext *mw_redis_conn_ctx(struct mw_redis_conn *c)
 
 bool mw_redis_conn_ready(const struct mw_redis_conn *c)
 {
-    return c && c->state == ST_READY;
+    if (!c || c->state != ST_READY)
+        return false;
+    /* Stalled but not reset yet (the watchdog's next tick does it). */
+    return !(c->wait_since > 0 && mono_s() - c->wait_since >= timeout_s(c));
+}
+
+int64_t mw_redis_conn_timeout_ms(const struct mw_redis_conn *c)
+{
+    return c ? c->opts.timeout_ms : MW_REDIS_TIMEOUT_DEFAULT_MS;
+}
+
+uint64_t mw_redis_conn_timeouts(const struct mw_redis_conn *c)
+{
+    return c ? c->timeouts : 0;
 }
 
 const char *mw_redis_conn_error(const struct mw_redis_conn *c)
 {
     if (!c)
         return "no connection";
-    return c->state == ST_READY ? "" : c->err;
+    if (c->state != ST_READY)
+        return c->err;
+    return mw_redis_conn_ready(c) ? "" : "redis: a command waits longer than the timeout";
 }
