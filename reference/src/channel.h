@@ -13,6 +13,7 @@
 #ifndef MW_CHANNEL_H
 #define MW_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,11 @@ struct mw_assigned {
     size_t envelope_len;
     uint64_t version;    /* envelope's data.version */
     int64_t assigned_ms; /* envelope's data.assignment.assignedAt (unix ms) */
+    /* A re-read of the store (CHN-023), not a first delivery: the
+     * assign-to-write histogram takes no sample from it. assigned_ms is the
+     * real assignedAt all the same (a session remembers the delivery by
+     * it, MSG-072). */
+    bool recovery;
 };
 
 /* Subscriber callback: msg borrowed for the duration of the call. */

@@ -6,7 +6,10 @@
  * all local subscribers. Every SUBSCRIBE confirmation (the first one and each
  * one after a reconnect) fires on_resubscribed, so the owner re-reads its
  * watched tickets (CHN-023): pub/sub is at most once, the store is the
- * truth. */
+ * truth. A frozen Redis is found on the subscriber connection too, though it
+ * waits for no reply: redis_conn probes a quiet subscribed connection and
+ * resets it when Redis does not answer in time (CHN-104, CHN-105); the
+ * reconnect subscribes again and fires on_resubscribed. */
 #include "channel_redis.h"
 
 #include <ev.h>

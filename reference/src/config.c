@@ -24,6 +24,7 @@ void mw_config_defaults(struct mw_config *cfg)
     snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
     cfg->redis_port = 6379;
     cfg->redis_db = 0;
+    cfg->redis_timeout_ms = 2000;
     cfg->worker.mm.match_size = 2;
     cfg->worker.mm.n_overrides = 0;
     cfg->worker.mm.max_waiting = 0; /* the matchmaker's default bound */
@@ -59,6 +60,8 @@ const char *mw_config_usage(void)
            "                              (redis://127.0.0.1:6379/0; user: only 'default')\n"
            "  --redis-prefix PREFIX       prepended to every Redis key and the channel name "
            "(\"\")\n"
+           "  --redis-timeout MS          a Redis command unanswered this long fails as\n"
+           "                              unavailable; the connection is reset (2000)\n"
            "  --match-size N              players per match, 1..16 (2)\n"
            "  --queue-size QUEUE=N        match size for one queue, repeatable (at most 32)\n"
            "  --game-servers H:P,...      game servers handed out round-robin, 1..64\n"
@@ -330,6 +333,7 @@ enum opt_id {
     O_ROLE,
     O_REDIS,
     O_REDIS_PREFIX,
+    O_REDIS_TIMEOUT,
     O_MATCH_SIZE,
     O_QUEUE_SIZE,
     O_GAME_SERVERS,
@@ -354,6 +358,7 @@ static const char *const opt_names[O__COUNT] = {
     [O_ROLE] = "role",
     [O_REDIS] = "redis",
     [O_REDIS_PREFIX] = "redis-prefix",
+    [O_REDIS_TIMEOUT] = "redis-timeout",
     [O_MATCH_SIZE] = "match-size",
     [O_QUEUE_SIZE] = "queue-size",
     [O_GAME_SERVERS] = "game-servers",
@@ -434,6 +439,11 @@ static int apply_flag(struct mw_config *cfg, enum opt_id o, const char *v, char 
         memcpy(cfg->redis_prefix, v, n + 1);
         break;
     }
+    case O_REDIS_TIMEOUT:
+        rc = uint_flag(name, v, 50, 600000, &u, err, err_len);
+        if (!rc)
+            cfg->redis_timeout_ms = (int64_t)u;
+        break;
     case O_MATCH_SIZE:
         rc = uint_flag(name, v, 1, MW_MATCH_SIZE_MAX, &u, err, err_len);
         if (!rc)

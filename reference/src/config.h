@@ -25,6 +25,8 @@ struct mw_config {
     char redis_password[256];
     int redis_db;
     char redis_prefix[64]; /* --redis-prefix (""): prepended to keys and the channel name */
+    /* --redis-timeout MS (2000): a Redis command's bound, spec/channel.md CHN-104 */
+    int64_t redis_timeout_ms;
     struct mw_worker_config worker;  /* --match-size N, --queue-size q=N, --game-servers */
     int64_t ticket_ttl_ms;           /* --ticket-ttl SECONDS (600) */
     int64_t assigned_ttl_ms;         /* --assigned-ttl SECONDS (600) */

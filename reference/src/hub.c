@@ -238,6 +238,26 @@ void mw_hub_on_ended(void *hub, const struct mw_ticket *t)
     entry_end_iteration(h, e);
 }
 
+void mw_hub_on_reread(void *hub, const struct mw_ticket *t)
+{
+    if (!hub || !t)
+        return;
+    if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope) {
+        struct mw_assigned a = {
+            .ticket_id = t->id,
+            .envelope = t->assigned_envelope,
+            .envelope_len = t->assigned_envelope_len,
+            .version = t->version,
+            .assigned_ms = t->ended_ms,
+            .recovery = true,
+        };
+
+        mw_hub_on_assigned(hub, &a);
+    } else if (t->state == MW_TICKET_CANCELLED || t->state == MW_TICKET_EXPIRED) {
+        mw_hub_on_ended(hub, t);
+    }
+}
+
 size_t mw_hub_watch_count(const struct mw_hub *h)
 {
     return h ? h->n_watches : 0;

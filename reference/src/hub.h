@@ -56,6 +56,13 @@ void mw_hub_on_assigned(void *hub, const struct mw_assigned *msg);
  * store's on_ended hook with ud = the hub. */
 void mw_hub_on_ended(void *hub, const struct mw_ticket *t);
 
+/* A watched ticket read again from the store after the channel's
+ * subscription was down (CHN-023): pushed to its watchers as the recovery it
+ * is (assigned: its stored envelope with its real assignedAt, no latency
+ * sample; cancelled or expired: as mw_hub_on_ended), nothing for a queued
+ * ticket. t borrowed. */
+void mw_hub_on_reread(void *hub, const struct mw_ticket *t);
+
 size_t mw_hub_watch_count(const struct mw_hub *h);
 
 /* Calls fn(ud, ticket_id) once per watched ticket (ticket_id borrowed for

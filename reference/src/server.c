@@ -142,6 +142,9 @@ static void server_sweep_cb(struct ev_loop *ev, ev_timer *w, int revents)
     rc = mw_ticket_store_sweep(&s->store, mw_loop_now_ms());
     if (rc < 0 && rc != MW_EUNAVAIL)
         mw_log(MW_LOG_WARN, "server: sweep failed: %s", mw_strerror(rc));
+    /* Matches the store could not take wait for it to be ready (CHN-106). */
+    if (s->worker)
+        (void)mw_worker_retry(s->worker, mw_loop_now_ms());
 }
 
 static void server_shutdown_cb(struct ev_loop *ev, ev_timer *w, int revents)
@@ -177,6 +180,7 @@ static void server_redis_opts(const struct mw_config *cfg, struct mw_redis_opts 
     snprintf(o->password, sizeof(o->password), "%s", cfg->redis_password);
     o->db = cfg->redis_db;
     snprintf(o->prefix, sizeof(o->prefix), "%s", cfg->redis_prefix);
+    o->timeout_ms = cfg->redis_timeout_ms; /* CHN-104 */
 }
 #endif
 
@@ -193,18 +197,7 @@ static void server_reread_done(void *ud, int status, const struct mw_ticket *t)
 
     if (status || !t || !s->hub)
         return;
-    if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope) {
-        struct mw_assigned a = {
-            .ticket_id = t->id,
-            .envelope = t->assigned_envelope,
-            .envelope_len = t->assigned_envelope_len,
-            .version = t->version,
-            .assigned_ms = 0, /* a recovery, not a first delivery: no latency sample */
-        };
-        mw_hub_on_assigned(s->hub, &a);
-    } else if (t->state == MW_TICKET_CANCELLED || t->state == MW_TICKET_EXPIRED) {
-        mw_hub_on_ended(s->hub, t);
-    }
+    mw_hub_on_reread(s->hub, t);
 }
 
 static void server_reread_one(void *ud, const char *ticket_id)

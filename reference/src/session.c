@@ -38,6 +38,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "invariant.h"
 #include "log.h"
 #include "map.h"
 #include "messages.h"
@@ -62,6 +63,7 @@ struct held {
     enum mw_ticket_state state; /* when ended */
     uint64_t version;
     int64_t assigned_ms;
+    bool recovery;  /* the push was a re-read (struct mw_assigned) */
     char *envelope; /* match.assigned text (owned) */
     size_t envelope_len;
 };
@@ -381,22 +383,27 @@ static void count_dedupe(struct mw_session *s)
         s->env->metrics->pushes_deduped++;
 }
 
-/* The one path by which a match.assigned reaches the client. */
+/* The one path by which a match.assigned reaches the client. final_ms is
+ * when the ticket became final (its assignedAt), by which the delivery is
+ * remembered until the store forgets the ticket (MSG-072, MSG-076); sample:
+ * a first delivery, whose write time the latency histogram takes (not a
+ * re-read of the store). No clock is read here: a push comes with its own
+ * times, never with the time of this connection's last request. */
 static void deliver_assigned(struct mw_session *s, struct entry *e, const char *env, size_t len,
-                             uint64_t version, int64_t assigned_ms)
+                             uint64_t version, int64_t final_ms, bool sample)
 {
+    /* Every store and channel payload says when (ticket.h, channel.h). */
+    MW_ASSERT(final_ms > 0);
     if (version <= e->sent_version) {
         count_dedupe(s);
     } else {
-        send_text(s, env, len, assigned_ms);
+        send_text(s, env, len, sample ? final_ms : 0);
         e->sent_version = version;
-        /* assigned_ms (when known) is when the ticket became final; the
-         * request's time bounds it otherwise (margin: see above). */
-        record_delivered(s, e->id, version, assigned_ms > s->cur_now ? assigned_ms : s->cur_now);
+        record_delivered(s, e->id, version, final_ms);
         if (s->env->metrics)
             s->env->metrics->pushes_total++;
     }
-    drop_live(s, e, s->cur_now, true); /* assigned is final either way */
+    drop_live(s, e, 0, true); /* assigned is final either way: no detach, no time */
 }
 
 static void deliver_ended(struct mw_session *s, struct entry *e, const struct mw_ticket *t);
@@ -438,7 +445,7 @@ static void release_held(struct mw_session *s, struct entry *e)
     if (h.present && h.ended)
         deliver_held_ended(s, e, &h);
     else if (h.present)
-        deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms);
+        deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms, !h.recovery);
     held_clear(&h);
 }
 
@@ -451,7 +458,8 @@ static void after_read(struct mw_session *s, struct entry *e, const struct mw_ti
     memset(&e->held, 0, sizeof(e->held));
     e->watch_pending = false;
     if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope) {
-        deliver_assigned(s, e, t->assigned_envelope, t->assigned_envelope_len, t->version, 0);
+        deliver_assigned(s, e, t->assigned_envelope, t->assigned_envelope_len, t->version,
+                         t->ended_ms, false);
     } else if (t->state != MW_TICKET_QUEUED) {
         /* Expired/cancelled: the reply said so; no push follows (MSG-042). */
         if (t->version > e->sent_version)
@@ -462,7 +470,8 @@ static void after_read(struct mw_session *s, struct entry *e, const struct mw_ti
         if (h.ended)
             deliver_held_ended(s, e, &h);
         else
-            deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms);
+            deliver_assigned(s, e, h.envelope, h.envelope_len, h.version, h.assigned_ms,
+                             !h.recovery);
     } else if (h.present) {
         count_dedupe(s); /* the read already made it final */
     }
@@ -563,7 +572,7 @@ static void on_reread(void *ud, int status, const struct mw_ticket *t)
         if (e && !e->watch_pending) {
             if (t->state == MW_TICKET_ASSIGNED && t->assigned_envelope)
                 deliver_assigned(s, e, t->assigned_envelope, t->assigned_envelope_len, t->version,
-                                 0);
+                                 t->ended_ms, false);
             else
                 deliver_ended(s, e, t);
         }
@@ -897,6 +906,8 @@ static void process_one(struct mw_session *s, const char *data, size_t len, bool
         do_cancel(s, &m);
         break;
     case MW_MSG_PING:
+        /* Answered in order like any request, so behind one that waits on
+         * the store, for at most the store's timeout (MSG-013, MSG-126). */
         mw_buf_reset(s->out);
         if (mw_msg_encode_pong(s->out, cur_id(s)) == 0)
             reply_ok(s);
@@ -932,13 +943,19 @@ void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64
         return;
     if (s->env->metrics)
         s->env->metrics->messages_in++;
-    if (s->q_n >= SESSION_QUEUE_MAX_MSGS || s->q_bytes + len > SESSION_QUEUE_MAX_BYTES) {
-        /* Requests pile up faster than the store answers: rate abuse. */
-        ask_close(s, MW_CLOSE_POLICY, "too many pending requests");
-        return;
-    }
     /* The rate verdict is taken on arrival (MSG-095). */
     rate_limited = !mw_ratelimit_allow(&s->rate, now_ms);
+    if (s->q_n >= SESSION_QUEUE_MAX_MSGS || s->q_bytes + len > SESSION_QUEUE_MAX_BYTES) {
+        /* The queue only grows while a request waits on the store. Over
+         * the message rate: abuse, 1008. Within it: the store is slow
+         * (a stalled backend), which is no fault of the client: 1013,
+         * retryable (MSG-127). */
+        if (rate_limited)
+            ask_close(s, MW_CLOSE_POLICY, "too many pending requests");
+        else
+            ask_close(s, MW_CLOSE_TRY_AGAIN, "backend slow, try again later");
+        return;
+    }
     if (!s->busy && !s->q_head) {
         /* Nothing waits before it: handled at once from the edge's buffer,
          * with no copy (the common case: a request is answered before the
@@ -1018,11 +1035,12 @@ void mw_session_push_assigned(struct mw_session *s, const struct mw_assigned *m)
         h->present = true;
         h->version = m->version;
         h->assigned_ms = m->assigned_ms;
+        h->recovery = m->recovery;
         h->envelope = copy;
         h->envelope_len = m->envelope_len;
         return;
     }
-    deliver_assigned(s, e, m->envelope, m->envelope_len, m->version, m->assigned_ms);
+    deliver_assigned(s, e, m->envelope, m->envelope_len, m->version, m->assigned_ms, !m->recovery);
 }
 
 void mw_session_push_ended(struct mw_session *s, const struct mw_ticket *t)

@@ -54,6 +54,8 @@ struct mw_ticket {
     uint64_t version;      /* 1 at creation; +1 on every state change */
     int64_t created_ms;    /* unix ms */
     int64_t expires_ms;    /* unix ms: when a queued ticket expires (expiresAt) */
+    int64_t ended_ms;      /* unix ms: when it became final (assigned: the match's
+                            * assignedAt); 0 while queued or when the store did not say */
     char *attributes_json; /* owned by the ticket; NULL when none */
     /* When state == ASSIGNED: the exact match.assigned envelope (canonical
      * JSON text) this ticket's watchers receive. Owned by the ticket. */

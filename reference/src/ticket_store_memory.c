@@ -391,6 +391,7 @@ static void make_final(struct tsm *s, struct rec *r, enum mw_ticket_state st, in
     s->counts[r->t.state]--;
     s->counts[st]++;
     r->t.state = st;
+    r->t.ended_ms = now_ms;
     age_remove(&s->queued, r);
     grace_remove(&s->grace, r);
     r->final_ms = now_ms;

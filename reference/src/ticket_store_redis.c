@@ -510,6 +510,8 @@ static int ticket_from_fields(struct mw_ticket *t, redisReply *const *el, size_t
             t->created_ms = reply_int(v, &ok);
         } else if (str_is(f, "expiresAt")) {
             t->expires_ms = reply_int(v, &ok);
+        } else if (str_is(f, "endedAt")) {
+            t->ended_ms = reply_int(v, &ok);
         } else if (str_is(f, "attributes") && !t->attributes_json) {
             t->attributes_json = mw_strndup(v->str, v->len);
             if (!t->attributes_json)
@@ -1034,6 +1036,8 @@ static void owed_flush(struct tsr *s)
 
     while (ac && i < s->n_owed && detach_send(s, ac, s->owed[i], loop_ms(s)) == 0)
         i++;
+    if (i == 0)
+        return; /* also: owed may be NULL, and memmove(NULL, ...) is undefined */
     memmove(s->owed, s->owed + i, (s->n_owed - i) * sizeof(*s->owed));
     s->n_owed -= i;
 }

@@ -7,9 +7,20 @@
  * worker keeps its commits on a list so that whichever goes first, store or
  * worker, nobody touches freed memory: a store destroyed first calls back
  * with MW_ECLOSED; a worker freed first orphans its commits, which the store
- * later frees in the callback. A group whose assign call fails at once is
- * parked and requeued on the next feed event or callback (a later loop turn),
- * never from inside the matchmaker's callback, which would spin.
+ * later frees in the callback.
+ *
+ * A group whose commit fails for want of the store (the assign call
+ * refuses it, or its callback says unavailable: Redis down or stalled) is
+ * parked, never requeued at once: the matchmaker would form the same match
+ * and the store fail it again, a loop with no end while Redis is down
+ * (issue 11). Parked groups go back to the matchmaker only when the store
+ * says it is ready AND a not-before time has passed, which doubles with
+ * every failure in a row (WORKER_RETRY_MIN_MS to WORKER_RETRY_MAX_MS) and
+ * resets on a commit that succeeds (spec/channel.md CHN-106). The check
+ * runs on feed events, assign callbacks and mw_worker_retry(), which the
+ * server calls from a timer (the worker has no clock of its own). Nothing
+ * is dropped: the compare-and-set makes a retried group safe even when its
+ * tickets also came back through the feed's rebuild.
  *
  * A commit is sized for MW_MATCH_SIZE_MAX players (struct mw_match is), but
  * only the first n players' fields are written: nothing is zeroed (a calloc
@@ -28,7 +39,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define WORKER_MAX_PARKED 64
+/* Backoff between retries of parked groups (CHN-106). */
+#define WORKER_RETRY_MIN_MS 100
+#define WORKER_RETRY_MAX_MS 2000
 /* Idle commits kept for reuse. Bound: 16 x (~7 KB + the kept envelope
  * buffers, each at most WORKER_KEEP_ENV_CAP) for 2-player matches ~0.2 MB;
  * a buffer that grew larger (a big match) is released, not kept. */
@@ -36,7 +49,7 @@
 #define WORKER_KEEP_ENV_CAP 4096
 
 struct commit {
-    struct commit *prev, *next; /* the worker's pending list */
+    struct commit *prev, *next; /* the worker's pending list, or its parked list */
     struct mw_worker *w;        /* NULL when the worker was freed first */
     char queue[MW_QUEUE_MAX + 1];
     char region[MW_REGION_MAX + 1];
@@ -61,8 +74,13 @@ struct mw_worker {
     struct commit *pending;
     struct commit *free_list[WORKER_FREE_MAX]; /* idle commits, envelope storage kept */
     size_t n_free;
-    struct commit *parked[WORKER_MAX_PARKED];
+    /* Groups waiting for the store (oldest first). Bound: their tickets
+     * left the matchmaker, whose max_waiting bounds them. */
+    struct commit *parked_head, *parked_tail;
     size_t n_parked;
+    int64_t retry_at_ms;    /* parked groups wait until then (unix ms) */
+    int64_t retry_delay_ms; /* the current backoff; 0 after a successful commit */
+    uint64_t park_events;   /* groups parked since _new, for the unpark loop guard */
     bool unparking;
 };
 
@@ -144,18 +162,80 @@ static void requeue_except(struct mw_worker *w, const struct commit *c, size_t s
         mw_log(MW_LOG_ERR, "worker: requeue failed (%s); tickets wait for expiry", mw_strerror(rc));
 }
 
-/* Requeues groups whose assign call failed at once (from a later turn). */
-static void unpark(struct mw_worker *w)
+static void parked_append(struct mw_worker *w, struct commit *c)
 {
-    if (w->n_parked == 0 || w->unparking)
+    c->next = NULL;
+    c->prev = w->parked_tail;
+    if (w->parked_tail)
+        w->parked_tail->next = c;
+    else
+        w->parked_head = c;
+    w->parked_tail = c;
+    w->n_parked++;
+}
+
+/* The store cannot take commits now: back off before the next try. */
+static void backoff(struct mw_worker *w, int64_t now)
+{
+    if (w->retry_delay_ms == 0)
+        w->retry_delay_ms = WORKER_RETRY_MIN_MS;
+    else if (w->retry_delay_ms < WORKER_RETRY_MAX_MS)
+        w->retry_delay_ms *= 2;
+    if (w->retry_delay_ms > WORKER_RETRY_MAX_MS)
+        w->retry_delay_ms = WORKER_RETRY_MAX_MS;
+    w->retry_at_ms = now + w->retry_delay_ms;
+}
+
+/* Whether parked groups may go back now: the backoff has passed (or the
+ * clock went back by more than a backoff) and the store says it is ready. */
+static bool retry_due(struct mw_worker *w, int64_t now)
+{
+    if (now < w->retry_at_ms && w->retry_at_ms - now <= WORKER_RETRY_MAX_MS)
+        return false;
+    return w->store->ops->ready(w->store->impl, NULL, 0) == 0;
+}
+
+/* Requeues the parked groups, oldest first, when due (never from inside
+ * the matchmaker's callback: `unparking`). A group that fails again is
+ * parked again with a longer backoff, and then the rest wait too: each
+ * group is tried at most once per call. */
+static void unpark(struct mw_worker *w, int64_t now)
+{
+    struct commit *c;
+    uint64_t parks;
+
+    if (w->n_parked == 0 || w->unparking || !retry_due(w, now))
         return;
     w->unparking = true;
-    while (w->n_parked > 0) {
-        struct commit *c = w->parked[--w->n_parked];
-        requeue_except(w, c, SIZE_MAX);
-        commit_put(w, c);
+    c = w->parked_head;
+    w->parked_head = w->parked_tail = NULL;
+    w->n_parked = 0;
+    parks = w->park_events;
+    while (c) {
+        struct commit *next = c->next;
+
+        if (w->park_events != parks) {
+            parked_append(w, c); /* the store failed again: wait with the others */
+        } else {
+            requeue_except(w, c, SIZE_MAX);
+            commit_put(w, c);
+        }
+        c = next;
     }
     w->unparking = false;
+}
+
+static void park(struct mw_worker *w, struct commit *c, int rc)
+{
+    int64_t now = w->now_fn(w->now_ud);
+
+    if (log_ok(w))
+        mw_log(MW_LOG_WARN,
+               "worker: cannot commit a match now (%s); retrying when the store is ready",
+               mw_strerror(rc));
+    w->park_events++;
+    backoff(w, now);
+    parked_append(w, c);
 }
 
 static void on_assigned(void *ud, const struct mw_assign_result *r)
@@ -173,6 +253,8 @@ static void on_assigned(void *ud, const struct mw_assign_result *r)
     pending_remove(w, c);
     if (r->status == 0) {
         w->stats.matches++;
+        w->retry_delay_ms = 0;
+        w->retry_at_ms = 0;
         mw_failpoint_crash("worker_after_commit");
         if (r->published) {
             /* The store published with the commit (CHN-062). */
@@ -202,26 +284,17 @@ static void on_assigned(void *ud, const struct mw_assign_result *r)
         w->stats.commit_conflicts++;
         requeue_except(w, c, r->failed);
     } else {
-        if (log_ok(w))
-            mw_log(MW_LOG_WARN, "worker: commit failed (%s); requeued", mw_strerror(r->status));
-        requeue_except(w, c, SIZE_MAX);
+        /* Unavailable (Redis down or stalled), out of memory, a bad reply:
+         * the match did not commit, or we cannot tell. Parked, so the
+         * matchmaker does not form it again at once (CHN-106); a retry of
+         * a match that did commit fails its compare-and-set. */
+        w->stats.commit_failures++;
+        park(w, c, r->status);
+        return;
     }
 out:
     commit_put(w, c);
-    unpark(w);
-}
-
-static void park(struct mw_worker *w, struct commit *c, int rc)
-{
-    if (log_ok(w))
-        mw_log(MW_LOG_WARN, "worker: cannot commit a match now (%s)", mw_strerror(rc));
-    if (w->n_parked == WORKER_MAX_PARKED) {
-        if (log_ok(w))
-            mw_log(MW_LOG_ERR, "worker: too many parked groups; %zu tickets wait for expiry", c->n);
-        commit_put(w, c);
-        return;
-    }
-    w->parked[w->n_parked++] = c;
+    unpark(w, w->now_fn(w->now_ud));
 }
 
 /* A group formed: build the match and its envelopes, commit it. */
@@ -279,7 +352,7 @@ static void on_feed(void *ud, enum mw_feed_event ev, const struct mw_ticket *t)
     struct mw_worker *w = ud;
     int rc;
 
-    unpark(w);
+    unpark(w, w->now_fn(w->now_ud));
     if (ev == MW_FEED_QUEUED) {
         if (t->state != MW_TICKET_QUEUED)
             return;
@@ -332,8 +405,12 @@ void mw_worker_free(struct mw_worker *w)
     /* Commits still in the store: orphaned, freed by their callback. */
     for (struct commit *c = w->pending; c; c = c->next)
         c->w = NULL;
-    while (w->n_parked > 0)
-        commit_destroy(w->parked[--w->n_parked]);
+    while (w->parked_head) {
+        struct commit *c = w->parked_head;
+
+        w->parked_head = c->next;
+        commit_destroy(c);
+    }
     while (w->n_free > 0)
         commit_destroy(w->free_list[--w->n_free]);
     mw_matchmaker_free(w->mm);
@@ -348,4 +425,21 @@ void mw_worker_stats(const struct mw_worker *w, struct mw_worker_stats *out)
 size_t mw_worker_waiting(const struct mw_worker *w)
 {
     return mw_matchmaker_waiting(w->mm);
+}
+
+size_t mw_worker_parked(const struct mw_worker *w)
+{
+    size_t n = 0;
+
+    for (const struct commit *c = w->parked_head; c; c = c->next)
+        n += c->n;
+    return n;
+}
+
+int mw_worker_retry(struct mw_worker *w, int64_t now_ms)
+{
+    if (!w)
+        return MW_EINVAL;
+    unpark(w, now_ms);
+    return w->n_parked ? MW_EAGAIN : 0;
 }

@@ -3,8 +3,9 @@
  * (CHN-002), no delivery from inside publish (CHN-003), the seed's payload,
  * malformed payloads published raw and dropped by reason (counted, never
  * delivered, never fatal), publish while down fails at once and is never
- * sent later (CHN-033), and a Redis restart: reconnect, resubscribe,
- * on_resubscribed fired again, delivery resumes. */
+ * sent later (CHN-033), a Redis restart: reconnect, resubscribe,
+ * on_resubscribed fired again, delivery resumes; and a frozen Redis found on
+ * the subscriber connection (CHN-105). */
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include <setjmp.h>
@@ -109,6 +110,8 @@ static int teardown(void **state)
 
     mw_channel_destroy(&e->a);
     mw_channel_destroy(&e->b);
+    if (e->r.pid > 0)
+        kill(e->r.pid, SIGCONT); /* a test that failed while Redis was frozen */
     mwt_redis_stop(&e->r, SIGTERM);
     ev_loop_destroy(e->loop);
     free(e);
@@ -335,6 +338,69 @@ static void test_publisher_only_and_prefix(void **state)
     mw_channel_destroy(&w);
 }
 
+struct frozen {
+    struct mw_channel *c;
+    struct resub *rs;
+    int want;
+};
+
+static bool frozen_not_ready(void *ud)
+{
+    return !mw_channel_redis_ready(((struct frozen *)ud)->c);
+}
+
+static bool frozen_resubscribed(void *ud)
+{
+    struct frozen *f = ud;
+
+    return f->rs->n >= f->want && mw_channel_redis_ready(f->c);
+}
+
+static bool got_one(void *ud)
+{
+    return ((struct got *)ud)->n >= 1;
+}
+
+/* CHN-105: a frozen Redis (SIGSTOP) is detected on the subscriber
+ * connection too, though a subscription gets no replies to wait for: it is
+ * probed, found stalled, reset, and after SIGCONT subscribed again
+ * (on_resubscribed fires, so the owner re-reads, CHN-023). Today's code
+ * keeps the frozen subscription and calls itself ready throughout. */
+static void test_frozen_subscriber_detected(void **state)
+{
+    struct env *e = *state;
+    struct mw_channel c;
+    struct resub rs = {0};
+    struct got g = {0};
+    struct mw_redis_opts o = mwt_opts(&e->r, "t1:");
+    struct frozen f = {.c = &c, .rs = &rs, .want = 1};
+    char env[1024];
+
+    o.timeout_ms = 300;
+    assert_int_equal(mw_channel_redis_new(&c, e->loop, &o, NULL, on_resub, &rs), 0);
+    assert_int_equal(mw_channel_subscribe(&c, on_msg, &g), 0);
+    assert_true(mwt_run_until(e->loop, frozen_resubscribed, &f, 3.0));
+    /* Healthy and quiet for several timeouts: probes answered, no reset. */
+    mwt_run_until(e->loop, NULL, NULL, 1.0);
+    assert_int_equal(rs.n, 1);
+    assert_true(mw_channel_redis_ready(&c));
+    assert_int_equal(kill(e->r.pid, SIGSTOP), 0);
+    assert_true(mwt_run_until(e->loop, frozen_not_ready, &f, 2.0));
+    assert_string_not_equal(mw_channel_redis_error(&c), "");
+    /* Long enough for the subscriber's own probe to time out. */
+    mwt_run_until(e->loop, NULL, NULL, 0.6);
+    assert_int_equal(kill(e->r.pid, SIGCONT), 0);
+    f.want = 2;
+    assert_true(mwt_run_until(e->loop, frozen_resubscribed, &f, 8.0));
+    assert_int_equal(rs.n, 2);
+    /* Delivery works on the new subscription. */
+    assert_true(mwt_run_until(e->loop, both_subscribed, e, 8.0));
+    publish_one(&e->a, TID_B, env, sizeof(env), 0);
+    assert_true(mwt_run_until(e->loop, got_one, &g, 3.0));
+    assert_string_equal(g.ticket_id, TID_B);
+    mw_channel_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_dropped_by_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resubscribes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publisher_only_and_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frozen_subscriber_detected, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

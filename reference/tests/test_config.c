@@ -81,6 +81,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.redis_password, "");
     assert_int_equal(cfg.redis_db, 0);
     assert_string_equal(cfg.redis_prefix, "");
+    assert_int_equal(cfg.redis_timeout_ms, 2000);
     assert_int_equal(cfg.worker.mm.match_size, 2);
     assert_int_equal(cfg.worker.mm.n_overrides, 0);
     assert_int_equal(cfg.worker.n_game_servers, 1);
@@ -122,7 +123,7 @@ static void test_every_flag(void **state)
                            "60.5", "--grace", "0.5", "--max-connections", "500", "--max-tickets",
                            "3", "--rate", "5", "--rate-burst", "7", "--max-errors", "4",
                            "--outbound-max-messages", "32", "--outbound-max-bytes", "65536",
-                           "--idle-timeout", "15", "--log-level", "4"),
+                           "--idle-timeout", "15", "--log-level", "4", "--redis-timeout", "750"),
                      0);
     assert_string_equal(cfg.listen_host, "0.0.0.0");
     assert_int_equal(cfg.listen_port, 9000);
@@ -156,6 +157,7 @@ static void test_every_flag(void **state)
     assert_int_equal(cfg.outbound_max_bytes, 65536);
     assert_int_equal(cfg.idle_timeout_s, 15);
     assert_int_equal(cfg.log_level, 4);
+    assert_int_equal(cfg.redis_timeout_ms, 750);
 
     /* --flag=value spelling, and a second parse starts from the defaults */
     assert_int_equal(PARSE(&cfg, err, "--listen=[::1]:0", "--match-size=16", "--grace=0",
@@ -212,6 +214,7 @@ static void test_verbose_and_help(void **state)
             "--role",
             "--redis ",
             "--redis-prefix",
+            "--redis-timeout",
             "--match-size",
             "--queue-size",
             "--game-servers",
@@ -378,6 +381,9 @@ static void test_errors(void **state)
     long_prefix[64] = '\0';
     EXPECT_ERROR("--redis-prefix", "--redis-prefix", long_prefix);
     EXPECT_ERROR("--redis-prefix", "--redis-prefix", "a b");
+    EXPECT_ERROR("--redis-timeout", "--redis-timeout", "49");
+    EXPECT_ERROR("--redis-timeout", "--redis-timeout", "600001");
+    EXPECT_ERROR("--redis-timeout", "--redis-timeout", "1.5");
 
     EXPECT_ERROR("--match-size", "--match-size", "0");
     EXPECT_ERROR("--match-size", "--match-size", "17");

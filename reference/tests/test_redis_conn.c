@@ -2,7 +2,9 @@
  * handshake, unreachable at start then up, restart mid-run (lost, NULL
  * replies for commands in flight, ready again), AUTH + SELECT from the
  * options, a wrong password and a bad database never ready (CHN-034),
- * capped backoff, free with commands pending. */
+ * capped backoff, free with commands pending, and the command timeout
+ * against a frozen Redis (SIGSTOP): busy or idle, detected within the bound,
+ * then a reconnect (CHN-104, CHN-105). */
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include <setjmp.h>
@@ -382,13 +384,170 @@ static void test_free_with_pending(void **state)
     ev_loop_destroy(loop);
 }
 
+/* The stall tests' server, started by setup and always stopped by
+ * teardown, thawed first: a failed assertion while it is frozen (SIGSTOP)
+ * must not leave a stopped redis-server behind. */
+static int redis_setup(void **state)
+{
+    struct mwt_redis *r = calloc(1, sizeof(*r));
+
+    if (!r || mwt_redis_start(r) != 0) {
+        free(r);
+        return -1;
+    }
+    *state = r;
+    return 0;
+}
+
+static int redis_teardown(void **state)
+{
+    struct mwt_redis *r = *state;
+
+    if (r->pid > 0)
+        kill(r->pid, SIGCONT);
+    mwt_redis_stop(r, SIGKILL);
+    free(r);
+    return 0;
+}
+
+static bool lost_and_nulls_3(void *ud)
+{
+    struct obs *o = ud;
+
+    return o->lost >= 1 && o->null_replies >= 3;
+}
+
+static bool not_ready_pred(void *ud)
+{
+    return !mw_redis_conn_ready(ud);
+}
+
+/* CHN-104: Redis frozen (SIGSTOP) with commands in flight: within the
+ * timeout (plus the watchdog's tick) every pending callback gets a NULL
+ * reply (owners answer unavailable), lost fires once, the connection is not
+ * ready and says why; after SIGCONT it reconnects by itself. Today's code
+ * waits for as long as the freeze lasts. */
+static void test_command_timeout_on_stall(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis *r = *state;
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+    double t0, waited;
+
+    opts = mwt_opts(r, NULL);
+    opts.timeout_ms = 300;
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    assert_int_equal(mw_redis_conn_timeout_ms(c), 300);
+    assert_int_equal(kill(r->pid, SIGSTOP), 0);
+    t0 = wall_s();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "INCR k"), 0);
+    assert_true(mwt_run_until(loop, lost_and_nulls_3, &o, 5.0));
+    waited = wall_s() - t0;
+    print_message("stall: 3 commands failed after %.0f ms (timeout 300 ms)\n", waited * 1000.0);
+    assert_true(waited >= 0.29);
+    assert_true(waited < 0.3 + 0.25); /* one tick (30 ms) plus a loaded machine's slack */
+    assert_int_equal(o.null_replies, 3);
+    assert_int_equal(o.replies, 0);
+    assert_int_equal(o.lost, 1);
+    assert_int_equal(mw_redis_conn_timeouts(c), 1);
+    assert_false(mw_redis_conn_ready(c));
+    assert_null(mw_redis_conn_ctx(c));
+    assert_non_null(strstr(mw_redis_conn_error(c), "timed out"));
+    /* Still frozen: reconnect attempts do not get ready. */
+    mwt_run_until(loop, NULL, NULL, 0.3);
+    assert_int_equal(o.ready, 1);
+    assert_int_equal(kill(r->pid, SIGCONT), 0);
+    assert_true(mwt_run_until(loop, ready_2, &o, 8.0));
+    o.replies = 0;
+    assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "INCRBY k 0"), 0);
+    assert_true(mwt_run_until(loop, replies_1, &o, 3.0));
+    mw_redis_conn_free(c);
+    ev_loop_destroy(loop);
+}
+
+/* CHN-105: an idle connection (nothing in flight) is probed, so a frozen
+ * Redis is noticed without any owner command: not ready within about one
+ * and a half timeouts. */
+static void test_idle_stall_detected(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis *r = *state;
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+    double t0, waited;
+
+    opts = mwt_opts(r, NULL);
+    opts.timeout_ms = 300;
+    c = mw_redis_conn_new(loop, &opts, "idle", on_ready, on_lost, &o);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    /* Idle and healthy for several timeouts: probes answered, no reset. */
+    mwt_run_until(loop, NULL, NULL, 1.0);
+    assert_int_equal(o.lost, 0);
+    assert_true(mw_redis_conn_ready(c));
+    assert_int_equal(kill(r->pid, SIGSTOP), 0);
+    t0 = wall_s();
+    assert_true(mwt_run_until(loop, not_ready_pred, c, 5.0));
+    waited = wall_s() - t0;
+    print_message("idle stall: not ready after %.0f ms (timeout 300 ms)\n", waited * 1000.0);
+    assert_true(waited < 0.15 + 0.3 + 0.3);
+    assert_true(mwt_run_until(loop, lost_1, &o, 1.0));
+    assert_int_equal(kill(r->pid, SIGCONT), 0);
+    assert_true(mwt_run_until(loop, ready_2, &o, 8.0));
+    mw_redis_conn_free(c);
+    ev_loop_destroy(loop);
+}
+
+/* CHN-104: a busy Redis that keeps answering is never cut off, and a
+ * blocking command shorter than the timeout is not a stall. */
+static void test_no_timeout_while_answering(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct mwt_redis *r = *state;
+    struct obs o = {0};
+    struct mw_redis_opts opts;
+    struct mw_redis_conn *c;
+
+    opts = mwt_opts(r, NULL);
+    opts.timeout_ms = 300;
+    c = mw_redis_conn_new(loop, &opts, "cmd", on_ready, on_lost, &o);
+    assert_true(mwt_run_until(loop, ready_n, &o, 3.0));
+    for (int i = 0; i < 10; i++) {
+        int before = o.replies;
+
+        assert_int_equal(
+            redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "BLPOP never-pushed 0.1"), 0);
+        for (int k = 0; k < 20; k++)
+            assert_int_equal(redisAsyncCommand(mw_redis_conn_ctx(c), on_reply, &o, "INCR n"), 0);
+        while (o.replies < before + 21 && o.lost == 0)
+            mwt_run_until(loop, NULL, NULL, 0.01);
+    }
+    assert_int_equal(o.lost, 0);
+    assert_int_equal(o.null_replies, 0);
+    assert_int_equal(mw_redis_conn_timeouts(c), 0);
+    mw_redis_conn_free(c);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ready_and_command), cmocka_unit_test(test_unreachable_then_up),
-        cmocka_unit_test(test_restart),           cmocka_unit_test(test_auth_and_select),
-        cmocka_unit_test(test_wrong_password),    cmocka_unit_test(test_backoff_capped),
-        cmocka_unit_test(test_free_with_pending), cmocka_unit_test(test_select_fails),
+        cmocka_unit_test(test_ready_and_command),
+        cmocka_unit_test(test_unreachable_then_up),
+        cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_auth_and_select),
+        cmocka_unit_test(test_wrong_password),
+        cmocka_unit_test(test_backoff_capped),
+        cmocka_unit_test(test_free_with_pending),
+        cmocka_unit_test(test_select_fails),
+        cmocka_unit_test_setup_teardown(test_command_timeout_on_stall, redis_setup, redis_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_stall_detected, redis_setup, redis_teardown),
+        cmocka_unit_test_setup_teardown(test_no_timeout_while_answering, redis_setup,
+                                        redis_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

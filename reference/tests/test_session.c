@@ -1247,6 +1247,93 @@ static void test_in_place_when_idle(void **state)
     assert_true(has(c->out[3], "\"pong\""));
 }
 
+/* MSG-127: requests pile up behind one waiting on a slow store. A client
+ * within the rate limit that fills the queue is closed 1013 (retryable: the
+ * backend is slow, not the client wrong), never 1008; one over the rate
+ * still gets 1008. */
+static void test_queue_full_behind_slow_store(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a = conn_new(fx), *b = conn_new(fx);
+    int i;
+
+    say(fx, a,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"e\",\"data\":{\"queue\":\"duel\","
+        "\"playerId\":\"a\"}}");
+    /* 40 pings a second (under 50/s): the store does not answer meanwhile. */
+    for (i = 0; i < 200 && !a->close_calls; i++) {
+        fx->now += 25;
+        sayf(fx, a, "{\"type\":\"ping\",\"v\":1,\"id\":\"p%d\",\"data\":{}}", i);
+    }
+    assert_int_equal(a->close_calls, 1);
+    assert_int_equal(a->close_code, MW_CLOSE_TRY_AGAIN);
+    assert_int_equal(i, 129); /* the bound: 128 queued behind the enqueue */
+    /* The same bound reached by a client over the rate: 1008. */
+    say(fx, b,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"e\",\"data\":{\"queue\":\"duel\","
+        "\"playerId\":\"b\"}}");
+    for (i = 0; i < 200 && !b->close_calls; i++)
+        sayf(fx, b, "{\"type\":\"ping\",\"v\":1,\"id\":\"p%d\",\"data\":{}}", i);
+    assert_int_equal(b->close_calls, 1);
+    assert_int_equal(b->close_code, MW_CLOSE_POLICY);
+    run(fx);
+}
+
+struct got_ticket {
+    struct mw_ticket t;
+    int calls;
+};
+
+static void on_got(void *ud, int status, const struct mw_ticket *t)
+{
+    struct got_ticket *g = ud;
+
+    assert_int_equal(status, 0);
+    assert_int_equal(mw_ticket_copy(&g->t, t), 0);
+    g->calls++;
+}
+
+/* Issue 13, bug 1 (MSG-072): a recovery push (the re-read after a channel
+ * resubscription, CHN-023) is remembered by the ticket's real assignedAt,
+ * not by the time of the connection's last request. Enqueue at t=0; the
+ * commit at 100 s is never published; the re-read pushes it at 105 s; a
+ * watch at 670 s (the store keeps the ticket until 100 + 600 s) must not
+ * deliver it a second time. With the delivery remembered from t=0 it was
+ * forgotten at 660 s and sent again. */
+static void test_recovery_push_remembered_by_assigned_at(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *c;
+    char ids[2][MW_TICKET_ID_LEN + 1];
+    struct got_ticket g = {0};
+
+    fx->env.limits.retention_ms = 600 * 1000; /* the store's assigned TTL (default) */
+    c = conn_new(fx);
+    enqueue(fx, c, "a", ids[0]);
+    http_ticket(fx, "b", ids[1]);
+    fx->now = T0 + 100 * 1000;
+    commit_match(fx, ids, 2, false); /* the publish is lost */
+    run(fx);
+    assert_int_equal(count_type(c, "match.assigned"), 0);
+
+    fx->now = T0 + 105 * 1000; /* resubscribed: the server re-reads */
+    assert_int_equal(mw_ticket_store_get(&fx->st, ids[0], on_got, &g), 0);
+    run(fx);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.t.ended_ms, T0 + 100 * 1000);
+    mw_hub_on_reread(fx->hub, &g.t);
+    assert_int_equal(count_type(c, "match.assigned"), 1);
+    assert_int_equal(c->out_assigned[c->n_out - 1], 0); /* a recovery: no latency sample */
+    mw_ticket_clear(&g.t);
+
+    fx->now = T0 + 670 * 1000;
+    conn_clear_out(c);
+    sayf(fx, c, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    expect_out(c, 0, "\"state\":\"assigned\"");
+    assert_int_equal(count_type(c, "match.assigned"), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1260,6 +1347,7 @@ int main(void)
         T(test_watch_paths),
         T(test_reply_order),
         T(test_rate_limit),
+        T(test_queue_full_behind_slow_store),
         T(test_late_watch_race),
         T(test_enqueue_race),
         T(test_enqueue_assigned_before_route),
@@ -1275,6 +1363,7 @@ int main(void)
         T(test_replay_at_limit),
         T(test_in_place_when_idle),
         T(test_no_detach_for_final_tickets),
+        T(test_recovery_push_remembered_by_assigned_at),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

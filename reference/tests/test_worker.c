@@ -1,5 +1,6 @@
 /* Tests for the worker with the real memory store and a fake channel (an
- * ops table recording every publish). */
+ * ops table recording every publish), and with a fake store (an ops table
+ * whose assign and readiness the test controls) for the store faults. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -449,6 +450,291 @@ static void test_new_errors(void **state)
     mw_defer_free(d);
 }
 
+/* ---- Fake store: an ops table whose assign and ready the test controls ---------
+ * (issue 11 item 2, spec/channel.md CHN-106: a commit the store cannot take
+ * must not be retried in a tight loop, and is retried once it is ready.) */
+
+#define FS_MAX_PENDING 8
+#define FS_SPIN_LIMIT  1000 /* assign calls beyond this: the worker spins */
+
+struct fake_store {
+    mw_feed_cb feed_cb;
+    void *feed_ud;
+    int ready;        /* what ready() returns */
+    int assign_rc;    /* what assign() returns (0: accepted, called back later) */
+    unsigned assigns; /* assign() calls */
+    struct {
+        mw_assign_cb cb;
+        void *ud;
+        struct mw_match m;
+    } pend[FS_MAX_PENDING];
+    size_t n_pend;
+};
+
+static int fs_unused_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms,
+                            mw_ticket_cb cb, void *ud)
+{
+    (void)impl, (void)req, (void)now_ms, (void)cb, (void)ud;
+    return MW_EINVAL;
+}
+static int fs_unused_get(void *impl, const char *id, mw_ticket_cb cb, void *ud)
+{
+    (void)impl, (void)id, (void)cb, (void)ud;
+    return MW_EINVAL;
+}
+static int fs_unused_cancel(void *impl, const char *id, int64_t now_ms, mw_ticket_cb cb, void *ud)
+{
+    (void)impl, (void)id, (void)now_ms, (void)cb, (void)ud;
+    return MW_EINVAL;
+}
+static int fs_unused_detach(void *impl, const char *id, int64_t now_ms)
+{
+    (void)impl, (void)id, (void)now_ms;
+    return MW_EINVAL;
+}
+
+static int fs_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud)
+{
+    struct fake_store *fs = impl;
+
+    fs->assigns++;
+    if (fs->assigns > FS_SPIN_LIMIT)
+        fail_msg("assign called %u times: the worker retries in a tight loop", fs->assigns);
+    if (fs->assign_rc)
+        return fs->assign_rc;
+    assert_true(fs->n_pend < FS_MAX_PENDING);
+    fs->pend[fs->n_pend].cb = cb;
+    fs->pend[fs->n_pend].ud = ud;
+    fs->pend[fs->n_pend].m = *m;
+    fs->n_pend++;
+    return 0;
+}
+
+static int fs_feed(void *impl, mw_feed_cb cb, void *ud)
+{
+    struct fake_store *fs = impl;
+
+    fs->feed_cb = cb;
+    fs->feed_ud = ud;
+    return 0;
+}
+
+static int fs_sweep(void *impl, int64_t now_ms)
+{
+    (void)impl, (void)now_ms;
+    return 0;
+}
+
+static void fs_counts(void *impl, uint64_t n[4])
+{
+    (void)impl;
+    memset(n, 0, 4 * sizeof(n[0]));
+}
+
+static int fs_ready(void *impl, char *reason, size_t reason_len)
+{
+    struct fake_store *fs = impl;
+
+    if (reason && reason_len)
+        snprintf(reason, reason_len, "%s", fs->ready ? "fake: down" : "");
+    return fs->ready;
+}
+
+static void fs_destroy(void *impl)
+{
+    (void)impl;
+}
+
+static const struct mw_ticket_store_ops fs_ops = {
+    .create = fs_unused_create,
+    .get = fs_unused_get,
+    .cancel = fs_unused_cancel,
+    .attach = fs_unused_cancel,
+    .detach = fs_unused_detach,
+    .assign = fs_assign,
+    .feed = fs_feed,
+    .sweep = fs_sweep,
+    .counts = fs_counts,
+    .ready = fs_ready,
+    .destroy = fs_destroy,
+};
+
+/* Answers the oldest accepted assign with status (0: committed, with the
+ * tickets at their new versions). */
+static void fs_answer(struct fake_store *fs, int status)
+{
+    struct mw_ticket ts[MW_MATCH_SIZE_MAX];
+    struct mw_assign_result r = {.status = status};
+    mw_assign_cb cb;
+    void *ud;
+    struct mw_match m;
+
+    assert_true(fs->n_pend > 0);
+    cb = fs->pend[0].cb;
+    ud = fs->pend[0].ud;
+    m = fs->pend[0].m;
+    memmove(&fs->pend[0], &fs->pend[1], (fs->n_pend - 1) * sizeof(fs->pend[0]));
+    fs->n_pend--;
+    memset(ts, 0, sizeof(ts));
+    if (status == 0) {
+        for (size_t i = 0; i < m.n; i++) {
+            memcpy(ts[i].id, m.ticket_ids[i], sizeof(ts[i].id));
+            ts[i].state = MW_TICKET_ASSIGNED;
+            ts[i].version = m.versions[i];
+            ts[i].assigned_envelope = (char *)(uintptr_t)m.envelopes[i];
+            ts[i].assigned_envelope_len = m.envelope_lens[i];
+        }
+        r.n = m.n;
+        r.tickets = ts;
+    }
+    cb(ud, &r);
+}
+
+static void fs_queue(struct fake_store *fs, int k)
+{
+    struct mw_ticket t;
+
+    memset(&t, 0, sizeof(t));
+    snprintf(t.id, sizeof(t.id), "00000000-0000-4000-8000-%012d", k);
+    snprintf(t.queue, sizeof(t.queue), "duel");
+    snprintf(t.player_id, sizeof(t.player_id), "p%d", k);
+    t.state = MW_TICKET_QUEUED;
+    t.version = 1;
+    fs->feed_cb(fs->feed_ud, MW_FEED_QUEUED, &t);
+}
+
+struct sfx {
+    struct fake_store fs;
+    struct mw_ticket_store st;
+    struct fake_channel fc;
+    struct mw_channel ch;
+    struct fake_rng mrng;
+    struct fake_clock clock;
+    struct mw_worker *w;
+};
+
+static void sfx_init(struct sfx *x)
+{
+    struct mw_worker_config c = wcfg(2, 1);
+
+    memset(x, 0, sizeof(*x));
+    x->mrng.s = 5;
+    x->clock.now_ms = T0;
+    x->st = (struct mw_ticket_store){.ops = &fs_ops, .impl = &x->fs};
+    x->ch = (struct mw_channel){.ops = &fc_ops, .impl = &x->fc};
+    x->w = mw_worker_new(&c, &x->st, &x->ch, fake_rng_fill, &x->mrng, fake_clock_now, &x->clock);
+    assert_non_null(x->w);
+    assert_non_null(x->fs.feed_cb);
+}
+
+/* The store refuses the assign at once (Redis down: MW_EUNAVAIL from the
+ * call). The worker parks the group; later feed events and retries before
+ * the store is ready and the backoff has passed do not call assign again
+ * (today's code formed the same match again at once, forever). */
+static void test_unavailable_store_no_tight_loop(void **state)
+{
+    struct sfx x;
+
+    (void)state;
+    sfx_init(&x);
+    x.fs.ready = MW_EUNAVAIL;
+    x.fs.assign_rc = MW_EUNAVAIL;
+    fs_queue(&x.fs, 1);
+    fs_queue(&x.fs, 2); /* forms (1, 2); assign refused: parked */
+    assert_int_equal(x.fs.assigns, 1);
+    assert_int_equal(mw_worker_waiting(x.w), 0);
+    assert_int_equal(mw_worker_parked(x.w), 2);
+    /* More feed events, time passing: the store is not ready, no retry. */
+    fs_queue(&x.fs, 3);
+    x.clock.now_ms += 5000;
+    assert_int_equal(mw_worker_retry(x.w, x.clock.now_ms), MW_EAGAIN);
+    fs_queue(&x.fs, 4); /* (3, 4) forms and is refused too */
+    assert_int_equal(x.fs.assigns, 2);
+    assert_int_equal(mw_worker_parked(x.w), 4);
+    for (int i = 0; i < 50; i++) {
+        x.clock.now_ms += 100;
+        mw_worker_retry(x.w, x.clock.now_ms);
+    }
+    assert_int_equal(x.fs.assigns, 2);
+
+    /* Ready, but still refusing (a flap): one group is tried, then the
+     * worker backs off, longer after each failure in a row (100, 200, then
+     * 400, 800 ms... up to 2 s). */
+    x.fs.ready = 0;
+    x.clock.now_ms += 1;
+    assert_int_equal(mw_worker_retry(x.w, x.clock.now_ms), MW_EAGAIN);
+    assert_int_equal(x.fs.assigns, 3); /* one try, the other group waits */
+    assert_int_equal(mw_worker_parked(x.w), 4);
+    assert_int_equal(mw_worker_retry(x.w, x.clock.now_ms + 399), MW_EAGAIN);
+    assert_int_equal(x.fs.assigns, 3);
+    x.clock.now_ms += 400;
+    mw_worker_retry(x.w, x.clock.now_ms);
+    assert_int_equal(x.fs.assigns, 4);
+    mw_worker_retry(x.w, x.clock.now_ms + 799);
+    assert_int_equal(x.fs.assigns, 4);
+
+    /* The store takes commits again: every parked group is committed,
+     * oldest first, nothing lost. */
+    x.fs.assign_rc = 0;
+    x.clock.now_ms += 800;
+    assert_int_equal(mw_worker_retry(x.w, x.clock.now_ms), 0);
+    assert_int_equal(x.fs.assigns, 6);
+    assert_int_equal(mw_worker_parked(x.w), 0);
+    assert_int_equal(x.fs.n_pend, 2);
+    assert_string_equal(x.fs.pend[0].m.player_ids[0], "p1");
+    assert_string_equal(x.fs.pend[1].m.player_ids[0], "p3");
+    fs_answer(&x.fs, 0);
+    fs_answer(&x.fs, 0);
+    assert_int_equal(x.fc.n, 4);
+    mw_worker_free(x.w);
+}
+
+/* The assign is accepted but called back unavailable (the batch could not
+ * be sent, or the connection was reset after a command timeout). The group
+ * is parked, not formed again inside the callback; retried once the store
+ * is ready and the backoff has passed. */
+static void test_unavailable_callback_parks(void **state)
+{
+    struct sfx x;
+    struct mw_worker_stats st;
+
+    (void)state;
+    sfx_init(&x);
+    fs_queue(&x.fs, 1);
+    fs_queue(&x.fs, 2);
+    assert_int_equal(x.fs.assigns, 1);
+    x.fs.ready = MW_EUNAVAIL;
+    fs_answer(&x.fs, MW_EUNAVAIL);
+    assert_int_equal(x.fs.assigns, 1); /* not formed again at once */
+    assert_int_equal(mw_worker_parked(x.w), 2);
+    x.clock.now_ms += 1000;
+    mw_worker_retry(x.w, x.clock.now_ms); /* not ready yet */
+    assert_int_equal(x.fs.assigns, 1);
+    x.fs.ready = 0;
+    mw_worker_retry(x.w, x.clock.now_ms);
+    assert_int_equal(x.fs.assigns, 2);
+    assert_int_equal(mw_worker_parked(x.w), 0);
+    fs_answer(&x.fs, 0);
+    mw_worker_stats(x.w, &st);
+    assert_int_equal(st.matches, 1);
+    assert_int_equal(x.fc.n, 2);
+    /* A success resets the backoff: the next failure waits 100 ms again. */
+    fs_queue(&x.fs, 3);
+    fs_queue(&x.fs, 4);
+    fs_answer(&x.fs, MW_EUNAVAIL);
+    mw_worker_retry(x.w, x.clock.now_ms + 99);
+    assert_int_equal(x.fs.assigns, 3);
+    mw_worker_retry(x.w, x.clock.now_ms + 100);
+    assert_int_equal(x.fs.assigns, 4);
+    fs_answer(&x.fs, 0);
+    /* A worker freed with a group parked frees it (ASan/LSan). */
+    fs_queue(&x.fs, 5);
+    fs_queue(&x.fs, 6);
+    fs_answer(&x.fs, MW_EUNAVAIL);
+    assert_int_equal(mw_worker_parked(x.w), 2);
+    mw_worker_free(x.w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +747,8 @@ int main(void)
         cmocka_unit_test(test_store_destroyed_in_flight),
         cmocka_unit_test(test_commit_reuse),
         cmocka_unit_test(test_new_errors),
+        cmocka_unit_test(test_unavailable_store_no_tight_loop),
+        cmocka_unit_test(test_unavailable_callback_parks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
