@@ -17,49 +17,13 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
-import redis
 import websockets
 
+from mwtest import Procs, free_port, start_redis, start_server, wait_status
+
 TIMEOUT = 5.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(binary, port, *extra, env=None):
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    line = proc.stdout.readline()  # the "listening on" banner: the port is bound
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc
-
-
-def wait_ready(port, proc):
-    """Waits until the instance answers /healthz 200 (Redis connected)."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as res:
-                if res.status == 200:
-                    return
-        except Exception:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"instance on {port} exited: {proc.returncode}")
-        time.sleep(0.05)
-    raise AssertionError(f"instance on {port} never became ready")
 
 
 async def enqueue_and_wait(url, player, queue):
@@ -81,36 +45,21 @@ async def enqueue_and_wait(url, player, queue):
 
 def main():
     binary = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="mw-fault-cp-")
-    rport, gport, wport = free_port(), free_port(), free_port()
-    procs = []
-    rds = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", tmp],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(rds)
-    try:
-        r = redis.Redis(port=rport, socket_timeout=TIMEOUT)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with Procs() as procs:
+        rport, gport, wport = free_port(), free_port(), free_port()
+        rds, r = start_redis(rport, procs.tmp, "--appendonly", "no")
+        procs.add(rds)
         common = ["--channel", "redis", "--redis", f"redis://127.0.0.1:{rport}",
                   "--log-level", "1"]
-        gw = start_server(binary, gport, "--role", "api", *common)
-        procs.append(gw)
+        gw = procs.add(start_server(binary, gport, "--role", "api", *common))
         env = dict(os.environ, MW_FAILPOINTS="worker_after_commit")
-        worker = start_server(binary, wport, "--role", "worker", *common, env=env)
-        procs.append(worker)
-        wait_ready(gport, gw)
-        wait_ready(wport, worker)
+        worker = procs.add(start_server(binary, wport, "--role", "worker", *common, env=env))
+        wait_status(gport, 200, TIMEOUT, gw)
+        wait_status(wport, 200, TIMEOUT, worker)
 
         url = f"ws://127.0.0.1:{gport}/realtime"
         queue = "fp%d" % os.getpid()
+
         async def both():
             return await asyncio.wait_for(asyncio.gather(
                 enqueue_and_wait(url, "alice", queue), enqueue_and_wait(url, "bob", queue)),
@@ -125,14 +74,6 @@ def main():
             state = r.hget("mw:ticket:" + e["data"]["ticketId"], "state")
             assert state == b"assigned", state
         print(f"worker killed after commit (status {rc}); both clients got match {ma}")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        for f in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, f))
-        os.rmdir(tmp)
 
 
 if __name__ == "__main__":

@@ -25,24 +25,16 @@ Usage: fault_lost_reply.py PATH/TO/matchwire-server
 """
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
-import redis
 import websockets
 
+from mwtest import Procs, free_port, healthz, start_redis
+
 TIMEOUT = 5.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Proxy:
@@ -104,11 +96,7 @@ async def wait_for(pred, what, timeout=TIMEOUT):
 
 
 def healthy(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as res:
-            return res.status == 200
-    except Exception:
-        return False
+    return healthz(port) == 200
 
 
 async def recv_type(ws, *types):
@@ -197,29 +185,11 @@ async def run(binary, rport, r):
 
 def main():
     binary = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="mw-fault-lr-")
-    rport = free_port()
-    rds = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", tmp],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        r = redis.Redis(port=rport, socket_timeout=TIMEOUT)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with Procs() as procs:
+        rport = free_port()
+        rds, r = start_redis(rport, procs.tmp, "--appendonly", "no")
+        procs.add(rds)
         asyncio.run(asyncio.wait_for(run(binary, rport, r), 60))
-    finally:
-        rds.kill()
-        rds.wait()
-        for f in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, f))
-        os.rmdir(tmp)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,14 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
-import redis
+
+from mwtest import cpu_seconds, free_port, healthz, start_redis, start_server, wait_status
 
 CYCLES = 2
 DOWN = 1.0  # s Redis stays dead
@@ -41,64 +39,19 @@ CPU_BOUND = 0.25  # fraction of one core while Redis is down (the spin: ~100 %)
 THREADS = 8
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def start_server(binary, port, *extra):
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()  # the "listening on" banner: the port is bound
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return proc
 
 
-def healthz(port, timeout=1.0):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as res:
-            return res.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except Exception:
-        return None
 
 
-def wait_status(port, want, within):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < within:
-        if healthz(port) == want:
-            return time.monotonic() - t0
-        time.sleep(0.05)
-    raise AssertionError(f"/healthz on {port} not {want} within {within} s")
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_redis(port, tmp):
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                             "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(port=port, socket_timeout=5)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if r.ping():
-                return proc, r
-        except (redis.ConnectionError, redis.BusyLoadingError):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                proc.wait()
-                raise
-            time.sleep(0.05)
+
+
+REDIS_ARGS = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 class Load:
@@ -155,7 +108,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="mw-fault-kill-")
     rport, gport, wport = free_port(), free_port(), free_port()
     procs = []
-    rds, r = start_redis(rport, tmp)
+    rds, r = start_redis(rport, tmp, *REDIS_ARGS)
     load = None
     failures = []
     try:
@@ -189,7 +142,7 @@ def main():
                 failures.append(f"cycle {cycle}: worker /healthz answered {answered} while down")
             if cpu > CPU_BOUND:
                 failures.append(f"cycle {cycle}: worker CPU {cpu * 100:.0f} % while down")
-            rds, r = start_redis(rport, tmp)
+            rds, r = start_redis(rport, tmp, *REDIS_ARGS)
             t_up = time.monotonic()
             try:
                 wait_status(wport, 200, RECOVERY_BOUND)

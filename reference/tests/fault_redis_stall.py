@@ -25,11 +25,9 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,47 +35,19 @@ import urllib.request
 import redis
 import websockets
 
+from mwtest import free_port, healthz, start_server, wait_status
+
 TIMEOUT_MS = 2000  # the server's default --redis-timeout
 SLACK = 1.5  # s: watchdog tick, loop turn, a loaded machine (the freeze is 5 s)
 FREEZE = 5.0  # s
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def start_server(binary, port, *extra):
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()  # the "listening on" banner: the port is bound
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    # Keep draining its output so a chatty log never blocks it.
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    return proc
 
 
-def healthz(port, timeout=1.0):
-    """The /healthz status code, or None when it does not answer in time."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as res:
-            return res.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except Exception:
-        return None
 
 
-def wait_status(port, want, within):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < within:
-        if healthz(port) == want:
-            return time.monotonic() - t0
-        time.sleep(0.05)
-    raise AssertionError(f"/healthz on {port} not {want} within {within} s")
 
 
 def post_ticket(port, player):

@@ -16,7 +16,6 @@ import asyncio
 import json
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -24,23 +23,14 @@ import urllib.request
 
 import websockets
 
+from mwtest import free_port
+from mwtest import start_server as start
+
 TIMEOUT = 5.0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def start(binary, port, *extra):
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()  # the "listening on" banner: the port is bound
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc
 
 
 async def enqueue_and_wait(url, player):
