@@ -3,6 +3,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "invariant.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,9 +28,17 @@ void mw_buf_release(struct mw_buf *b)
 
 void mw_buf_reset(struct mw_buf *b)
 {
-    b->len = 0;
+    mw_buf_truncate(b, 0);
+}
+
+void mw_buf_truncate(struct mw_buf *b, size_t len)
+{
+    MW_ASSERT(len <= b->len);
+    if (len > b->len)
+        return;
+    b->len = len;
     if (b->data)
-        b->data[0] = '\0';
+        b->data[len] = '\0';
 }
 
 static int reserve(struct mw_buf *b, size_t extra)

@@ -18,6 +18,9 @@ void mw_buf_init(struct mw_buf *b, size_t max);
 void mw_buf_release(struct mw_buf *b);
 /* Drops the contents, keeps the storage. */
 void mw_buf_reset(struct mw_buf *b);
+/* Cuts the contents back to their first len bytes (len <= b->len: undoes
+ * appends made after a mark, e.g. on a failed encode), keeps the storage. */
+void mw_buf_truncate(struct mw_buf *b, size_t len);
 
 /* Each returns 0, MW_ENOMEM, or MW_ELIMIT (buffer unchanged on error). */
 int mw_buf_append(struct mw_buf *b, const void *p, size_t n);

@@ -42,9 +42,7 @@ int mw_channel_payload_encode(struct mw_buf *b, const struct mw_assigned *m)
         (rc = mw_buf_puts(b, ",\"envelope\":")) != 0 ||
         (rc = mw_buf_append(b, m->envelope, m->envelope_len)) != 0 ||
         (rc = mw_buf_puts(b, "}")) != 0) {
-        b->len = start;
-        if (b->data)
-            b->data[start] = '\0';
+        mw_buf_truncate(b, start);
         return rc;
     }
     return 0;

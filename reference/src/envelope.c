@@ -308,11 +308,8 @@ int mw_envelope_serialize(const struct mw_envelope *e, struct mw_buf *b)
     }
     if (!rc)
         rc = mw_buf_append(b, "}}", 2);
-    if (rc) {
-        b->len = mark;
-        if (b->data)
-            b->data[mark] = '\0';
-    }
+    if (rc)
+        mw_buf_truncate(b, mark);
     return rc;
 }
 

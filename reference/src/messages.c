@@ -615,9 +615,7 @@ static int open_envelope(struct mw_buf *b, const char *type, const char *id)
 
 static int undo(struct mw_buf *b, size_t start, int rc)
 {
-    b->len = start;
-    if (b->data)
-        b->data[start] = '\0';
+    mw_buf_truncate(b, start);
     return rc;
 }
 

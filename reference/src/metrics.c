@@ -259,8 +259,6 @@ int mw_metrics_render(const struct mw_metrics *m, const struct mw_metrics_gauges
     return 0;
 
 out_fail:
-    out->len = start;
-    if (out->data)
-        out->data[start] = '\0';
+    mw_buf_truncate(out, start);
     return rc;
 }

@@ -307,7 +307,8 @@ static void record_delivered(struct mw_session *s, const char *id, uint64_t v, i
     struct delivered *d = find_delivered(s, id);
 
     if (!d) {
-        if (s->dlv_n == s->dlv_cap) { /* cannot happen: reserved on admission */
+        MW_ASSERT(s->dlv_n < s->dlv_cap); /* reserved on admission */
+        if (s->dlv_n == s->dlv_cap) {
             mw_log(MW_LOG_ERR, "session: delivery table full");
             return;
         }
@@ -607,7 +608,8 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
         e->attached = true;
     } else {
         e = add_live(s, t->id);
-        if (!e) { /* cannot happen: checked before the call, one request at a time */
+        MW_ASSERT(e); /* checked before the call, one request at a time */
+        if (!e) {
             (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
             reply_internal(s, "ticket table full");
             goto out;
@@ -805,7 +807,8 @@ static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
         if (admit(s) != 0)
             return;
         e = add_live(s, m->ticket_id);
-        if (!e) { /* cannot happen: admit() counted a free entry */
+        MW_ASSERT(e); /* admit() counted a free entry */
+        if (!e) {
             reply_internal(s, "ticket table full");
             return;
         }

@@ -60,11 +60,31 @@ static void test_oom(void **state)
     mw_buf_release(&b);
 }
 
+static void test_truncate(void **state)
+{
+    struct mw_buf b;
+
+    (void)state;
+    mw_buf_init(&b, 64);
+    mw_buf_truncate(&b, 0); /* nothing allocated yet */
+    assert_int_equal(b.len, 0);
+    assert_int_equal(mw_buf_puts(&b, "hello, world"), 0);
+    mw_buf_truncate(&b, 5);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(b.data, "hello");
+    assert_int_equal(mw_buf_puts(&b, "!"), 0);
+    assert_string_equal(b.data, "hello!");
+    mw_buf_truncate(&b, 6); /* to its own length: unchanged */
+    assert_string_equal(b.data, "hello!");
+    mw_buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_bound),
         cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_truncate),
     };
 
     mw_alloc_set(NULL);
