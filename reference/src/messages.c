@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "json.h"
+#include "rfc3339.h"
 
 #define ATTR_STRING_MAX 256                /* MSG-022: bytes of a string attribute value */
 #define MAX_SAFE_INT    9007199254740991.0 /* 2^53 - 1 */
@@ -329,79 +330,6 @@ void mw_client_msg_clear(struct mw_client_msg *m)
 
 /* ---- match.assigned validation (payloads from any worker) ----------------- */
 
-static int read_digits(const char *s, int n)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-static bool is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil): no time zone, no libc state. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* RFC 3339 date-time in UTC: YYYY-MM-DD"T"HH:MM:SS[.frac]"Z" ("t"/"z" also,
- * as RFC 3339 allows; any number of fraction digits, milliseconds kept).
- * Numeric offsets are refused: MSG-060/083 timestamps are UTC with Z. */
-static bool parse_rfc3339_utc(const char *s, size_t len, int64_t *ms_out)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int year, mon, day, hour, min, sec, ms = 0;
-    size_t p = 19;
-
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':')
-        return false;
-    year = read_digits(s, 4);
-    mon = read_digits(s + 5, 2);
-    day = read_digits(s + 8, 2);
-    hour = read_digits(s + 11, 2);
-    min = read_digits(s + 14, 2);
-    sec = read_digits(s + 17, 2);
-    if (year < 0 || mon < 1 || mon > 12 || day < 1 || hour < 0 || hour > 23 || min < 0 ||
-        min > 59 || sec < 0 || sec > 60)
-        return false;
-    if (day > dim[mon - 1] + (mon == 2 && is_leap(year)))
-        return false;
-    if (s[p] == '.') {
-        size_t start = ++p;
-        while (p < len && s[p] >= '0' && s[p] <= '9') {
-            if (p - start < 3)
-                ms = ms * 10 + (s[p] - '0');
-            p++;
-        }
-        if (p == start)
-            return false;
-        for (size_t k = p - start; k < 3; k++)
-            ms *= 10;
-    }
-    if (p + 1 != len || (s[p] != 'Z' && s[p] != 'z'))
-        return false;
-    *ms_out = ((days_from_civil(year, mon, day) * 24 + hour) * 60 + min) * 60000 +
-              (int64_t)sec * 1000 + ms;
-    return true;
-}
-
 static const char *last_colon(const char *s, size_t n)
 {
     while (n > 0) {
@@ -521,7 +449,7 @@ int mw_msg_check_match_assigned(const struct mw_envelope *env, const char **tick
         return fail(err, MW_CODE_BAD_MESSAGE, "assignment.players must not be empty");
     at = mw_json_get(a, "assignedAt");
     if (!cJSON_IsString(at) || !at->valuestring ||
-        !parse_rfc3339_utc(at->valuestring, strlen(at->valuestring), &ms))
+        !mw_rfc3339_parse(at->valuestring, strlen(at->valuestring), &ms))
         return fail(err, MW_CODE_BAD_MESSAGE, "assignment.assignedAt must be RFC 3339 UTC");
 
     if (ticket_id)
@@ -597,7 +525,7 @@ static int time_field(struct mw_buf *b, const char *key_lit, int64_t ms)
 {
     char ts[32];
 
-    mw_format_rfc3339(ms, ts);
+    mw_rfc3339_format(ms, ts);
     return str_field(b, key_lit, ts);
 }
 

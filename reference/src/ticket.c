@@ -1,6 +1,6 @@
 /* ticket: ticket records (copy/clear), state names, UUID v4 ticket ids from
- * a cryptographically secure source, and RFC 3339 timestamps. */
-/* getrandom(2) and gmtime_r() are outside strict C11. */
+ * a cryptographically secure source. */
+/* getrandom(2) is outside strict C11. */
 #define _GNU_SOURCE
 #include "ticket.h"
 
@@ -395,45 +395,3 @@ uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *
 
 /* ---- Time ------------------------------------------------------------------ */
 
-static void put_digits(char *p, unsigned v, int n)
-{
-    while (n-- > 0) {
-        p[n] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-void mw_format_rfc3339(int64_t unix_ms, char out[32])
-{
-    int64_t secs = unix_ms / 1000, ms = unix_ms % 1000;
-    struct tm tm;
-    time_t t;
-
-    if (ms < 0) { /* floor division for times before 1970 */
-        ms += 1000;
-        secs -= 1;
-    }
-    t = (time_t)secs;
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
-        /* Out of RFC 3339's four-digit year range: clamp to the epoch so the
-         * output is always well-formed. */
-        memcpy(out, "1970-01-01T00:00:00.000Z", 25);
-        return;
-    }
-    /* YYYY-MM-DDTHH:MM:SS.sssZ */
-    put_digits(out, (unsigned)(tm.tm_year + 1900), 4);
-    out[4] = '-';
-    put_digits(out + 5, (unsigned)(tm.tm_mon + 1), 2);
-    out[7] = '-';
-    put_digits(out + 8, (unsigned)tm.tm_mday, 2);
-    out[10] = 'T';
-    put_digits(out + 11, (unsigned)tm.tm_hour, 2);
-    out[13] = ':';
-    put_digits(out + 14, (unsigned)tm.tm_min, 2);
-    out[16] = ':';
-    put_digits(out + 17, (unsigned)tm.tm_sec, 2);
-    out[19] = '.';
-    put_digits(out + 20, (unsigned)ms, 3);
-    out[23] = 'Z';
-    out[24] = '\0';
-}

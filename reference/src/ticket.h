@@ -138,7 +138,5 @@ uint64_t mw_hash_str(const struct mw_hash_key *key, const char *s);
  * in neither UTF-8 nor ASCII, so ("ab","c") and ("a","bc") differ). */
 uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *b);
 
-/* RFC 3339 UTC with milliseconds: "2026-11-27T11:40:48.123Z" (24 chars + NUL). */
-void mw_format_rfc3339(int64_t unix_ms, char out[32]);
 
 #endif /* MW_TICKET_H */

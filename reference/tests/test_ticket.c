@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "fake_random.h"
+#include "rfc3339.h"
 #include "ticket.h"
 
 static void test_state_names(void **state)
@@ -370,7 +371,7 @@ static void test_rfc3339(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memset(out, 'x', sizeof(out));
-        mw_format_rfc3339(cases[i].ms, out);
+        mw_rfc3339_format(cases[i].ms, out);
         if (strcmp(out, cases[i].want) != 0)
             print_error("%lld: %s\n", (long long)cases[i].ms, out);
         assert_string_equal(out, cases[i].want);
