@@ -18,8 +18,8 @@ build: deps
 test: deps
 	@BUILD=$(BUILD) JOBS=$(JOBS) PYTHON=$(PYTHON) scripts/test.sh
 
-run: build
-	@scripts/run.sh $(BUILD)
+run: deps
+	@JOBS=$(JOBS) scripts/run.sh $(BUILD)
 
 fuzz: deps
 	@scripts/fuzz.sh run
