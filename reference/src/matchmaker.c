@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "invariant.h"
 #include "map.h"
 
 #include <string.h>
@@ -82,6 +83,8 @@ struct mw_matchmaker *mw_matchmaker_new(const struct mw_matchmaker_config *cfg, 
         return NULL;
     }
     mm->cfg.match_size = clamp_size(cfg->match_size);
+    if (!mm->cfg.rule)
+        mm->cfg.rule = &mw_match_rule_fifo;
     for (size_t i = 0; i < mm->cfg.n_overrides; i++)
         mm->cfg.overrides[i].size = clamp_size(mm->cfg.overrides[i].size);
     if (mm->cfg.max_waiting == 0)
@@ -228,22 +231,62 @@ static void unlink_node(struct mw_matchmaker *mm, struct mm_node *n)
     mm->waiting--;
 }
 
-/* Forms every match the pool now allows, oldest first. */
+static const struct mw_mm_entry *view_next(const void **cursor)
+{
+    const struct mm_node *n = *cursor;
+
+    if (!n)
+        return NULL;
+    *cursor = n->next;
+    return &n->e;
+}
+
+/* Asks the rule for one match of p; moves its entries to group and returns
+ * how many (0: none now). */
+static size_t take_match(struct mw_matchmaker *mm, struct mm_pool *p,
+                         struct mw_mm_entry group[MW_MATCH_SIZE_MAX])
+{
+    const struct mw_mm_pool_view view = {.queue = p->queue,
+                                         .region = p->region,
+                                         .size = p->size,
+                                         .n = p->n,
+                                         .first = p->head,
+                                         .next = view_next};
+    size_t picks[MW_MATCH_SIZE_MAX], k, pos = 0, j = 0;
+    struct mm_node *n = p->head;
+
+    k = mm->cfg.rule->pick(mm->cfg.rule->ud, &view, picks);
+    MW_ASSERT(k <= MW_MATCH_SIZE_MAX);
+    if (k == 0 || k > MW_MATCH_SIZE_MAX)
+        return 0;
+    while (n && j < k) {
+        struct mm_node *next = n->next;
+
+        MW_ASSERT(picks[j] >= pos); /* strictly ascending (match_rule.h) */
+        if (pos == picks[j]) {
+            group[j++] = n->e;
+            unlink_node(mm, n);
+            mw_free(n);
+        }
+        pos++;
+        n = next;
+    }
+    MW_ASSERT(j == k); /* every position < pool->n */
+    return j;
+}
+
+/* Forms every match the pool now allows, as the rule picks them. */
 static void form(struct mw_matchmaker *mm, struct mm_pool *p)
 {
     bool formed = false;
 
-    while (p->n >= p->size) {
+    for (;;) {
         struct mw_mm_entry group[MW_MATCH_SIZE_MAX];
         struct mw_mm_group g;
-        unsigned k = p->size;
+        size_t k = take_match(mm, p, group);
 
-        for (unsigned i = 0; i < k; i++) {
-            struct mm_node *n = p->head;
-            group[i] = n->e;
-            unlink_node(mm, n);
-            mw_free(n);
-        }
+        if (k == 0)
+            break;
         g = (struct mw_mm_group){.queue = p->queue, .region = p->region, .n = k, .entries = group};
         mm->forming++;
         mm->cb(mm->ud, &g); /* may requeue into this or another pool */

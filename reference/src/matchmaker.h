@@ -1,9 +1,10 @@
-/* matchmaker: FIFO per (queue, region) pool, match formation.
+/* matchmaker: the pools of waiting tickets, one per (queue, region), and the
+ * index by ticket id; which tickets of a pool form a match is the rule's
+ * (match_rule.h; the reference's: the `size` oldest as soon as `size` wait).
  *
  * Pure and synchronous: tickets go in, groups of compatible tickets come out.
  * Tickets whose attributes.region differ are never matched together (an
- * absent region is its own pool ""). A match forms as soon as `size`
- * compatible tickets wait, oldest first. Idempotent on ticket id (adding a
+ * absent region is its own pool ""). Idempotent on ticket id (adding a
  * ticket that is already waiting does nothing). */
 #ifndef MW_MATCHMAKER_H
 #define MW_MATCHMAKER_H
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "match_rule.h"
 #include "ticket.h"
 
 #define MW_MM_MAX_OVERRIDES 32
@@ -33,13 +35,9 @@ struct mw_matchmaker_config {
      * one (has_hash_key false) the matchmaker draws one from the OS. */
     bool has_hash_key;
     struct mw_hash_key hash_key;
-};
-
-/* One waiting ticket, as the matchmaker keeps it. */
-struct mw_mm_entry {
-    char ticket_id[MW_TICKET_ID_LEN + 1];
-    char player_id[MW_PLAYER_ID_MAX + 1];
-    uint64_t version; /* queued version (1) */
+    /* Which waiting tickets form a match (borrowed, must outlive the
+     * matchmaker); NULL: mw_match_rule_fifo. */
+    const struct mw_match_rule *rule;
 };
 
 /* A formed group, oldest ticket first. Borrowed by the callback. */

@@ -310,6 +310,56 @@ static void test_emptied_pools_freed(void **state)
     mw_matchmaker_free(mm);
 }
 
+/* A rule other than FIFO decides formation (match_rule.h): here, a match is
+ * the first ticket and the last of a pool once three wait, so the middle
+ * ones keep waiting. The rule sees the pool oldest first. */
+static size_t ends_pick(const void *ud, const struct mw_mm_pool_view *pool,
+                        size_t picks[MW_MATCH_SIZE_MAX])
+{
+    const void *cur = pool->first;
+    const struct mw_mm_entry *e;
+    size_t n = 0;
+    int *calls = (int *)(uintptr_t)ud;
+
+    (*calls)++;
+    while ((e = pool->next(&cur)) != NULL)
+        n++;
+    assert_int_equal(n, pool->n);
+    if (pool->n < 3)
+        return 0;
+    picks[0] = 0;
+    picks[1] = pool->n - 1;
+    return 2;
+}
+
+static void test_rule_decides(void **state)
+{
+    struct groups G;
+    struct mw_matchmaker_config cfg;
+    int calls = 0;
+    const struct mw_match_rule rule = {.pick = ends_pick, .ud = (const void *)(uintptr_t)&calls};
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.match_size = 2;
+    cfg.rule = &rule;
+    memset(&G, 0, sizeof(G));
+    G.mm = mw_matchmaker_new(&cfg, on_match, &G);
+    assert_non_null(G.mm);
+    assert_int_equal(add(G.mm, "t1", "duel", ""), 0);
+    assert_int_equal(add(G.mm, "t2", "duel", ""), 0);
+    assert_int_equal(G.n, 0); /* FIFO would have matched t1 and t2 */
+    assert_int_equal(add(G.mm, "t3", "duel", ""), 0);
+    assert_int_equal(G.n, 1);
+    assert_int_equal(G.size[0], 2);
+    assert_string_equal(G.ids[0][0], "t1");
+    assert_string_equal(G.ids[0][1], "t3");
+    assert_int_equal(mw_matchmaker_waiting(G.mm), 1); /* t2 */
+    assert_true(mw_matchmaker_remove(G.mm, "t2"));
+    assert_true(calls >= 3);
+    mw_matchmaker_free(G.mm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_requeue_front),
         cmocka_unit_test(test_many_and_oom),
         cmocka_unit_test(test_emptied_pools_freed),
+        cmocka_unit_test(test_rule_decides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
