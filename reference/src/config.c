@@ -41,6 +41,7 @@ void mw_config_defaults(struct mw_config *cfg)
     cfg->limits.retention_ms = cfg->assigned_ttl_ms;
     cfg->outbound_max_messages = 256;
     cfg->outbound_max_bytes = (size_t)1 << 20;
+    cfg->reassembly_budget = (size_t)64 << 20;
     cfg->idle_timeout_s = 60;
     cfg->log_level = 2;
     cfg->help = false;
@@ -76,6 +77,8 @@ const char *mw_config_usage(void)
            "  --max-errors N              consecutive errors before close 1008 (10)\n"
            "  --outbound-max-messages N   queued outbound messages per connection (256)\n"
            "  --outbound-max-bytes N      queued outbound bytes per connection (1048576)\n"
+           "  --reassembly-budget N       bytes of unfinished inbound messages, all connections\n"
+           "                              together; one that would go over closes 1013 (67108864)\n"
            "  --idle-timeout SECONDS      ping an idle connection after this, close without pong "
            "(60)\n"
            "  --log-level 0..4            0 err, 1 warn, 2 notice, 3 info, 4 debug (2)\n"
@@ -347,6 +350,7 @@ enum opt_id {
     O_MAX_ERRORS,
     O_OUTBOUND_MAX_MESSAGES,
     O_OUTBOUND_MAX_BYTES,
+    O_REASSEMBLY_BUDGET,
     O_IDLE_TIMEOUT,
     O_LOG_LEVEL,
     O__COUNT
@@ -372,6 +376,7 @@ static const char *const opt_names[O__COUNT] = {
     [O_MAX_ERRORS] = "max-errors",
     [O_OUTBOUND_MAX_MESSAGES] = "outbound-max-messages",
     [O_OUTBOUND_MAX_BYTES] = "outbound-max-bytes",
+    [O_REASSEMBLY_BUDGET] = "reassembly-budget",
     [O_IDLE_TIMEOUT] = "idle-timeout",
     [O_LOG_LEVEL] = "log-level",
 };
@@ -503,6 +508,12 @@ static int apply_flag(struct mw_config *cfg, enum opt_id o, const char *v, char 
         rc = uint_flag(name, v, 65536, (uint64_t)1 << 30, &u, err, err_len);
         if (!rc)
             cfg->outbound_max_bytes = (size_t)u;
+        break;
+    case O_REASSEMBLY_BUDGET:
+        /* at least one largest message (65,536 bytes) must fit (MSG-122) */
+        rc = uint_flag(name, v, 65537, (uint64_t)1 << 32, &u, err, err_len);
+        if (!rc)
+            cfg->reassembly_budget = (size_t)u;
         break;
     case O_IDLE_TIMEOUT:
         rc = uint_flag(name, v, 1, 86400, &u, err, err_len);

@@ -35,6 +35,7 @@ struct mw_config {
     struct mw_session_limits limits; /* --max-tickets, --rate, --rate-burst, --max-errors */
     size_t outbound_max_messages;    /* --outbound-max-messages (256) */
     size_t outbound_max_bytes;       /* --outbound-max-bytes (1 MiB) */
+    size_t reassembly_budget;        /* --reassembly-budget (64 MiB): all partial messages */
     int idle_timeout_s;              /* --idle-timeout SECONDS (60): ping after, close if no pong */
     int log_level;                   /* --log-level 0..4 (2: notice) or -v */
     bool help;                       /* --help was given */

@@ -60,6 +60,35 @@
  * bytes plus a copy of the rest to its own buffer and another POLLOUT
  * round. */
 #define GW_TX_PACKET (MW_GATEWAY_MAX_MESSAGE + 16)
+/* MSG-121: seconds a connection may take to complete its request headers
+ * (WebSocket handshake or HTTP request) before lws drops it, and what any
+ * other lws wait (the next chunk of a body) may take. lws's default, 10 s
+ * for both, let slow clients hold header slots twice as long. */
+#define GW_HANDSHAKE_S 5
+/* lws header slots ("ah", 4 KiB of header data plus ~1 KiB of tables each,
+ * allocated only while a connection is reading headers or an HTTP request
+ * is open, freed when the WebSocket is established or the request done).
+ * Every connection holds one from accept until its headers are complete: at
+ * lws's 64, 64 silent connections made every new client wait (MSG-120).
+ * One per allowed WebSocket plus a margin for handshakes and HTTP requests
+ * in flight, at least GW_AH_MIN, at most what lws's field holds. */
+/* MSG-123: at shutdown a WebSocket whose session has a request waiting on
+ * the store gets its reply before the 1001, for at most this long (the
+ * server drops what is left at MW_SERVER_SHUTDOWN_WAIT_MS, 1.5 s); the
+ * drain timer looks every GW_DRAIN_POLL_S. */
+#define GW_DRAIN_MAX_S  1.0
+#define GW_DRAIN_POLL_S 0.02
+/* lws 4.1.6's libev glue re-arms its one timer (for every lws timeout:
+ * headers, body, close grace, LWS_TO_KILL_ASYNC) with ev_timer_set() on
+ * the ACTIVE watcher, which libev ignores: a timeout set while the timer
+ * waits for a later event fired only when that one did (measured: a silent
+ * connection was still open after 15 s; lws's own next event is its 30 s
+ * header-slot check). A callback scheduled every GW_LWS_TICK_US keeps that
+ * timer firing, so each lws timeout fires at most this late. */
+#define GW_LWS_TICK_US (250 * 1000)
+#define GW_AH_SPARE    1024
+#define GW_AH_MIN      4096
+#define GW_AH_MAX      65535u
 
 /* ---- Types ---------------------------------------------------------------- */
 
@@ -114,9 +143,12 @@ struct mw_gateway {
     struct mw_gateway_config cfg;
     struct lws_context *ctx;
     struct lws_context *ctx_alive; /* lws writes NULL here when destroy completes */
+    lws_sorted_usec_list_t tick;   /* see GW_LWS_TICK_US */
     struct lws_protocols protocols[2];
     struct ev_loop *loop;
     ev_timer idle_timer;   /* sweeps conns for idle ones (MSG-097) */
+    ev_timer drain_timer;  /* at shutdown: 1001 once a session is not busy (MSG-123) */
+    double drain_until;    /* ev_now() after which every session gets its 1001 */
     double idle_s, pong_s; /* ping after idle_s of silence; 4002 after pong_s more */
     struct gw_conn *conns; /* every established WebSocket */
     const struct mw_session_env *env;
@@ -125,6 +157,7 @@ struct mw_gateway {
     struct mw_metrics *metrics;
     size_t open;
     size_t closed_since_trim; /* see GW_TRIM_AFTER_CLOSES */
+    size_t rx_held;           /* bytes allocated by every conn's rx (MSG-122) */
     bool stopping;
     uint16_t port;
     /* Scratch for direct writes (gw_io_send): LWS_PRE headroom for the frame
@@ -175,6 +208,14 @@ static bool utf8_feed(struct gw_utf8 *v, const unsigned char *p, size_t n)
         }
     }
     return true;
+}
+
+/* Frees c's reassembly buffer and gives its bytes back to the budget. */
+static void gw_rx_release(struct gw_conn *c)
+{
+    c->g->rx_held -= c->rx.cap;
+    mw_buf_release(&c->rx);
+    mw_buf_init(&c->rx, MW_GATEWAY_MAX_MESSAGE);
 }
 
 static void gw_count_close(struct gw_conn *c, uint16_t code)
@@ -521,8 +562,8 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
     size_t have = c->rx.len;
     bool final;
 
-    if (c->close_code)
-        return 0; /* closing: input is ignored */
+    if (c->close_code || c->g->stopping)
+        return 0; /* closing or draining (MSG-123): input is ignored */
     gw_saw_peer(c);
     if (lws_frame_is_binary(wsi))
         return gw_close_now(c, MW_CLOSE_UNSUPPORTED, "binary messages are not supported");
@@ -542,8 +583,24 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
             mw_session_on_text(c->session, (const char *)in, len, mw_loop_now_ms());
         return 0;
     }
-    if (mw_buf_append(&c->rx, in, len) != 0)
-        return gw_close_now(c, MW_CLOSE_INTERNAL, "out of memory");
+    {
+        size_t cap = c->rx.cap;
+
+        if (mw_buf_append(&c->rx, in, len) != 0)
+            return gw_close_now(c, MW_CLOSE_INTERNAL, "out of memory");
+        c->g->rx_held += c->rx.cap - cap;
+    }
+    if (c->g->rx_held > c->g->cfg.reassembly_budget) {
+        /* MSG-122: the unfinished messages of all connections together
+         * are bounded; the connection whose growth crossed the bound
+         * goes (retryable: it is the server that is short). */
+        gw_rx_release(c);
+        if (c->g->metrics)
+            c->g->metrics->reassembly_refused++;
+        mw_log(MW_LOG_INFO, "gateway: reassembly budget of %zu bytes reached: close 1013",
+               c->g->cfg.reassembly_budget);
+        return gw_close_now(c, MW_CLOSE_TRY_AGAIN, "server busy: message reassembly budget");
+    }
     if (!final)
         return 0;
     if (c->g->metrics)
@@ -551,8 +608,7 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
     c->utf8 = (struct gw_utf8){0};
     if (c->session)
         mw_session_on_text(c->session, c->rx.data, c->rx.len, mw_loop_now_ms());
-    mw_buf_release(&c->rx); /* idle connections hold no reassembly memory */
-    mw_buf_init(&c->rx, MW_GATEWAY_MAX_MESSAGE);
+    gw_rx_release(c); /* idle connections hold no reassembly memory */
     return 0;
 }
 
@@ -564,7 +620,8 @@ static int gw_writeable(struct gw_conn *c)
 
     if (c->dead) /* a write failed: the socket is unusable, no close frame */
         return -1;
-    if (g->stopping && !c->close_code)
+    if (g->stopping && !c->close_code &&
+        (!mw_session_busy(c->session) || ev_now(g->loop) >= g->drain_until))
         gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
     if (c->want_ping && !c->close_code) {
         /* lws 4.1.6 swallows empty pongs (no LWS_CALLBACK_RECEIVE_PONG):
@@ -628,7 +685,7 @@ static void gw_closed(struct mw_gateway *g, struct gw_pss *pss)
     if (c->session)
         mw_session_on_close(c->session, mw_loop_now_ms());
     gw_queue_free(c);
-    mw_buf_release(&c->rx);
+    gw_rx_release(c);
     g->open--;
     g->closed_since_trim++;
     if (g->metrics && g->metrics->connections_open)
@@ -683,11 +740,7 @@ static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (!pss)
             return -1;
-        if (g->stopping && reason == LWS_CALLBACK_HTTP) {
-            if (lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down"))
-                return -1;
-            return lws_http_transaction_completed(wsi) ? -1 : 0;
-        }
+        /* (At shutdown http.c answers 503 itself: mw_http_stop.) */
         return mw_http_callback(g->http, wsi, reason, &pss->http, in, len);
     default:
         break;
@@ -696,6 +749,26 @@ static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 }
 
 /* ---- Lifetime ------------------------------------------------------------- */
+
+/* Keeps lws's timer running (GW_LWS_TICK_US). */
+static void gw_lws_tick(lws_sorted_usec_list_t *sul)
+{
+    struct mw_gateway *g = lws_container_of(sul, struct mw_gateway, tick);
+
+    lws_sul_schedule(g->ctx, 0, &g->tick, gw_lws_tick, GW_LWS_TICK_US);
+}
+
+/* lws header slots for max_connections (see GW_AH_SPARE). */
+static unsigned short gw_header_pool(unsigned max_connections)
+{
+    unsigned long n = max_connections ? (unsigned long)max_connections + GW_AH_SPARE : GW_AH_MAX;
+
+    if (n < GW_AH_MIN)
+        n = GW_AH_MIN;
+    if (n > GW_AH_MAX)
+        n = GW_AH_MAX;
+    return (unsigned short)n;
+}
 
 static void gw_lws_signal_cb(void *handle, int signum)
 {
@@ -725,6 +798,8 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
         g->cfg.outbound_max_messages = 256;
     if (!g->cfg.outbound_max_bytes)
         g->cfg.outbound_max_bytes = 1024 * 1024;
+    if (!g->cfg.reassembly_budget)
+        g->cfg.reassembly_budget = (size_t)64 << 20;
 
     /* One protocol serves HTTP and the WebSocket: it is protocols[0], the
      * default, so a handshake without Sec-WebSocket-Protocol binds to it
@@ -752,8 +827,9 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     info.user = g;
     info.pcontext = &g->ctx_alive;
     info.server_string = "matchwire";
-    info.max_http_header_pool = 64; /* handshakes in flight at once */
-    info.timeout_secs = 10;
+    info.max_http_header_pool = gw_header_pool(cfg->max_connections);
+    info.timeout_secs = GW_HANDSHAKE_S;
+    info.timeout_secs_ah_idle = GW_HANDSHAKE_S;
 
     g->ctx = lws_create_context(&info);
     if (!g->ctx) {
@@ -763,6 +839,7 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
         return NULL;
     }
     g->ctx_alive = g->ctx;
+    lws_sul_schedule(g->ctx, 0, &g->tick, gw_lws_tick, GW_LWS_TICK_US);
     {
         struct lws_vhost *vh = lws_get_vhost_by_name(g->ctx, "default");
         int p = vh ? lws_get_vhost_listen_port(vh) : cfg->port;
@@ -780,6 +857,29 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     return g;
 }
 
+/* MSG-123: every 20 ms during shutdown, a WebSocket whose session has
+ * nothing waiting on the store (its replies already queued before the close)
+ * gets its 1001; after GW_DRAIN_MAX_S every one does. */
+static void gw_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mw_gateway *g = w->data;
+    bool over = ev_now(loop) >= g->drain_until;
+    bool waiting = false;
+
+    (void)revents;
+    for (struct gw_conn *c = g->conns; c; c = c->next) {
+        if (c->close_code)
+            continue;
+        if (!over && mw_session_busy(c->session)) {
+            waiting = true;
+            continue;
+        }
+        gw_request_close(c, MW_CLOSE_GOING_AWAY, "server shutting down");
+    }
+    if (!waiting)
+        ev_timer_stop(loop, w);
+}
+
 void mw_gateway_shutdown(struct mw_gateway *g)
 {
     if (!g || g->stopping)
@@ -788,7 +888,13 @@ void mw_gateway_shutdown(struct mw_gateway *g)
      * lws_context_deprecate(): in lws 4.1.6 on a foreign libev loop it drops
      * every open connection at once, so no client would see its 1001.) */
     g->stopping = true;
-    /* Each WebSocket closes with 1001 from its next WRITEABLE. */
+    mw_http_stop(g->http);
+    /* Each WebSocket closes with 1001 from its next WRITEABLE, or, when its
+     * session waits on the store, once the reply is queued (MSG-123). */
+    g->drain_until = ev_now(g->loop) + GW_DRAIN_MAX_S;
+    ev_timer_init(&g->drain_timer, gw_drain_cb, GW_DRAIN_POLL_S, GW_DRAIN_POLL_S);
+    g->drain_timer.data = g;
+    ev_timer_start(g->loop, &g->drain_timer);
     lws_callback_on_writable_all_protocol(g->ctx, &g->protocols[0]);
 }
 
@@ -807,10 +913,13 @@ void mw_gateway_free(struct mw_gateway *g)
     if (!g)
         return;
     g->stopping = true;
+    if (ev_is_active(&g->drain_timer))
+        ev_timer_stop(g->loop, &g->drain_timer);
     if (ev_is_active(&g->idle_timer)) {
         ev_ref(g->loop);
         ev_timer_stop(g->loop, &g->idle_timer);
     }
+    lws_sul_cancel(&g->tick);
     lws_context_destroy(g->ctx);
     /* With a foreign loop lws may finish closing handles on later turns. */
     for (int i = 0; i < 100 && g->ctx_alive; i++)

@@ -20,12 +20,16 @@
  *   only unknown subprotocols     400, never upgraded          MSG-005
  *   over max_connections          503, never upgraded          MSG-098
  *   text message > 65,536 bytes   close 1009 at the first byte over  MSG-091
+ *   reassembly budget reached     close 1013 (all connections' unfinished
+ *                                 messages over reassembly_budget) MSG-122
  *   invalid UTF-8                 close 1007                   MSG-092
  *   binary message                close 1003                   MSG-093
  *   outbound bound reached        close 4001, queue freed      MSG-096
  *   socket full for 3 s           TCP connection dropped       MSG-096
  *   idle                          ping, then close 4002 without a pong MSG-097
- *   shutdown                      close 1001                   MSG-099 */
+ *   headers not complete in 5 s   TCP connection dropped       MSG-121
+ *   shutdown                      replies to requests waiting on the store,
+ *                                 then close 1001              MSG-099, MSG-123 */
 #ifndef MW_GATEWAY_H
 #define MW_GATEWAY_H
 
@@ -51,6 +55,7 @@ struct mw_gateway_config {
     unsigned max_connections;     /* open WebSockets; 0: unlimited */
     size_t outbound_max_messages; /* per connection (256) */
     size_t outbound_max_bytes;    /* per connection (1 MiB) */
+    size_t reassembly_budget;     /* all connections' unfinished inbound messages (64 MiB) */
     int idle_timeout_s;           /* ping after this much silence; 0: never */
     bool websocket;               /* serve /realtime (roles all and api) */
     int lws_log_level;            /* lws_set_log_level() mask */
@@ -67,8 +72,10 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
 
 /* Starts a graceful shutdown: stops accepting (every new upgrade and HTTP
  * request is answered 503; the listen socket itself stays open until
- * mw_gateway_free()) and asks every WebSocket to close with 1001. Returns at
- * once; poll mw_gateway_open() to see the connections go. Idempotent. */
+ * mw_gateway_free()), stops reading WebSockets, and asks each to close with
+ * 1001 once its session has no request waiting on the store (at most 1 s
+ * after this call; MSG-123). Returns at once; poll mw_gateway_open() to see
+ * the connections go. Idempotent. */
 void mw_gateway_shutdown(struct mw_gateway *g);
 
 /* Open WebSocket connections (established, not yet closed). */

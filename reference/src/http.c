@@ -1,9 +1,18 @@
 /* http: /healthz, /metrics, /v1/tickets and the demo page, on lws's HTTP
- * callbacks, with refcounted requests for the asynchronous store. */
+ * callbacks, with refcounted requests for the asynchronous store, one
+ * request at a time per connection (pipelining, MSG-116). */
 #include "http.h"
 
+#include <limits.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -19,15 +28,23 @@
 /* A declared body this large is not even drained: the connection is dropped. */
 #define HTTP_BODY_DROP (16 * MW_HTTP_BODY_MAX)
 
+/* TCP states after the peer's FIN (linux/tcp.h has no names for them). */
+#define HTTP_TCP_CLOSE_WAIT 8
+#define HTTP_TCP_LAST_ACK   9
+#define HTTP_TCP_CLOSING    11
+/* Per-connection mark in lws's opaque user data (see http_pipelined). */
+#define HTTP_MARK_NONE    ((uintptr_t)0)           /* no transaction finished yet */
+#define HTTP_MARK_UNKNOWN ((uintptr_t)UINTPTR_MAX) /* finished, byte count unknown */
+
 struct mw_http {
     struct mw_http_env env;
+    bool stopping; /* shutting down: every request is answered 503 */
 };
 
 enum req_state {
-    REQ_WAIT_BODY = 0, /* POST body arriving */
+    REQ_WAIT_BODY = 0, /* request body arriving */
     REQ_WAIT_STORE,    /* a store call is in flight */
-    REQ_HEADERS,       /* response ready: write the headers next */
-    REQ_BODY,          /* headers written: write the body next */
+    REQ_SENT,          /* response written (req_send) */
 };
 
 enum req_op { OP_NONE = 0, OP_CREATE, OP_GET, OP_CANCEL };
@@ -41,10 +58,13 @@ struct http_req {
     void **slot;       /* the wsi's pointer to us, NULL once detached */
     enum req_state state;
     enum req_op op;
-    struct mw_buf in;  /* POST body, at most MW_HTTP_BODY_MAX bytes */
-    bool in_too_large; /* over the bound: the rest is drained, not kept */
-    bool has_idem_key; /* POST carried an idempotencyKey */
-    int64_t now_ms;    /* the time given to create */
+    int method;                 /* LWSHUMETH_* */
+    char path[256];             /* request path (the ah may be gone by the route) */
+    unsigned stray_completions; /* BODY_COMPLETION while not waiting for one */
+    struct mw_buf in;           /* POST body, at most MW_HTTP_BODY_MAX bytes */
+    bool in_too_large;          /* over the bound: the rest is drained, not kept */
+    bool has_idem_key;          /* POST carried an idempotencyKey */
+    int64_t now_ms;             /* the time given to create */
     unsigned status;
     const char *ctype;
     struct mw_buf out; /* LWS_PRE bytes of headroom, then the body */
@@ -77,13 +97,20 @@ static void req_unref(struct http_req *r)
     mw_free(r);
 }
 
+/* What a wsi's slot holds between a response lws could not send at once
+ * and the close that follows it (see req_send). */
+static const char http_closing_mark;
+#define HTTP_SLOT_CLOSING ((void *)(uintptr_t)&http_closing_mark)
+
 /* The wsi lets go (transaction over or connection closed). */
 static void req_detach(void **slot)
 {
     struct http_req *r = *slot;
 
-    if (!r)
+    if (!r || *slot == HTTP_SLOT_CLOSING) {
+        *slot = NULL;
         return;
+    }
     *slot = NULL;
     r->slot = NULL;
     r->wsi = NULL;
@@ -101,12 +128,13 @@ static int req_begin(struct http_req *r, unsigned status, const char *ctype)
     return mw_buf_append(&r->out, pre, sizeof(pre));
 }
 
-/* The response is complete: ask lws for a WRITEABLE to send it. */
+static void req_send(struct http_req *r);
+
+/* The response is complete: send it. */
 static void req_ready(struct http_req *r)
 {
-    r->state = REQ_HEADERS;
     if (r->wsi)
-        lws_callback_on_writable(r->wsi);
+        req_send(r);
 }
 
 static void req_json_error(struct http_req *r, unsigned status, enum mw_code code,
@@ -371,31 +399,209 @@ static void route_ticket(struct http_req *r, int method, const char *id)
     }
 }
 
-static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
+/* ---- Pipelining (lws 4.1.6) ----------------------------------------------- *
+ *
+ * lws reads up to 4 KiB at a time; what follows the request it is serving
+ * (the next pipelined request) stays in the connection's rx buffer list and
+ * is parsed from there, from lws_service_do_ripe_rxflow(), as soon as the
+ * connection is not flow-controlled. Two faults of lws 4.1.6 follow:
+ *
+ * 1. While a transaction is open (LRS_ESTABLISHED / LRS_BODY, the header
+ *    parser in WSI_PARSING_COMPLETE), lws parses the buffered bytes anyway:
+ *    the parser swallows them and lws_http_action() runs again on the old
+ *    headers (a pipelined GET was lost), or, after a body, lws_read_h1()
+ *    finds rx_content_remain == 0, calls HTTP_BODY_COMPLETION again and
+ *    consumes nothing, forever (100 % CPU). Fixed here: the connection is
+ *    rx-flow-controlled from the moment a request is complete (headers of a
+ *    bodyless request, or its BODY_COMPLETION) until its response is
+ *    written and lws_http_transaction_completed() has reset it
+ *    (LRS_DEFERRING_ACTION: lws parses nothing before the next POLLOUT);
+ *    then lws parses the next request itself ("keeping ah as pipeline").
+ *    The response is written at once (req_send), not from a WRITEABLE:
+ *    lws does not service POLLOUT of a flow-controlled h1 connection.
+ *
+ * 2. lws_http_action() of a request with a body (Content-Length > 0, or a
+ *    POST/PUT/PATCH without Content-Length) drains the rx buffer list in a
+ *    loop of its own: when the request's headers came from that list, it
+ *    hands the request's own header bytes to HTTP_BODY as the body, then
+ *    calls HTTP_BODY_COMPLETION in an endless loop inside one call (no
+ *    signal is handled any more), or with a longer body reads freed memory.
+ *    Nothing a callback does after LWS_CALLBACK_HTTP can stop it, so such
+ *    a request is refused in LWS_CALLBACK_HTTP: 503 `unavailable`
+ *    (retryable) with `Connection: close`, and the connection closes
+ *    (MSG-117). It is recognised without lws internals: lws reads nothing
+ *    while a request is answered (flow control) and reads the socket only
+ *    once its buffer list is empty, so when it has read nothing since the
+ *    previous transaction ended, the new headers came from that list. The
+ *    kernel counts what lws read (tcpi_bytes_received minus what is still
+ *    queued); the count at the end of each transaction is kept in the wsi's
+ *    opaque user data (it survives lws's per-transaction rebind). */
+
+/* Bytes lws has read from wsi's socket, or -1 when unknown. */
+static int64_t http_bytes_read(struct lws *wsi)
 {
-    const struct mw_http_env *e = &h->env;
-    struct http_req *r;
-    char *uri = NULL;
-    char path[256];
-    int uri_len = 0;
-    int method;
+    /* Older kernels fill less of struct tcp_info; this much is needed. */
+    const socklen_t need =
+        (socklen_t)(offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(uint64_t));
+    int fd = (int)lws_get_socket_fd(wsi);
 
-    req_detach(slot); /* a previous transaction on this keep-alive connection */
-    if (e->metrics)
-        e->metrics->http_requests++;
-    method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
-    if (method < 0 || !uri || uri_len <= 0 || (size_t)uri_len >= sizeof(path)) {
-        if (lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL))
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    }
-    memcpy(path, uri, (size_t)uri_len);
-    path[uri_len] = '\0';
-    r = req_new(h, wsi, slot);
-    if (!r)
+    if (fd < 0)
         return -1;
+    for (int i = 0; i < 4; i++) {
+        struct tcp_info t1, t2;
+        socklen_t l1 = sizeof(t1), l2 = sizeof(t2);
+        int inq = 0;
+        uint64_t got;
 
-    if (strcmp(path, "/healthz") == 0) {
+        memset(&t1, 0, sizeof(t1));
+        memset(&t2, 0, sizeof(t2));
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t1, &l1) != 0 || l1 < need ||
+            ioctl(fd, FIONREAD, &inq) != 0 || inq < 0 ||
+            getsockopt(fd, IPPROTO_TCP, TCP_INFO, &t2, &l2) != 0 || l2 < need)
+            return -1;
+        if (t1.tcpi_bytes_received != t2.tcpi_bytes_received)
+            continue; /* a segment arrived in between: inq may not match */
+        got = t1.tcpi_bytes_received;
+        /* The peer's FIN counts one in tcpi_bytes_received and none in the
+         * queue until it is read (and reading it ends the connection). */
+        if (t1.tcpi_state == HTTP_TCP_CLOSE_WAIT || t1.tcpi_state == HTTP_TCP_LAST_ACK ||
+            t1.tcpi_state == HTTP_TCP_CLOSING)
+            got--;
+        if (got < (uint64_t)inq)
+            return -1;
+        return (int64_t)(got - (uint64_t)inq);
+    }
+    return -1;
+}
+
+/* A transaction ended: remember how much lws has read, let it read on. */
+static void http_mark_and_resume(struct lws *wsi)
+{
+    int64_t n = http_bytes_read(wsi);
+
+    lws_set_opaque_user_data(wsi, (void *)(n < 0 ? HTTP_MARK_UNKNOWN : (uintptr_t)n + 1));
+    lws_rx_flow_control(wsi, 1);
+}
+
+/* True when this request's headers came from lws's rx buffer list: a
+ * transaction ended on this connection and lws has read nothing since. */
+static bool http_pipelined(struct lws *wsi)
+{
+    uintptr_t mark = (uintptr_t)lws_get_opaque_user_data(wsi);
+    int64_t n;
+
+    if (mark == HTTP_MARK_NONE)
+        return false; /* the first request: read from the socket */
+    if (mark == HTTP_MARK_UNKNOWN)
+        return true;
+    n = http_bytes_read(wsi);
+    return n < 0 || (uintptr_t)n + 1 == mark;
+}
+
+/* Whether lws 4.1.6 will read a body for this request (lws_http_action):
+ * a Content-Length it can copy that is not 0, or none and a method that
+ * carries one. *declared: the Content-Length, -1 when absent. */
+static bool http_has_body(struct lws *wsi, int method, long long *declared)
+{
+    char cl[32];
+
+    *declared = -1;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+        lws_hdr_copy(wsi, cl, sizeof(cl) - 1, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        *declared = atoll(cl);
+        if (*declared < 0)
+            *declared = LLONG_MAX; /* lws reads it as unsigned */
+        return *declared != 0;
+    }
+    return method == LWSHUMETH_POST || method == LWSHUMETH_PUT || method == LWSHUMETH_PATCH;
+}
+
+/* Answers status with a JSON error and Connection: close from inside
+ * LWS_CALLBACK_HTTP; the caller returns -1 (lws flushes, then closes). */
+static int http_refuse_and_close(struct lws *wsi, unsigned status, enum mw_code code,
+                                 const char *message)
+{
+    unsigned char buf[LWS_PRE + 1024];
+    unsigned char *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s}",
+                     mw_code_name(code), message, mw_code_retryable(code) ? "true" : "false");
+
+    if (n < 0 || (size_t)n >= sizeof(body))
+        return -1;
+    if (lws_add_http_common_headers(wsi, status, "application/json", (lws_filepos_t)n, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end) || end - p < n)
+        return -1;
+    memcpy(p, body, (size_t)n);
+    p += n;
+    /* One write: what the kernel does not take, lws keeps and sends before
+     * it closes (LRS_FLUSHING_BEFORE_CLOSE). */
+    (void)lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
+/* Sends r's response at once, from wherever it became ready (inside
+ * LWS_CALLBACK_HTTP or _BODY_COMPLETION, or a store callback): headers, then
+ * body, with lws_write(). Not from LWS_CALLBACK_HTTP_WRITEABLE: lws 4.1.6
+ * does not service POLLOUT of a flow-controlled h1 connection, and while it
+ * is not flow-controlled a pipelined request would be misparsed (see
+ * above). When the kernel took everything and the connection is
+ * keep-alive, the transaction ends here and lws may read the next request.
+ * Otherwise (lws holds part of the response, or the client asked for
+ * Connection: close / spoke HTTP/1.0) the connection closes once lws has
+ * flushed it (MSG-116). */
+static void req_send(struct http_req *r)
+{
+    struct lws *wsi = r->wsi;
+    void **slot = r->slot;
+    unsigned char hdr[LWS_PRE + 512];
+    unsigned char *start = &hdr[LWS_PRE], *p = start, *end = &hdr[sizeof(hdr) - 1];
+    size_t body_len = r->out.len > LWS_PRE ? r->out.len - LWS_PRE : 0;
+
+    r->state = REQ_SENT;
+    if (lws_add_http_common_headers(wsi, r->status, r->ctype, body_len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end) ||
+        lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0 ||
+        (body_len && lws_write(wsi, (unsigned char *)r->out.data + LWS_PRE, body_len,
+                               LWS_WRITE_HTTP_FINAL) < 0)) {
+        /* The socket is gone: drop the connection. */
+        req_detach(slot);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    req_detach(slot); /* r may be freed: wsi and slot are locals */
+    if (!lws_partial_buffered(wsi) && lws_http_transaction_completed(wsi) == 0) {
+        /* lws reset the connection (LRS_DEFERRING_ACTION: nothing is
+         * parsed before its next POLLOUT) and rebound the protocol (the
+         * slot is gone with the old per-session data). */
+        http_mark_and_resume(wsi);
+        return;
+    }
+    /* Close after the flush: from the WRITEABLE lws gives once it has
+     * sent what it holds; returning -1 there closes gracefully. */
+    *slot = HTTP_SLOT_CLOSING;
+    lws_rx_flow_control(wsi, 1);
+    lws_callback_on_writable(wsi);
+}
+
+/* ---- Dispatch ------------------------------------------------------------- */
+
+/* The request is complete (headers, and the body if any): route it. */
+static void http_route(struct http_req *r)
+{
+    const struct mw_http_env *e = &r->h->env;
+    const char *path = r->path;
+    int method = r->method;
+
+    if (r->h->stopping) {
+        req_json_error(r, HTTP_STATUS_SERVICE_UNAVAILABLE, MW_CODE_UNAVAILABLE, "shutting down");
+    } else if (strcmp(path, "/healthz") == 0) {
         if (method != LWSHUMETH_GET)
             goto not_allowed;
         route_healthz(r);
@@ -404,21 +610,9 @@ static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
             goto not_allowed;
         route_metrics(r);
     } else if (e->tickets_api && strcmp(path, HTTP_TICKETS) == 0) {
-        char cl[32];
-        long long declared = -1;
-
         if (method != LWSHUMETH_POST)
             goto not_allowed;
-        if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-            declared = atoll(cl);
-        if (declared > HTTP_BODY_DROP)
-            return -1; /* not worth draining */
-        if (declared <= 0) {
-            route_create(r); /* no body: answered as bad_json */
-        } else {
-            r->in_too_large = declared > MW_HTTP_BODY_MAX;
-            r->state = REQ_WAIT_BODY; /* LWS_CALLBACK_HTTP_BODY follows */
-        }
+        route_create(r); /* no body: answered as bad_json */
     } else if (e->tickets_api && strncmp(path, HTTP_TICKETS "/", sizeof(HTTP_TICKETS)) == 0) {
         if (method != LWSHUMETH_GET && method != LWSHUMETH_DELETE)
             goto not_allowed;
@@ -426,50 +620,80 @@ static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
     } else if (!(e->tickets_api && method == LWSHUMETH_GET && route_asset(r, path))) {
         req_json_error(r, HTTP_STATUS_NOT_FOUND, MW_CODE_NOT_FOUND, "no such route");
     }
-    return 0;
+    return;
 
 not_allowed:
     req_json_error(r, HTTP_STATUS_METHOD_NOT_ALLOWED, MW_CODE_BAD_MESSAGE, "method not allowed");
+}
+
+static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
+{
+    const struct mw_http_env *e = &h->env;
+    struct http_req *r;
+    char *uri = NULL;
+    int uri_len = 0;
+    long long declared;
+    bool body;
+    int method;
+
+    if (*slot) {
+        /* A transaction is still open on this connection (its response is
+         * being flushed before a close): this is lws 4.1.6 parsing the
+         * next pipelined bytes into the old headers. Close (flushed). */
+        mw_log(MW_LOG_INFO, "http: request while a response is pending: closing");
+        return -1;
+    }
+    if (e->metrics)
+        e->metrics->http_requests++;
+    method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+    body = http_has_body(wsi, method, &declared);
+    /* MSG-117: first, before lws_http_action() can start its body loop. */
+    if (body && http_pipelined(wsi)) {
+        mw_log(MW_LOG_INFO, "http: pipelined request with a body: 503 and close");
+        return http_refuse_and_close(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, MW_CODE_UNAVAILABLE,
+                                     "pipelined request with a body: send it again on a new "
+                                     "connection after the previous response");
+    }
+    if (body && declared < 0) /* POST without Content-Length: lws would wait for 100 MB */
+        return http_refuse_and_close(wsi, HTTP_STATUS_LENGTH_REQUIRED, MW_CODE_BAD_MESSAGE,
+                                     "Content-Length required");
+    if (declared > HTTP_BODY_DROP)
+        return -1; /* not worth draining */
+    if (method < 0 || !uri || uri_len <= 0 || (size_t)uri_len >= sizeof(r->path))
+        return http_refuse_and_close(wsi, HTTP_STATUS_BAD_REQUEST, MW_CODE_BAD_MESSAGE,
+                                     "bad request line");
+    r = req_new(h, wsi, slot);
+    if (!r)
+        return -1;
+    r->method = method;
+    memcpy(r->path, uri, (size_t)uri_len);
+    r->path[uri_len] = '\0';
+    if (body || (declared == 0 && method == LWSHUMETH_POST)) {
+        /* Routed at LWS_CALLBACK_HTTP_BODY_COMPLETION, whatever the route:
+         * the transaction ends only after lws has read the whole body (lws
+         * sends one at once for Content-Length: 0). */
+        r->in_too_large = declared > MW_HTTP_BODY_MAX;
+        r->state = REQ_WAIT_BODY;
+        return 0;
+    }
+    /* MSG-116: lws reads nothing more from this connection until the
+     * response is written and the transaction reset. */
+    lws_rx_flow_control(wsi, 0);
+    http_route(r);
     return 0;
 }
 
-static int http_on_writeable(struct lws *wsi, void **slot)
+static int http_on_writeable(void **slot)
 {
-    struct http_req *r = *slot;
-    unsigned char hdr[LWS_PRE + 512];
-    unsigned char *start = &hdr[LWS_PRE], *p = start, *end = &hdr[sizeof(hdr) - 1];
-    size_t body_len;
-
-    if (!r)
-        return 0;
-    body_len = r->out.len > LWS_PRE ? r->out.len - LWS_PRE : 0;
-    switch (r->state) {
-    case REQ_HEADERS:
-        if (lws_add_http_common_headers(wsi, r->status, r->ctype, body_len, &p, end) ||
-            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                         (const unsigned char *)"no-store", 8, &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        r->state = REQ_BODY;
-        lws_callback_on_writable(wsi);
-        return 0;
-    case REQ_BODY:
-        if (lws_write(wsi, (unsigned char *)r->out.data + LWS_PRE, body_len,
-                      LWS_WRITE_HTTP_FINAL) != (int)body_len) {
-            req_detach(slot);
-            return -1;
-        }
-        req_detach(slot);
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    default:
-        return 0; /* not ready yet (e.g. a writeable for every wsi at shutdown) */
-    }
+    /* Only a connection to close after its last response was flushed asks
+     * for a WRITEABLE (req_send); others get one at shutdown. */
+    return *slot == HTTP_SLOT_CLOSING ? -1 : 0;
 }
 
 int mw_http_callback(struct mw_http *h, struct lws *wsi, enum lws_callback_reasons reason,
                      void **slot, void *in, size_t len)
 {
-    struct http_req *r = *slot;
+    struct http_req *r = *slot == HTTP_SLOT_CLOSING ? NULL : *slot;
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
@@ -485,11 +709,19 @@ int mw_http_callback(struct mw_http *h, struct lws *wsi, enum lws_callback_reaso
         }
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (r && r->state == REQ_WAIT_BODY)
-            route_create(r);
-        return 0;
+        if (r && r->state == REQ_WAIT_BODY) {
+            lws_rx_flow_control(wsi, 0); /* MSG-116: nothing more until answered */
+            http_route(r);
+            return 0;
+        }
+        /* A repeat is the lws 4.1.6 loop described above: close rather
+         * than spin. */
+        if (!r || ++r->stray_completions == 1)
+            return 0;
+        mw_log(MW_LOG_WARN, "http: repeated HTTP_BODY_COMPLETION: closing the connection");
+        return -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_on_writeable(wsi, slot);
+        return http_on_writeable(slot);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         req_detach(slot);
@@ -511,6 +743,12 @@ struct mw_http *mw_http_new(const struct mw_http_env *env)
     if (!h->env.channel)
         h->env.channel = "memory";
     return h;
+}
+
+void mw_http_stop(struct mw_http *h)
+{
+    if (h)
+        h->stopping = true;
 }
 
 void mw_http_free(struct mw_http *h)

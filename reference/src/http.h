@@ -11,7 +11,13 @@
  * callback here. Store operations are asynchronous: each request is a
  * refcounted object that the wsi and each pending store call hold; when the
  * client goes away first, the store callback finds the request detached and
- * only drops its reference (it never touches a dead wsi). */
+ * only drops its reference (it never touches a dead wsi).
+ *
+ * One request at a time per connection: lws reads nothing more from a
+ * connection between a complete request and the end of its response, so
+ * pipelined requests are answered in order (MSG-116); a pipelined request
+ * with a body, which lws 4.1.6 cannot read safely, is answered 503 with
+ * Connection: close (MSG-117). See the Pipelining section of http.c. */
 #ifndef MW_HTTP_H
 #define MW_HTTP_H
 
@@ -42,6 +48,10 @@ struct mw_http_env {
 
 /* Returns the route table or NULL. env copied (its pointers borrowed). */
 struct mw_http *mw_http_new(const struct mw_http_env *env);
+/* From now on every request is answered 503 `unavailable` (shutdown,
+ * MSG-099). NULL-safe. */
+void mw_http_stop(struct mw_http *h);
+
 /* Frees h. Requests still waiting for the store keep their own memory
  * until their callback returns (or the store is destroyed: MW_ECLOSED).
  * NULL-safe. */

@@ -213,6 +213,9 @@ int mw_metrics_render(const struct mw_metrics *m, const struct mw_metrics_gauges
     TRY(simple(out, "matchwire_outbound_stalled_total", "counter",
                "Connections dropped because their socket stayed full (the client does not read).",
                m->outbound_stalled));
+    TRY(simple(out, "matchwire_reassembly_refused_total", "counter",
+               "Connections closed 1013 because the server-wide reassembly budget was reached.",
+               m->reassembly_refused));
 
     TRY(family(out, "matchwire_errors_total", "counter", "error replies sent, by code."));
     for (int c = MW_CODE_NONE + 1; c < MW_CODE__COUNT; c++)

@@ -40,6 +40,7 @@ struct mw_metrics {
     uint64_t outbound_queued;               /* messages that waited in a connection's queue */
     uint64_t outbound_partial;              /* direct writes the kernel took part of */
     uint64_t outbound_stalled;              /* connections dropped: socket full for GW_STALL_S */
+    uint64_t reassembly_refused;            /* closed 1013: reassembly budget (MSG-122) */
     uint64_t errors[MW_CODE__COUNT];        /* error replies by code */
     uint64_t channel_drops[MW_DROP__COUNT]; /* channel payloads dropped by reason */
     uint16_t close_codes[MW_CLOSE_CODES_TRACKED]; /* the codes counted below, 0 = unused slot */

@@ -364,6 +364,7 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     gcfg.max_connections = cfg->max_connections;
     gcfg.outbound_max_messages = cfg->outbound_max_messages;
     gcfg.outbound_max_bytes = cfg->outbound_max_bytes;
+    gcfg.reassembly_budget = cfg->reassembly_budget;
     gcfg.idle_timeout_s = cfg->idle_timeout_s;
     gcfg.websocket = api;
     gcfg.lws_log_level = server_lws_log_mask(cfg->log_level);

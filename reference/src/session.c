@@ -1071,3 +1071,8 @@ void mw_session_push_ended(struct mw_session *s, const struct mw_ticket *t)
     }
     deliver_ended(s, e, t);
 }
+
+bool mw_session_busy(const struct mw_session *s)
+{
+    return s && !s->closed && !s->close_asked && (s->busy || s->q_head != NULL);
+}

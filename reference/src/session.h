@@ -15,6 +15,7 @@
 #ifndef MW_SESSION_H
 #define MW_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,5 +108,10 @@ void mw_session_on_close(struct mw_session *s, int64_t now_ms);
 void mw_session_push_assigned(struct mw_session *s, const struct mw_assigned *m);
 /* From the hub: a watched ticket ended (expired / cancelled elsewhere). */
 void mw_session_push_ended(struct mw_session *s, const struct mw_ticket *t);
+
+/* True while a request of s waits on the store or received messages wait
+ * behind it: the gateway answers them before its shutdown close (MSG-123).
+ * NULL: false. */
+bool mw_session_busy(const struct mw_session *s);
 
 #endif /* MW_SESSION_H */

@@ -394,4 +394,3 @@ uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *
 }
 
 /* ---- Time ------------------------------------------------------------------ */
-

@@ -138,5 +138,4 @@ uint64_t mw_hash_str(const struct mw_hash_key *key, const char *s);
  * in neither UTF-8 nor ASCII, so ("ab","c") and ("a","bc") differ). */
 uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *b);
 
-
 #endif /* MW_TICKET_H */

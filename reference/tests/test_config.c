@@ -97,6 +97,7 @@ static void test_defaults(void **state)
     assert_true(cfg.limits.rate_burst == 100);
     assert_int_equal(cfg.outbound_max_messages, 256);
     assert_int_equal(cfg.outbound_max_bytes, 1048576);
+    assert_int_equal(cfg.reassembly_budget, (size_t)64 << 20);
     assert_int_equal(cfg.idle_timeout_s, 60);
     assert_int_equal(cfg.log_level, 2);
     assert_false(cfg.help);
@@ -454,6 +455,7 @@ static void test_errors(void **state)
     EXPECT_ERROR("--max-errors", "--max-errors", "0");
     EXPECT_ERROR("--outbound-max-messages", "--outbound-max-messages", "0");
     EXPECT_ERROR("--outbound-max-bytes", "--outbound-max-bytes", "65535");
+    EXPECT_ERROR("--reassembly-budget", "--reassembly-budget", "65536");
     EXPECT_ERROR("--idle-timeout", "--idle-timeout", "0");
     EXPECT_ERROR("--idle-timeout", "--idle-timeout", "0.5");
     EXPECT_ERROR("--log-level", "--log-level", "5");
@@ -480,6 +482,10 @@ static void test_boundaries_accepted(void **state)
     assert_int_equal(cfg.outbound_max_bytes, 1073741824);
     assert_int_equal(cfg.worker.mm.match_size, 1);
     assert_int_equal(cfg.log_level, 0);
+    assert_int_equal(PARSE(&cfg, err, "--reassembly-budget", "65537"), 0);
+    assert_int_equal(cfg.reassembly_budget, 65537);
+    assert_int_equal(PARSE(&cfg, err, "--reassembly-budget", "4294967296"), 0);
+    assert_int_equal(cfg.reassembly_budget, (size_t)1 << 32);
     assert_int_equal(PARSE(&cfg, err, "--grace", "1.25"), 0);
     assert_int_equal(cfg.grace_ms, 1250);
     assert_int_equal(PARSE(&cfg, err, "--grace", "0.05"), 0);

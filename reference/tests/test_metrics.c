@@ -144,6 +144,7 @@ static void test_render_exact_lines(void **state)
         "# TYPE matchwire_outbound_partial_writes_total counter\n"
         "matchwire_outbound_partial_writes_total 3\n",
         "# TYPE matchwire_outbound_stalled_total counter\nmatchwire_outbound_stalled_total 2\n",
+        "matchwire_reassembly_refused_total 1\n",
         "# TYPE matchwire_errors_total counter\nmatchwire_errors_total{code=\"bad_json\"} 4\n",
         "\nmatchwire_errors_total{code=\"rate_limited\"} 9\n",
         "\nmatchwire_errors_total{code=\"internal\"} 0\n",
@@ -191,6 +192,7 @@ static void test_render_exact_lines(void **state)
     m->outbound_queued = 7;
     m->outbound_partial = 3;
     m->outbound_stalled = 2;
+    m->reassembly_refused = 1;
     m->errors[MW_CODE_BAD_JSON] = 4;
     m->errors[MW_CODE_RATE_LIMITED] = 9;
     m->channel_drops[MW_DROP_TICKET_MISMATCH] = 5;
@@ -213,8 +215,8 @@ static void test_render_exact_lines(void **state)
             helps++;
         for (const char *p = b.data; (p = strstr(p, "# TYPE ")) != NULL; p++)
             types++;
-        assert_int_equal(helps, 21);
-        assert_int_equal(types, 21);
+        assert_int_equal(helps, 22);
+        assert_int_equal(types, 22);
         assert_int_equal(b.data[b.len - 1], '\n');
     }
     /* cumulative: bucket counts never decrease */
