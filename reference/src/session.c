@@ -154,8 +154,8 @@ static void send_text(struct mw_session *s, const char *buf, size_t len, int64_t
             s->env->metrics->outbound_drops++;
         return;
     }
-    if (rc == 0 && s->env->metrics)
-        s->env->metrics->messages_out++;
+    /* (Whole messages in and out are the gateway's to count: the
+     * transport's counters have one owner.) */
 }
 
 static void send_buf(struct mw_session *s)
@@ -944,8 +944,6 @@ void mw_session_on_text(struct mw_session *s, const char *buf, size_t len, int64
 
     if (!s || s->closed || s->close_asked)
         return;
-    if (s->env->metrics)
-        s->env->metrics->messages_in++;
     /* The rate verdict is taken on arrival (MSG-095). */
     rate_limited = !mw_ratelimit_allow(&s->rate, now_ms);
     if (s->q_n >= SESSION_QUEUE_MAX_MSGS || s->q_bytes + len > SESSION_QUEUE_MAX_BYTES) {

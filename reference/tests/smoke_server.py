@@ -69,6 +69,17 @@ async def run(port, proc):
     tid = a[0]["data"]["ticketId"]
     status, res = http_json(f"http://127.0.0.1:{port}/v1/tickets/{tid}")
     assert status == 200 and res["state"] == "assigned", res
+    # Every message counted once (issue 13, bug 2: the session and the
+    # gateway both counted them, so three pings read as six).
+    async with websockets.connect(url, subprotocols=["matchwire.v1"]) as ws:
+        in0 = metric(port, "matchwire_messages_in_total")
+        out0 = metric(port, "matchwire_messages_out_total")
+        for i in range(3):
+            await ws.send(json.dumps({"type": "ping", "v": 1, "id": f"p{i}", "data": {}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "pong"
+        din = metric(port, "matchwire_messages_in_total") - in0
+        dout = metric(port, "matchwire_messages_out_total") - out0
+        assert (din, dout) == (3, 3), f"3 pings counted as {din} in, {dout} out"
     status, health = http_json(f"http://127.0.0.1:{port}/healthz")
     assert status == 200 and health["status"] == "ok", health
 
