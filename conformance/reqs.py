@@ -1,19 +1,26 @@
 """Requirements of spec/*.md: ids, levels, and the traceability matrix.
 
 A requirement is a list item that starts with `[XXX-nnn]` (ENV, MSG, CHN,
-TST); its text runs to the next list item, heading or blank line. Its level
+TST, CLI); its text runs to the next list item, heading or blank line. Its level
 comes from the RFC 2119 keywords in that text, the strongest winning:
 MUST, MUST NOT, REQUIRED, SHALL, SHALL NOT -> MUST; SHOULD, SHOULD NOT,
 RECOMMENDED -> SHOULD; MAY, OPTIONAL -> MAY. An item with no keyword states
 required behaviour in the indicative ("replies X", "is cancelled") and is
 read as MUST (spec/testing.md, TST-040).
+
+Client requirements (spec/client.md, `CLI`) are verified by the client
+conformance kit (conformance/client/), not by this wire suite:
+load_elsewhere() adds, for every CLI id a kit scenario names, an entry that
+points at conformance/client/scenarios.py (spec/testing.md TST-067).
 """
 
 import json
 import os
 import re
 
-ID_RE = re.compile(r"^\s*[-*]\s+\[((?:ENV|MSG|CHN|TST)-\d{3})\]\s*(.*)$")
+ID_RE = re.compile(r"^\s*[-*]\s+\[((?:ENV|MSG|CHN|TST|CLI)-\d{3})\]\s*(.*)$")
+CLIENT_PREFIX = "CLI-"
+CLIENT_SCENARIOS = "conformance/client/scenarios.py"
 START_RE = re.compile(r"^\s*([-*]\s+|#|\|)")
 LEVELS = ("MUST", "SHOULD", "MAY")
 _KW = [
@@ -75,12 +82,42 @@ def parse_spec(spec_dir):
     return {k: r for k, r in reqs.items() if not re.search(r"\*withdrawn\*", r.text, re.I)}
 
 
-def load_elsewhere(path):
-    """The explicit table of requirements verified outside this suite."""
-    if not os.path.exists(path):
+def load_elsewhere(path, client_kit=True):
+    """The explicit table of requirements verified outside this suite, plus
+    (client_kit) the CLI ids that the client kit's scenarios name."""
+    table = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f).get("covered", {})
+    if client_kit:
+        for rid, names in client_kit_coverage().items():
+            table.setdefault(rid, {"where": CLIENT_SCENARIOS,
+                                   "why": "client conformance kit: " + ", ".join(names)})
+    return table
+
+
+def client_kit_coverage(scenarios_path=None):
+    """{CLI id: [scenario names]} read from the client kit's scenario file
+    without importing it (no websockets needed here): every
+    `@scenario("CLI-nnn", ..., name=...)` decorator and the function it
+    decorates."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = scenarios_path or os.path.join(here, "client", "scenarios.py")
+    if not os.path.isfile(p):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("covered", {})
+    with open(p, encoding="utf-8") as f:
+        text = f.read()
+    out = {}
+    rx = re.compile(r'@scenario\(([^)]*)\)\s*\n\s*async def (\w+)')
+    for m in rx.finditer(text):
+        args, fn = m.group(1), m.group(2)
+        named = re.search(r'name=([^,)]+)', args)
+        label = fn
+        if named:
+            label = re.sub(r'%\w', '*', named.group(1).strip().split('"')[1] if '"' in named.group(1) else fn)
+        for rid in re.findall(r'"(%s\d{3})"' % CLIENT_PREFIX, args):
+            out.setdefault(rid, []).append(label)
+    return out
 
 
 def check_elsewhere_entry(rid, entry, repo_root):
@@ -103,8 +140,11 @@ def matrix(reqs, tests_by_req, elsewhere):
     rows = []
     for rid in sorted(reqs):
         r = reqs[rid]
-        rows.append((rid, r.level, sorted(tests_by_req.get(rid, [])),
-                     (elsewhere.get(rid) or {}).get("where")))
+        e = elsewhere.get(rid) or {}
+        where = e.get("where")
+        if where == CLIENT_SCENARIOS and e.get("why"):
+            where = "%s (%s)" % (where, e["why"])
+        rows.append((rid, r.level, sorted(tests_by_req.get(rid, [])), where))
     return rows
 
 

@@ -1,7 +1,9 @@
 """Traceability (spec/testing.md TST-041): every MUST of spec/*.md is
 verified by a test of this suite, or by a named file listed in
 coverage_elsewhere.json that really mentions it; every id a test names
-exists."""
+exists. Client requirements (spec/client.md, CLI) are verified by the client
+kit's scenarios (conformance/client/scenarios.py, TST-067): reqs.py counts
+them through load_elsewhere()."""
 
 import os
 import subprocess
@@ -79,3 +81,18 @@ def test_check_fails_on_an_uncovered_must(tmp_path):
     r = _nested(good, "-k", "test_every_must_is_covered")
     assert r.returncode == 0, "a fully covered spec failed the check:\n" + r.stdout[-2000:]
     assert "1 passed" in r.stdout, r.stdout[-2000:]
+
+
+@pytest.mark.req("TST-067")
+def test_client_kit_covers_client_musts(request):
+    """Every MUST of client.md is named by a client-kit scenario, and every id
+    a scenario names exists in spec/."""
+    spec = request.config._mw_reqs
+    if not spec:
+        pytest.skip("no spec directory (--spec)")
+    kit = reqmod.client_kit_coverage()
+    unknown = sorted(set(kit) - set(spec))
+    assert not unknown, "client-kit scenarios name ids that spec/ does not define: %s" % ", ".join(unknown)
+    missing = sorted(i for i, r in spec.items()
+                     if i.startswith(reqmod.CLIENT_PREFIX) and r.level == "MUST" and i not in kit)
+    assert not missing, "client.md MUSTs without a client-kit scenario: %s" % ", ".join(missing)

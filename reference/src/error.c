@@ -26,6 +26,8 @@ const char *mw_strerror(int err)
         return "closed";
     case MW_EAGAIN:
         return "try again";
+    case MW_EAUTH:
+        return "authentication failed";
     default:
         return "unknown error";
     }
@@ -46,6 +48,8 @@ static const char *const code_names[MW_CODE__COUNT] = {
     [MW_CODE_RATE_LIMITED] = "rate_limited",
     [MW_CODE_UNAVAILABLE] = "unavailable",
     [MW_CODE_INTERNAL] = "internal",
+    [MW_CODE_UNAUTHORIZED] = "unauthorized",
+    [MW_CODE_FORBIDDEN] = "forbidden",
 };
 
 const char *mw_code_name(enum mw_code code)

@@ -18,6 +18,7 @@ enum {
     MW_EIO = -8,       /* I/O or system call failure */
     MW_ECLOSED = -9,   /* object is closing or closed */
     MW_EAGAIN = -10,   /* try again later */
+    MW_EAUTH = -11,    /* credentials missing, invalid or refused (spec/auth.md) */
 };
 
 /* Returns a static, human-readable string for an MW_E* code (or "ok"). */
@@ -42,6 +43,9 @@ enum mw_code {
     MW_CODE_RATE_LIMITED,     /* "rate_limited" */
     MW_CODE_UNAVAILABLE,      /* "unavailable" */
     MW_CODE_INTERNAL,         /* "internal" */
+    /* authentication (spec/auth.md) */
+    MW_CODE_UNAUTHORIZED, /* "unauthorized": credentials missing or refused (HTTP 401) */
+    MW_CODE_FORBIDDEN,    /* "forbidden": not allowed for this principal */
     MW_CODE__COUNT
 };
 

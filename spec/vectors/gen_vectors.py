@@ -331,6 +331,14 @@ err('env-190-missing-colon', env(data=b'{"a" <@>1}'), 'bad_json', ['ENV-010'], '
 err('env-191-v-leading-zero', env(v=b'0<@>1'), 'bad_json', ['ENV-010', 'ENV-051'], 'v written 01 is not JSON')
 err('env-192-json-fault-after-envelope-fault', b'{"type":1,"v":1,"data":{},"x":0<@>1}', 'bad_json', ['ENV-051'],
     'bad_json wins over an earlier bad_envelope fault')
+# An escape cut by the end of the input is a malformed escape: the offset is
+# its backslash, not the input length (ENV-053, issue 14 gap 15).
+err('env-193-u-escape-cut-eof', b'{"type":"a","v":1,"data":{"s":"<@>\\u12', 'bad_json', ['ENV-010', 'ENV-053'],
+    '\\u escape with 2 digits, then the end of input')
+err('env-194-backslash-eof', b'{"type":"a","v":1,"data":{"s":"<@>\\', 'bad_json', ['ENV-010', 'ENV-053'],
+    'a backslash, then the end of input')
+err('env-195-surrogate-pair-cut-eof', b'{"type":"a","v":1,"data":{"s":"<@>\\uD83D\\uDE', 'bad_json',
+    ['ENV-004', 'ENV-053'], 'second escape of a surrogate pair cut by the end: the first escape')
 
 # ---- bad_envelope ----
 err('env-200-top-array', b'<@>[]', 'bad_envelope', ['ENV-020', 'ENV-056'], 'top level is an array')

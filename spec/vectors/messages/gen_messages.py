@@ -25,7 +25,7 @@ NOT_VECTOR_TESTABLE = {
     "MSG-003": "transport: subprotocol selection (conformance suite)",
     "MSG-004": "transport: no subprotocol offered (conformance suite)",
     "MSG-005": "transport: refused subprotocols (conformance suite)",
-    "MSG-006": "client recommendation",
+    "MSG-006": "withdrawn: client duties are spec/client.md (client conformance kit)",
     "MSG-013": "reply ordering on one connection (conformance suite)",
 }
 for n in (70, 71, 72, 73, 74, 75, 76, 77):
@@ -39,9 +39,20 @@ for n in range(90, 100):
     NOT_VECTOR_TESTABLE["MSG-0%d" % n] = (
         "limits and their reactions on a live connection (conformance suite; reference: "
         "test_session, gateway)")
-NOT_VECTOR_TESTABLE["MSG-101"] = "client recommendation"
+NOT_VECTOR_TESTABLE["MSG-101"] = "withdrawn: client duties are spec/client.md (client conformance kit)"
+NOT_VECTOR_TESTABLE["MSG-102"] = "server configuration (SHOULD): nothing a message can show"
+for n in (118, 119):
+    NOT_VECTOR_TESTABLE["MSG-%d" % n] = "HTTP API (conformance suite; reference: http.c)"
 for n in range(110, 116):
     NOT_VECTOR_TESTABLE["MSG-%d" % n] = "HTTP API (conformance suite; reference: http.c)"
+for n in (116, 117, 120, 121, 122, 123):
+    NOT_VECTOR_TESTABLE["MSG-%d" % n] = (
+        "edge faults: pipelining, slow connections, reassembly budget, drain (conformance faults "
+        "profile, test_faults_edge; reference: tests/edge_faults.py)")
+for n in range(125, 129):
+    NOT_VECTOR_TESTABLE["MSG-%d" % n] = (
+        "backend stall: timing on a live connection (conformance faults profile; reference: "
+        "test_redis_conn, tests/fault_redis_stall.py)")
 
 
 def compact(obj):
@@ -175,7 +186,8 @@ enq_ok("enq-032-attributes-canonical", ["MSG-022"],
        queue="ranked", playerId="p1", attributes={"mmr": 1500, "s": "A/b", "neg": -0.25})
 enq_ok("enq-033-attributes-empty", ["MSG-022"], "empty attributes object",
        '{%s,%s,"attributes":{}}' % (Q, P), queue="ranked", playerId="p1", attributes={})
-enq_ok("enq-034-idempotency-key-64", ["MSG-023", "MSG-026", "MSG-028"], "idempotencyKey of 64 bytes",
+enq_ok("enq-034-idempotency-key-64", ["MSG-023", "MSG-026", "MSG-028", "MSG-135"],
+       "idempotencyKey of 64 bytes",
        '{%s,%s,"idempotencyKey":"%s"}' % (Q, P, "k" * 64), queue="ranked", playerId="p1",
        idempotencyKey="k" * 64)
 enq_bad("enq-035-idempotency-key-65", ["MSG-023", "MSG-024"], "idempotencyKey of 65 bytes",
@@ -216,7 +228,7 @@ for kind, reqs_ok, reqs_nf in (("cancel", ["MSG-030"], ["MSG-031"]),
     client("%s-005-ticket-id-garbage" % k, reqs_nf, "not a ticket id: not_found",
            env(kind, {"ticketId": "nope"}, "c1"), code="not_found", reply_id="c1")
     client("%s-006-ticket-id-uppercase" % k, reqs_nf + ["MSG-073"],
-           "ticket ids are lowercase UUID v4 text: not_found",
+           "not an id the server issued (the reference issues lowercase UUID v4 text): not_found",
            env(kind, {"ticketId": TID.upper()}, "c1"), code="not_found", reply_id="c1")
     client("%s-007-ticket-id-not-v4" % k, reqs_nf, "UUID version 1: not_found",
            env(kind, {"ticketId": "0f8e6b8a-7c1d-1a2b-9e3f-112233445566"}, "c1"),
@@ -280,7 +292,8 @@ def ma_bad(vid, reqs, desc, text, code="bad_message"):
 
 
 ma_ok("srv-ma-001-ok", ["MSG-060", "MSG-064", "MSG-083"], "a match.assigned push", ma())
-ma_ok("srv-ma-002-no-fraction", ["MSG-060"], "assignedAt without fractional seconds",
+ma_ok("srv-ma-002-no-fraction", ["MSG-060", "MSG-083"],
+      "a receiver accepts assignedAt without fractional seconds (a server sends milliseconds)",
       ma(assign_over={"assignedAt": "2026-11-27T11:40:48Z"}), ms=T0_MS - 123)
 ma_ok("srv-ma-003-16-players", ["MSG-060"], "16 players, the maximum",
       ma(assign_over={"players": [{"playerId": "p%d" % i} for i in range(16)]}))
@@ -290,7 +303,8 @@ ma_ok("srv-ma-005-extra-members", ["MSG-060", "MSG-015"], "unknown members are i
       ma(data_over={"hint": 1}, assign_over={"region": "eu"}), version=2)
 ma_ok("srv-ma-006-ipv6-connection", ["MSG-060"], "connection host may be a bracketed IPv6",
       ma(assign_over={"connection": "[2001:db8::1]:7777"}))
-ma_ok("srv-ma-007-version-large", ["MSG-060", "MSG-071"], "any integer version >= 1",
+ma_ok("srv-ma-007-version-large", ["MSG-060", "MSG-071"],
+      "any integer version >= 2 (an assignment is a state change)",
       ma(data_over={"version": 9007199254740991}), version=9007199254740991)
 ma_bad("srv-ma-008-17-players", ["MSG-060"], "17 players",
        ma(assign_over={"players": [{"playerId": "p%d" % i} for i in range(17)]}))
@@ -324,6 +338,14 @@ ma_bad("srv-ma-023-v2", ["MSG-064"], "server messages are v1", ma(v=2),
        code="unsupported_version")
 ma_bad("srv-ma-024-not-envelope", ["MSG-064"], "not an envelope (no v)",
        '{"type":"match.assigned","data":{}}', code="bad_envelope")
+server("srv-ma-025-opaque-ticket-id", ["MSG-060", "MSG-073"],
+       "ticket ids are opaque: a non-UUID id is as good (receivers never parse it)",
+       ma(data_over={"ticketId": "tk_01HZX3QK7V"}),
+       decoded={"type": "match.assigned", "ticketId": "tk_01HZX3QK7V", "version": 2,
+                "assignedAtMs": T0_MS})
+ma_ok("srv-ma-026-assigned-at-lowercase", ["MSG-060", "MSG-083"],
+      "a receiver accepts RFC 3339's lower-case t and z",
+      ma(assign_over={"assignedAt": T0_TEXT.replace("T", "t").replace("Z", "z")}))
 
 server("srv-enq-001-ok", ["MSG-025", "MSG-064", "MSG-083"], "enqueued reply",
        env("enqueued", {"ticketId": TID, "queue": "ranked", "state": "queued", "version": 1,
@@ -333,10 +355,11 @@ server("srv-enq-002-expires-at-seconds", ["MSG-025", "MSG-083"],
        "server timestamps carry milliseconds",
        env("enqueued", {"ticketId": TID, "queue": "ranked", "state": "queued", "version": 1,
                         "expiresAt": "2026-11-27T11:50:48Z"}, "r1"), code="bad_message")
-server("srv-enq-003-ticket-id-not-uuid", ["MSG-025", "MSG-073"], "ticket ids are UUID v4 text",
-       env("enqueued", {"ticketId": "42", "queue": "ranked", "state": "queued", "version": 1,
+server("srv-enq-005-ticket-id-empty", ["MSG-025", "MSG-073"],
+       "a ticket id is 1 to 64 bytes: an empty one is not a ticket id",
+       env("enqueued", {"ticketId": "", "queue": "ranked", "state": "queued", "version": 1,
                         "expiresAt": "2026-11-27T11:50:48.123Z"}, "r1"), code="bad_message")
-server("srv-enq-004-replayed-assigned", ["MSG-026", "MSG-028"],
+server("srv-enq-004-replayed-assigned", ["MSG-026", "MSG-028", "MSG-029"],
        "enqueue answered from an existing, already assigned ticket (its match.assigned "
        "follows)",
        env("enqueued", {"ticketId": TID, "queue": "ranked", "state": "assigned", "version": 2,
@@ -377,7 +400,9 @@ server("srv-err-002-retryable", ["MSG-063", "MSG-100"], "retryable error without
 server("srv-err-003-retryable-wrong", ["MSG-063", "MSG-100"], "retryable must match the registry",
        env("error", {"code": "bad_message", "message": "x", "retryable": True}),
        code="bad_message")
-server("srv-err-004-unknown-code", ["MSG-063"], "code from the registry only",
+server("srv-err-004-unknown-code", ["MSG-063"],
+       "a v1 server sends registry codes only (a check of server output; a client handles an "
+       "unknown code by its retryable flag, client.md CLI-024)",
        env("error", {"code": "oops", "message": "x", "retryable": False}), code="bad_message")
 server("srv-err-005-negative-offset", ["MSG-063"], "offset is a non-negative integer",
        env("error", {"code": "bad_json", "message": "x", "retryable": False, "offset": -1}),

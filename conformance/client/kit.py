@@ -1,0 +1,682 @@
+"""The client conformance kit's machinery: a scripted, adversarial Matchwire
+server (one per scenario, on an ephemeral loopback port), the adapter
+driver (spec/testing.md TST-060..TST-079), verdicts and reports.
+
+Scenarios live in scenarios.py; `run` and `run-faults` are the entry points.
+Python 3 with Debian's python3-websockets (10.x) only.
+
+Where spec/testing.md section 6 is implemented:
+- TST-060 (adapter started per scenario, JSON lines): Adapter.start, _read.
+- TST-061 (commands) and TST-062 (events, contract breaches): Adapter.send,
+  Adapter._read, Ctx.contract; example_adapter.py is the worked example.
+- TST-063 (an adapter that exits fails; close and process-group kill):
+  Adapter.expect, Adapter.stop.
+- TST-064 (a fresh server per scenario, attempts recorded, every client
+  frame checked): Server, Conn.recv, check_client_frame.
+- TST-065 (timing at the server, tolerances): FLOOR_SLACK, LATE_SLACK,
+  Server.gaps and the backoff scenarios.
+- TST-066 (verdicts, exit status, matrix, reports with the wire log):
+  run_one, write_reports, and `run`.
+- TST-067 (every client.md MUST has a scenario): `run --matrix` and the
+  server suite's test_traceability.py.
+- TST-068 (the example client's faults, `client faults caught: N/M`):
+  `run-faults`.
+"""
+
+import asyncio
+import html
+import http
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+
+import websockets
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUITE = os.path.dirname(HERE)
+sys.path.insert(0, SUITE)
+import ijson  # noqa: E402  (strict I-JSON, shared with the server suite)
+import reqs as reqmod  # noqa: E402
+
+SUBPROTOCOL = "matchwire.v1"
+FLOOR = 0.25          # client.md CLI-043
+CAP = 10.0            # client.md CLI-045
+# Timing tolerances (loaded 2-core machine): measured gaps only ever add
+# latency to the client's chosen delay, so the floor check is one-sided
+# with a small clock slack; upper bounds get generous slack.
+FLOOR_SLACK = 0.02
+LATE_SLACK = 2.5
+WIRE_MAX = 60          # the last frames per scenario (report.schema.json)
+
+
+class Failure(Exception):
+    """The client did not do what the requirement asks."""
+
+
+class CannotRun(Exception):
+    """The scenario could not run (adapter missing a capability...)."""
+
+
+def now():
+    return time.monotonic()
+
+
+def new_ticket_id():
+    return str(uuid.uuid4())
+
+
+def ts(offset_s=600.0):
+    t = time.time() + offset_s
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def env(type_, data, id_=None, v=1, **extra):
+    e = {"type": type_, "v": v}
+    if id_ is not None:
+        e["id"] = id_
+    e["data"] = data
+    e.update(extra)
+    return e
+
+
+def assignment(match_id=None, players=("p1", "p2")):
+    return {"matchId": match_id or "m-" + uuid.uuid4().hex[:12], "connection": "10.0.0.5:7777",
+            "players": [{"playerId": p} for p in players], "assignedAt": ts(0)}
+
+
+# ---------------------------------------------------------------------------
+# What a client sends: checked on every frame (client.md CLI-002, CLI-003)
+# ---------------------------------------------------------------------------
+
+def check_client_frame(is_text, payload):
+    """Returns (message or None, problem or None) for one frame from the
+    client: a text message holding a strict I-JSON envelope (envelope.md)
+    whose data satisfies its schema (messages.md section 3)."""
+    if not is_text:
+        return None, "binary frame from the client (CLI-002)"
+    raw = payload.encode("utf-8", "surrogatepass")
+    if len(raw) > 65536:
+        return None, "message over 65,536 bytes"
+    try:
+        m = ijson.loads(raw)
+    except ijson.Fault as f:
+        return None, "not strict I-JSON: %s" % f
+    if not isinstance(m, dict) or not isinstance(m.get("type"), str) or not isinstance(m.get("data"), dict):
+        return None, "not an envelope"
+    if m.get("v") != 1 or isinstance(m.get("v"), bool):
+        return m, "v is not 1"
+    if "id" in m and not (isinstance(m["id"], str) and 1 <= len(m["id"]) <= 64
+                          and all(0x20 <= ord(c) <= 0x7E for c in m["id"])):
+        return m, "invalid id"
+    d, t = m["data"], m["type"]
+    if t == "enqueue":
+        q, p = d.get("queue"), d.get("playerId")
+        if not (isinstance(q, str) and 1 <= len(q) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in q)):
+            return m, "enqueue.queue violates MSG-020"
+        if not (isinstance(p, str) and 1 <= len(p.encode()) <= 128):
+            return m, "enqueue.playerId violates MSG-021"
+        a = d.get("attributes")
+        if a is not None:
+            if not isinstance(a, dict) or len(a) > 16:
+                return m, "enqueue.attributes violates MSG-022"
+            for k, val in a.items():
+                if isinstance(val, bool) or not isinstance(val, (str, int, float)) or \
+                        (isinstance(val, str) and len(val.encode()) > 256):
+                    return m, "enqueue.attributes.%s violates MSG-022" % k
+        k = d.get("idempotencyKey")
+        if k is not None and not (isinstance(k, str) and 1 <= len(k.encode()) <= 64):
+            return m, "enqueue.idempotencyKey violates MSG-023"
+    elif t in ("watch", "cancel"):
+        if not isinstance(d.get("ticketId"), str) or not d["ticketId"]:
+            return m, "%s.ticketId missing" % t
+    elif t != "ping":
+        return m, "not a client message type: %r" % t
+    return m, None
+
+
+# ---------------------------------------------------------------------------
+# The adversarial server
+# ---------------------------------------------------------------------------
+
+class Conn:
+    """One accepted WebSocket connection, driven by the scenario."""
+
+    def __init__(self, server, ws, n):
+        self.server, self.ws, self.n = server, ws, n
+        self.ctx = server.ctx
+        self.name = "%s#%d" % (server.name, n)
+        self.opened = now()
+        self.closed_at = None
+        self.pending = []
+
+    async def recv(self, timeout=5.0, what="a message"):
+        """The next client message (a dict). Fails on timeout or close."""
+        if self.pending:
+            return self.pending.pop(0)
+        try:
+            data = await asyncio.wait_for(self.ws.recv(), timeout)
+        except asyncio.TimeoutError:
+            raise Failure("%s: no %s from the client within %.1fs" % (self.name, what, timeout))
+        except websockets.ConnectionClosed as e:
+            self.closed_at = self.closed_at or now()
+            raise Failure("%s: connection closed (%s) while waiting for %s" % (self.name, e.code, what))
+        is_text = isinstance(data, str)
+        self.ctx.log(self.name, "recv", "text" if is_text else "binary",
+                     data if is_text else data[:200].hex())
+        m, problem = check_client_frame(is_text, data if is_text else "")
+        if problem:
+            self.ctx.violations.append("%s: %s: %s" % (self.name, problem, (data if is_text else "")[:200]))
+        if m is None:
+            raise Failure("%s: client sent an invalid frame: %s" % (self.name, problem))
+        return m
+
+    async def recv_type(self, type_, timeout=5.0):
+        m = await self.recv(timeout, "'%s'" % type_)
+        if m.get("type") != type_:
+            raise Failure("%s: expected '%s' from the client, got %s" % (self.name, type_, json.dumps(m)[:200]))
+        return m
+
+    async def maybe_recv(self, timeout):
+        """The next client message, or None when none came within timeout
+        (or the connection closed)."""
+        try:
+            return await self.recv(timeout)
+        except Failure:
+            return None
+
+    async def send(self, obj):
+        text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        self.ctx.log(self.name, "send", "text", text)
+        await self.ws.send(text)
+
+    async def send_binary(self, data):
+        self.ctx.log(self.name, "send", "binary", data[:200].hex())
+        await self.ws.send(data)
+
+    async def reply(self, req, type_, data):
+        await self.send(env(type_, data, req.get("id")))
+
+    async def error(self, req, code, retryable, message="scripted error"):
+        await self.send(env("error", {"code": code, "message": message, "retryable": retryable}, req.get("id")))
+
+    async def enqueued(self, req, ticket_id=None, state="queued", version=1):
+        tid = ticket_id or new_ticket_id()
+        await self.reply(req, "enqueued", {"ticketId": tid, "queue": req["data"].get("queue", "q"),
+                                           "state": state, "version": version, "expiresAt": ts()})
+        return tid
+
+    async def assigned(self, ticket_id, version=2, match_id=None, **extra):
+        data = {"ticketId": ticket_id, "version": version, "assignment": assignment(match_id)}
+        data.update(extra)
+        await self.send(env("match.assigned", data))
+        return data["assignment"]["matchId"]
+
+    async def close(self, code, reason=""):
+        self.ctx.log(self.name, "send", "close", "%d %s" % (code, reason))
+        self.closed_at = now()
+        if code == 1005:   # a close frame without a status code
+            self.ws.transport.write(b"\x88\x00")
+            await asyncio.sleep(0.3)
+            self.ws.transport.abort()
+            return
+        if code == 1006:   # no close frame at all: drop TCP
+            self.ws.transport.abort()
+            return
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), 2)
+        except Exception:
+            self.ws.transport.abort()
+
+    def abort(self):
+        """Drops TCP without a close frame (the client sees 1006)."""
+        self.ctx.log(self.name, "send", "abort", "TCP dropped, no close frame")
+        self.closed_at = now()
+        self.ws.transport.abort()
+
+    def stall(self):
+        """Stops reading: no pong, no reply, no close."""
+        self.ctx.log(self.name, "send", "stall", "server stops reading")
+        self.ws.transport.pause_reading()
+
+    async def ping(self, timeout):
+        """Sends a WebSocket ping; True when the pong came within timeout."""
+        self.ctx.log(self.name, "send", "ping", "")
+        waiter = await self.ws.ping(b"mw")
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            self.ctx.log(self.name, "recv", "pong", "")
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def serve(self, seconds):
+        """Answers like a well-behaved server for a while: enqueue ->
+        enqueued, watch -> watching queued, cancel -> not_found, ping ->
+        pong. Returns the messages received."""
+        got, end = [], now() + seconds
+        while True:
+            left = end - now()
+            if left <= 0:
+                return got
+            m = await self.maybe_recv(left)
+            if m is None:
+                return got
+            got.append(m)
+            await self.answer(m)
+
+    async def answer(self, m):
+        t = m.get("type")
+        if t == "enqueue":
+            await self.enqueued(m)
+        elif t == "watch":
+            await self.reply(m, "watching", {"ticketId": m["data"]["ticketId"], "state": "queued", "version": 1})
+        elif t == "cancel":
+            await self.error(m, "not_found", False)
+        elif t == "ping":
+            await self.reply(m, "pong", {})
+
+
+class Server:
+    """One scripted server. Handshake attempts are recorded with their time
+    (the kit measures reconnect delays here, on the wire); `refuse` holds
+    HTTP statuses (or (status, headers)) for the next attempts."""
+
+    def __init__(self, ctx, name):
+        self.ctx, self.name = ctx, name
+        self.attempts = []
+        self.refuse = []
+        self.refuse_all = None
+        self.on_open = None
+        self.select = None     # a subprotocol to select whatever is offered
+        self.conns = asyncio.Queue()
+        self.all_conns = []
+        self.srv = None
+        self.url = None
+
+    async def start(self):
+        self.srv = await websockets.serve(
+            self._handler, "127.0.0.1", 0, process_request=self._process_request,
+            subprotocols=[SUBPROTOCOL], ping_interval=None, close_timeout=1, max_size=1 << 20,
+            compression=None, select_subprotocol=self._select)
+        port = self.srv.sockets[0].getsockname()[1]
+        self.url = "ws://127.0.0.1:%d/realtime" % port
+        return self
+
+    def _select(self, offered, supported):
+        if self.select:
+            self.ctx.log(self.name, "send", "handshake", "101 selecting subprotocol %s" % self.select)
+            return self.select
+        return SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+    async def _process_request(self, path, headers):
+        offered = ",".join(headers.get_all("Sec-WebSocket-Protocol"))
+        self.attempts.append({"t": now(), "path": path, "protocols": offered})
+        self.ctx.log(self.name, "recv", "handshake", "GET %s Sec-WebSocket-Protocol: %s" % (path, offered or "-"))
+        refusal = self.refuse.pop(0) if self.refuse else self.refuse_all
+        if refusal is None:
+            return None
+        status, hdrs = refusal if isinstance(refusal, tuple) else (refusal, [])
+        self.ctx.log(self.name, "send", "refuse", "HTTP %d %s" % (status, hdrs))
+        return http.HTTPStatus(status), list(hdrs), b"refused by the client kit\n"
+
+    async def _handler(self, ws, path):
+        c = Conn(self, ws, len(self.all_conns) + 1)
+        self.all_conns.append(c)
+        await self.conns.put(c)
+        try:
+            await ws.wait_closed()
+        finally:
+            c.closed_at = c.closed_at or now()
+
+    async def accept(self, timeout=5.0, what="a connection"):
+        try:
+            return await asyncio.wait_for(self.conns.get(), timeout)
+        except asyncio.TimeoutError:
+            raise Failure("%s: the client made no %s within %.1fs" % (self.name, what, timeout))
+
+    async def next_attempt(self, after_n, timeout):
+        """Waits until more than after_n handshake attempts were seen; returns
+        the new attempt or None."""
+        end = now() + timeout
+        while len(self.attempts) <= after_n:
+            if now() >= end:
+                return None
+            await asyncio.sleep(0.01)
+        return self.attempts[after_n]
+
+    def gaps(self, since=None):
+        ts_ = [a["t"] for a in self.attempts]
+        return [b - a for a, b in zip(ts_, ts_[1:])]
+
+    async def stop(self):
+        if self.srv:
+            self.srv.close()
+            for c in self.all_conns:
+                try:
+                    c.ws.transport.abort()
+                except Exception:
+                    pass
+            try:
+                await asyncio.wait_for(self.srv.wait_closed(), 2)
+            except Exception:
+                pass
+
+
+# ---------------------------------------------------------------------------
+# The adapter (spec/testing.md TST-060..TST-079)
+# ---------------------------------------------------------------------------
+
+class Adapter:
+    def __init__(self, ctx, cmd, name):
+        self.ctx, self.cmd, self.name = ctx, cmd, name
+        self.events = []
+        self.proc = None
+        self.stderr_tail = []
+        self._new = asyncio.Event()
+
+    async def start(self):
+        self.proc = await asyncio.create_subprocess_shell(
+            self.cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=1 << 20)
+        self._tasks = [asyncio.ensure_future(self._read()), asyncio.ensure_future(self._err())]
+
+    async def _read(self):
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                break
+            text = line.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            try:
+                ev = json.loads(text)
+                if not isinstance(ev, dict) or not isinstance(ev.get("event"), str):
+                    raise ValueError
+            except ValueError:
+                self.ctx.contract.append("%s: stdout line is not an event (TST-062): %s" % (self.name, text[:200]))
+                continue
+            ev["_t"] = now()
+            ev["_used"] = False
+            self.events.append(ev)
+            self.ctx.log(self.name, "recv", "event", json.dumps({k: v for k, v in ev.items()
+                                                                  if not k.startswith("_")})[:400])
+            self._new.set()
+        self._new.set()
+
+    async def _err(self):
+        while True:
+            line = await self.proc.stderr.readline()
+            if not line:
+                break
+            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+            del self.stderr_tail[:-20]
+
+    async def send(self, **cmd):
+        self.ctx.log(self.name, "send", "cmd", json.dumps(cmd)[:400])
+        try:
+            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            raise Failure("%s: the adapter exited (status %s)%s" % (self.name, self.proc.returncode, self._stderr()))
+
+    def _stderr(self):
+        return ("; stderr: " + " | ".join(self.stderr_tail[-3:])) if self.stderr_tail else ""
+
+    def _match(self, ev, kind, match):
+        return ev["event"] == kind and all(ev.get(k) == v for k, v in match.items())
+
+    def find(self, kind, **match):
+        return [e for e in self.events if self._match(e, kind, match)]
+
+    async def expect(self, kind, timeout=5.0, **match):
+        """The first not yet consumed event of this kind matching match."""
+        end = now() + timeout
+        while True:
+            for e in self.events:
+                if not e["_used"] and self._match(e, kind, match):
+                    e["_used"] = True
+                    return e
+            left = end - now()
+            if left <= 0:
+                dead = ""
+                if self.proc.returncode is not None:
+                    dead = " (the adapter exited with status %s%s)" % (self.proc.returncode, self._stderr())
+                raise Failure("%s: no '%s' event %s within %.1fs%s" % (
+                    self.name, kind, json.dumps(match) if match else "", timeout, dead))
+            self._new.clear()
+            try:
+                await asyncio.wait_for(self._new.wait(), min(left, 0.2))
+            except asyncio.TimeoutError:
+                pass
+
+    def alive(self):
+        return self.proc.returncode is None
+
+    async def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            try:
+                self.proc.stdin.write(b'{"cmd":"close"}\n')
+                self.proc.stdin.close()
+            except Exception:
+                pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), 1.5)
+            except asyncio.TimeoutError:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                await self.proc.wait()
+        for t in self._tasks:
+            t.cancel()
+
+
+# ---------------------------------------------------------------------------
+# Scenarios and their context
+# ---------------------------------------------------------------------------
+
+class Ctx:
+    def __init__(self, scenario, client_cmd):
+        self.scenario, self.client_cmd = scenario, client_cmd
+        self.t0 = now()
+        self.wire = []
+        self.violations = []   # invalid client frames (CLI-002/003)
+        self.contract = []     # adapter contract breaches (TST-06x)
+        self.servers, self.adapters = [], []
+
+    def log(self, conn, dir_, kind, text):
+        text = text if isinstance(text, str) else repr(text)
+        self.wire.append({"t": round(now() - self.t0, 3), "conn": conn, "dir": dir_, "kind": kind,
+                          "size": len(text), "text": text[:400]})
+        del self.wire[:-WIRE_MAX]
+
+    async def server(self, name="srv"):
+        s = await Server(self, name).start()
+        self.servers.append(s)
+        return s
+
+    async def client(self, server=None, name="client", connect=True):
+        a = Adapter(self, self.client_cmd, name)
+        self.adapters.append(a)
+        await a.start()
+        if connect and server is not None:
+            await a.send(cmd="connect", url=server.url)
+        return a
+
+    async def setup(self, name="srv"):
+        """A server, a client connected to it, and the first connection."""
+        s = await self.server(name)
+        c = await self.client(s)
+        conn = await s.accept(10.0, "first connection")
+        await c.expect("open", 5.0)
+        return s, c, conn
+
+    async def close_all(self):
+        for a in self.adapters:
+            await a.stop()
+        for s in self.servers:
+            await s.stop()
+
+
+class Scenario:
+    def __init__(self, name, reqs, fn, timeout, doc):
+        self.name, self.reqs, self.fn, self.timeout = name, list(reqs), fn, timeout
+        self.doc = " ".join((doc or "").split())
+
+
+SCENARIOS = {}
+
+
+def scenario(*reqs, name=None, timeout=30.0):
+    def deco(fn):
+        n = name or fn.__name__
+        assert n not in SCENARIOS, n
+        SCENARIOS[n] = Scenario(n, reqs, fn, timeout, fn.__doc__)
+        return fn
+    return deco
+
+
+def level_of(spec, ids):
+    levels = [spec[i].level for i in ids if i in spec]
+    for lvl in reqmod.LEVELS:
+        if lvl in levels:
+            return lvl
+    return "MUST"
+
+
+async def run_one(sc, client_cmd, spec, strict, sem):
+    async with sem:
+        ctx = Ctx(sc, client_cmd)
+        t0 = now()
+        outcome, reason = "passed", ""
+        try:
+            await asyncio.wait_for(sc.fn(ctx), sc.timeout)
+            if ctx.contract:
+                raise Failure("adapter contract: " + "; ".join(ctx.contract[:3]))
+        except Failure as e:
+            outcome, reason = "failed", str(e)
+        except CannotRun as e:
+            outcome, reason = "skipped", str(e)
+        except asyncio.TimeoutError:
+            outcome, reason = "failed", "scenario did not finish within %.0fs" % sc.timeout
+        except Exception as e:  # a kit bug must not read as a pass
+            outcome, reason = "failed", "kit error: %s: %s" % (type(e).__name__, e)
+        finally:
+            try:
+                await asyncio.wait_for(ctx.close_all(), 10)
+            except Exception:
+                pass
+        level = level_of(spec, sc.reqs)
+        return {"nodeid": "client::" + sc.name, "name": sc.name, "module": "scenarios.py",
+                "requirements": sorted(sc.reqs), "level": level,
+                "verdict": reqmod.verdict(level, outcome, strict), "phase": "call", "reason": reason[:1000],
+                "duration": round(now() - t0, 3), "wire": ctx.wire}
+
+
+async def run_many(jobs_list, jobs=10):
+    """jobs_list: [(scenario, client_cmd, spec, strict)] -> results in order."""
+    sem = asyncio.Semaphore(jobs)
+    return await asyncio.gather(*(run_one(sc, cmd, spec, strict, sem) for sc, cmd, spec, strict in jobs_list))
+
+
+# ---------------------------------------------------------------------------
+# Reports (same shapes as the server suite: spec/testing.md TST-050)
+# ---------------------------------------------------------------------------
+
+VERDICTS = ("pass", "fail", "warn", "info", "skip", "not-requested")
+
+
+def summary(results):
+    out = {k: 0 for k in VERDICTS}
+    for r in results:
+        out[r["verdict"]] = out.get(r["verdict"], 0) + 1
+    return out
+
+
+def write_reports(d, results, client_cmd, strict):
+    os.makedirs(d, exist_ok=True)
+    s = summary(results)
+    idx = {"schema": "matchwire-conformance-report/1", "kind": "client",
+           "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "testee": {"url": None, "url2": None, "redis": None, "clientCmd": client_cmd},
+           "profiles": ["client"], "strict": bool(strict), "seed": 0, "summary": s,
+           "verdict": "fail" if s["fail"] else "pass", "tests": results}
+    with open(os.path.join(d, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(idx, f, indent=1)
+    with open(os.path.join(d, "report.html"), "w", encoding="utf-8") as f:
+        f.write(render_html(idx))
+    with open(os.path.join(d, "report.xml"), "w", encoding="utf-8") as f:
+        f.write(render_junit(idx))
+
+
+def render_junit(idx):
+    e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+    tests = idx["tests"]
+    fails = sum(1 for t in tests if t["verdict"] == "fail")
+    skips = sum(1 for t in tests if t["verdict"] in ("warn", "info", "skip"))
+    out = ['<?xml version="1.0" encoding="utf-8"?>',
+           '<testsuites><testsuite name="matchwire-client" tests="%d" failures="%d" skipped="%d" time="%.3f">'
+           % (len(tests), fails, skips, sum(t["duration"] for t in tests))]
+    for t in tests:
+        out.append('<testcase classname="client.scenarios" name="%s" time="%.3f">' % (e(t["name"]), t["duration"]))
+        wire = "\n".join("%8.3f %-10s %-5s %-9s %s" % (w["t"], w["conn"], w["dir"], w["kind"], w["text"])
+                         for w in t["wire"])
+        if t["verdict"] == "fail":
+            out.append('<failure message="%s">%s</failure>' % (e(t["reason"][:300]), e(wire)))
+        elif t["verdict"] in ("warn", "info", "skip"):
+            out.append('<skipped message="%s %s: %s"/>' % (t["level"], t["verdict"], e(t["reason"][:300])))
+        out.append('<properties><property name="requirements" value="%s"/><property name="level" value="%s"/>'
+                   '</properties></testcase>' % (" ".join(t["requirements"]), t["level"]))
+    out.append("</testsuite></testsuites>\n")
+    return "\n".join(out)
+
+
+def render_html(idx):
+    e = html.escape
+    color = {"pass": "#cfc", "fail": "#f99", "warn": "#fd8", "info": "#def", "skip": "#eee"}
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Matchwire client conformance</title>",
+           "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+           "td,th{border:1px solid #aaa;padding:3px 6px;vertical-align:top}"
+           "pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;font-size:12px}</style></head><body>",
+           "<h1>Matchwire client conformance: %s</h1>" % e(idx["verdict"].upper()),
+           "<p>client %s; strict %s; generated %s</p>" % (e(str(idx["testee"]["clientCmd"])), idx["strict"],
+                                                          e(idx["generated"])),
+           "<table><tr>" + "".join("<th>%s</th>" % k for k in idx["summary"]) + "</tr><tr>" +
+           "".join("<td>%d</td>" % v for v in idx["summary"].values()) + "</tr></table>",
+           "<h2>Scenarios</h2><table><tr><th>scenario</th><th>requirements</th><th>level</th>"
+           "<th>verdict</th><th>seconds</th><th>reason</th></tr>"]
+    for i, t in enumerate(idx["tests"]):
+        name = "<a href='#t%d'>%s</a>" % (i, e(t["name"])) if t["verdict"] != "pass" else e(t["name"])
+        out.append("<tr style='background:%s'><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td>"
+                   "<td>%s</td></tr>" % (color.get(t["verdict"], "#fff"), name, e(" ".join(t["requirements"])),
+                                         t["level"], t["verdict"], t["duration"], e(t["reason"][:300])))
+    out.append("</table><h2>Failures and warnings: wire logs</h2>")
+    for i, t in enumerate(idx["tests"]):
+        if t["verdict"] == "pass":
+            continue
+        out.append("<h3 id='t%d'>%s (%s, %s)</h3><p>%s</p><pre>" % (i, e(t["name"]), t["level"], t["verdict"],
+                                                                   e(t["reason"])))
+        for w in t["wire"]:
+            out.append(e("%8.3f %-10s %-5s %-9s %s\n" % (w["t"], w["conn"], w["dir"], w["kind"], w["text"])))
+        out.append("</pre>")
+    out.append("</body></html>")
+    return "".join(out)
+
+
+def client_requirements(spec):
+    return {i: r for i, r in spec.items() if i.startswith("CLI-")}
+
+
+def coverage():
+    """{requirement id: [scenario names]} (the matrix, and the server
+    suite's traceability check through reqs.py)."""
+    out = {}
+    for sc in SCENARIOS.values():
+        for i in sc.reqs:
+            out.setdefault(i, []).append(sc.name)
+    return out
