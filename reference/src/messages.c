@@ -411,9 +411,10 @@ int mw_msg_check_match_assigned(const struct mw_envelope *env, const char **tick
         return fail(err, MW_CODE_BAD_MESSAGE, "ticketId must be 1 to %d printable ASCII bytes",
                     MW_ID_MAX);
     ver = mw_json_get(d, "version");
-    if (!cJSON_IsNumber(ver) || ver->valuedouble < 1 || ver->valuedouble > MAX_SAFE_INT ||
+    /* An assignment is a state change of a version-1 ticket (MSG-071). */
+    if (!cJSON_IsNumber(ver) || ver->valuedouble < 2 || ver->valuedouble > MAX_SAFE_INT ||
         floor(ver->valuedouble) != ver->valuedouble)
-        return fail(err, MW_CODE_BAD_MESSAGE, "version must be an integer >= 1");
+        return fail(err, MW_CODE_BAD_MESSAGE, "version must be an integer >= 2");
     a = mw_json_get(d, "assignment");
     if (!cJSON_IsObject(a))
         return fail(err, MW_CODE_BAD_MESSAGE, "assignment must be an object");

@@ -916,7 +916,7 @@ static void test_check_match_assigned(void **state)
     /* 16 players ok, 17 not; long ids */
     {
         size_t n = (size_t)snprintf(text, sizeof(text),
-                                    MA_HEAD "{\"ticketId\":\"x\",\"version\":1,\"assignment\":{"
+                                    MA_HEAD "{\"ticketId\":\"x\",\"version\":2,\"assignment\":{"
                                             "\"matchId\":\"m\",\"connection\":\"[::1]:7777\","
                                             "\"players\":[");
         for (int i = 0; i < 16; i++)
@@ -927,7 +927,7 @@ static void test_check_match_assigned(void **state)
         assert_int_equal(check_ma(text, &at, &pe), 0);
         assert_int_equal(at, T0 - 23);
         n = (size_t)snprintf(text, sizeof(text),
-                             MA_HEAD "{\"ticketId\":\"x\",\"version\":1,\"assignment\":{"
+                             MA_HEAD "{\"ticketId\":\"x\",\"version\":2,\"assignment\":{"
                                      "\"matchId\":\"m\",\"connection\":\"h:1\",\"players\":[");
         for (int i = 0; i < 17; i++)
             n += (size_t)snprintf(text + n, sizeof(text) - n, "%s{\"playerId\":\"p%d\"}",
@@ -1166,9 +1166,25 @@ static bool is_ms_timestamp(const cJSON *v)
     return true;
 }
 
+/* MSG-073: an opaque 1 to 64 bytes of A-Z a-z 0-9 . _ ~ - (UUID v4 is only
+ * the reference's choice). */
 static bool is_ticket_id(const cJSON *v)
 {
-    return cJSON_IsString(v) && mw_uuid4_valid(v->valuestring, strlen(v->valuestring));
+    size_t n;
+
+    if (!cJSON_IsString(v))
+        return false;
+    n = strlen(v->valuestring);
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = v->valuestring[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '~' || c == '-'))
+            return false;
+    }
+    return true;
 }
 
 static bool is_state(const cJSON *v)

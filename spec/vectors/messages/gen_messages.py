@@ -346,6 +346,9 @@ server("srv-ma-025-opaque-ticket-id", ["MSG-060", "MSG-073"],
 ma_ok("srv-ma-026-assigned-at-lowercase", ["MSG-060", "MSG-083"],
       "a receiver accepts RFC 3339's lower-case t and z",
       ma(assign_over={"assignedAt": T0_TEXT.replace("T", "t").replace("Z", "z")}))
+ma_bad("srv-ma-027-version-1", ["MSG-060", "MSG-071"],
+       "version 1 is a queued ticket's: a match.assigned is at least version 2",
+       ma(data_over={"version": 1}))
 
 server("srv-enq-001-ok", ["MSG-025", "MSG-064", "MSG-083"], "enqueued reply",
        env("enqueued", {"ticketId": TID, "queue": "ranked", "state": "queued", "version": 1,
