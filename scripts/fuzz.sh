@@ -32,12 +32,12 @@ BF=$ROOT/build-fuzz
 BC=$ROOT/build-cov
 BR=$ROOT/build-fuzzreplay
 
-ALL_HARNESSES=(envelope roundtrip diff_jansson messages channel_payload oom session)
+ALL_HARNESSES=(envelope roundtrip diff_jansson messages channel_payload oom session token)
 # Coverage targets (fuzz/README.md): the decoders and validators the network reaches.
 COV_STRICT_FILES=(json.c envelope.c messages.c channel.c)
 COV_LINE_TARGET=95
 COV_BRANCH_TARGET=90
-COV_FILES=(json.c envelope.c messages.c channel.c session.c hub.c ticket.c)
+COV_FILES=(json.c envelope.c messages.c channel.c session.c hub.c ticket.c token.c)
 
 log() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 
