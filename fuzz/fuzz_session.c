@@ -577,16 +577,17 @@ static bool world_init(struct world *w, const uint8_t *data, size_t size)
     w->rnd[0] = size ? data[0] : 0;
     w->defer = mw_defer_new(NULL, NULL);
     FUZZ_CHECK(w->defer != NULL);
-    FUZZ_CHECK(mw_ticket_store_memory_new(&w->store, &scfg, w->defer, fuzz_random, w->rnd) == 0);
-    w->store_ok = true;
-    FUZZ_CHECK(mw_channel_memory_new(&w->chan, w->defer, 32) == 0);
-    w->chan_ok = true;
     w->hub = mw_hub_new(64);
     FUZZ_CHECK(w->hub != NULL);
+    FUZZ_CHECK(mw_ticket_store_memory_new(
+                   &w->store, &scfg,
+                   &(struct mw_ticket_store_hooks){.on_ended = mw_hub_on_ended, .ud = w->hub},
+                   w->defer, fuzz_random, w->rnd) == 0);
+    w->store_ok = true;
+    FUZZ_CHECK(mw_channel_memory_new(&w->chan, NULL, w->defer, 32) == 0);
+    w->chan_ok = true;
     FUZZ_CHECK(mw_channel_subscribe(&w->chan, mw_hub_on_assigned, w->hub) == 0);
     FUZZ_CHECK(mw_channel_subscribe(&w->chan, spy, w) == 0);
-    w->store.on_ended = mw_hub_on_ended;
-    w->store.on_ended_ud = w->hub;
 
     memset(&wcfg, 0, sizeof(wcfg));
     wcfg.mm.match_size = 2;

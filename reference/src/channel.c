@@ -159,4 +159,5 @@ void mw_assigned_view(const struct mw_assigned_owned *o, struct mw_assigned *vie
     view->envelope_len = o->envelope.len;
     view->version = o->version;
     view->assigned_ms = o->assigned_ms;
+    view->recovery = false; /* received on the channel: a first delivery */
 }

@@ -3,10 +3,12 @@
  * A matchmaker publishes {ticketId, envelope} after it has written the
  * assignment to the ticket store; every gateway subscribed receives it and
  * pushes the envelope to the ticket's watchers. The interface is an ops table
- * with exactly the seed's two operations plus teardown; backends are
- * channel_memory.c (embedded default) and channel_redis.c (Redis pub/sub on
- * "matchmaking:assigned"). The gateway and the worker never learn which one
- * they have.
+ * with the seed's two operations, readiness (for /healthz) and teardown,
+ * and hooks given to the constructor (the resubscription signal, CHN-032);
+ * backends are channel_memory.c (embedded default) and channel_redis.c
+ * (Redis pub/sub on "matchmaking:assigned"). The gateway, the worker and the
+ * server never learn which one they have. A backend is one that passes the
+ * contract suite (tests/contract_channel.h).
  *
  * This file also owns the payload codec that every backend carrying bytes
  * (Redis) runs on what it receives. */
@@ -44,13 +46,30 @@ typedef void (*mw_channel_cb)(void *userdata, const struct mw_assigned *msg);
 
 struct mw_channel_ops {
     /* Publishes to every subscriber (of every instance, for a shared
-     * backend). Never calls a subscriber before returning (no re-entry).
-     * Returns 0, MW_ENOMEM, MW_ELIMIT (backend queue full), MW_EUNAVAIL. */
+     * backend). Never calls a subscriber before returning (no re-entry,
+     * CHN-003). Returns 0, MW_EINVAL, MW_ENOMEM, MW_ELIMIT (backend queue
+     * full), MW_EUNAVAIL (backend down), MW_ECLOSED. */
     int (*publish)(void *impl, const struct mw_assigned *msg);
     /* Adds a subscriber (all subscribers receive every message, in publish
-     * order per ticket). Returns 0, MW_ENOMEM or MW_ELIMIT. */
+     * order per ticket, CHN-002). Returns 0, MW_EINVAL, MW_ENOMEM or
+     * MW_ELIMIT; never calls cb before it returns. */
     int (*subscribe)(void *impl, mw_channel_cb cb, void *userdata);
+    /* 0 when the channel can serve (publish connection up and, once there
+     * is a subscriber, the subscription live); else a negative MW_E* code
+     * (MW_EUNAVAIL) and reason (may be NULL) says why, for /healthz. */
+    int (*ready)(void *impl, char *reason, size_t reason_len);
     void (*destroy)(void *impl);
+};
+
+/* What a channel tells its owner, given to every backend's constructor
+ * (copied; NULL, or a NULL member: not wanted). */
+struct mw_channel_hooks {
+    /* The subscription is live, after the first subscribe() and again after
+     * every loss (CHN-032): what was published meanwhile is lost, so the
+     * owner re-reads the store for its watched tickets (CHN-023). Called
+     * from the loop, never from inside a channel call, never after destroy. */
+    void (*on_resubscribed)(void *ud);
+    void *ud;
 };
 
 struct mw_channel {
@@ -65,6 +84,10 @@ static inline int mw_channel_publish(struct mw_channel *c, const struct mw_assig
 static inline int mw_channel_subscribe(struct mw_channel *c, mw_channel_cb cb, void *userdata)
 {
     return c->ops->subscribe(c->impl, cb, userdata);
+}
+static inline int mw_channel_ready(struct mw_channel *c, char *reason, size_t reason_len)
+{
+    return c->ops->ready(c->impl, reason, reason_len);
 }
 /* Destroys the channel and frees c's backend. NULL-safe. */
 static inline void mw_channel_destroy(struct mw_channel *c)

@@ -13,6 +13,7 @@
 #include "log.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #define CHM_DEFAULT_MAX_PENDING 65536
@@ -42,6 +43,9 @@ struct chm {
     bool pump_posted;
     bool in_pump;
     bool closing;
+    struct mw_channel_hooks hooks;
+    bool live_posted; /* chm_live is on the defer queue */
+    bool live;        /* on_resubscribed was called (once: nothing is ever lost) */
 };
 
 static void chm_free_all(struct chm *c)
@@ -143,6 +147,22 @@ static int chm_publish(void *impl, const struct mw_assigned *msg)
     return 0;
 }
 
+/* The subscription is live from the first subscribe(): the owner hears it
+ * once, from the loop (mw_channel_hooks), as from every backend. */
+static void chm_live(void *arg)
+{
+    struct chm *c = arg;
+
+    c->live_posted = false;
+    c->live = true;
+    c->in_pump = true;
+    if (c->hooks.on_resubscribed)
+        c->hooks.on_resubscribed(c->hooks.ud);
+    c->in_pump = false;
+    if (c->closing) /* destroyed by the hook */
+        chm_free_all(c);
+}
+
 static int chm_subscribe(void *impl, mw_channel_cb cb, void *userdata)
 {
     struct chm *c = impl;
@@ -153,7 +173,28 @@ static int chm_subscribe(void *impl, mw_channel_cb cb, void *userdata)
         return MW_EINVAL;
     if (c->n_subs == CHM_MAX_SUBSCRIBERS)
         return MW_ELIMIT;
+    if (!c->live && !c->live_posted && c->hooks.on_resubscribed) {
+        int rc = mw_defer_post(c->defer, chm_live, c);
+
+        if (rc)
+            return rc;
+        c->live_posted = true;
+    }
     c->subs[c->n_subs++] = (struct chm_sub){.cb = cb, .ud = userdata};
+    return 0;
+}
+
+static int chm_ready(void *impl, char *reason, size_t reason_len)
+{
+    struct chm *c = impl;
+
+    if (c->closing) {
+        if (reason && reason_len)
+            snprintf(reason, reason_len, "channel closing");
+        return MW_ECLOSED;
+    }
+    if (reason && reason_len)
+        reason[0] = '\0';
     return 0;
 }
 
@@ -167,18 +208,23 @@ static void chm_destroy(void *impl)
     if (c->pump_posted)
         mw_defer_cancel(c->defer, chm_pump, c);
     c->pump_posted = false;
+    if (c->live_posted)
+        mw_defer_cancel(c->defer, chm_live, c);
+    c->live_posted = false;
     if (c->in_pump)
-        return; /* the running pump frees it */
+        return; /* the running pump (or hook) frees it */
     chm_free_all(c);
 }
 
 static const struct mw_channel_ops chm_ops = {
     .publish = chm_publish,
     .subscribe = chm_subscribe,
+    .ready = chm_ready,
     .destroy = chm_destroy,
 };
 
-int mw_channel_memory_new(struct mw_channel *out, struct mw_defer *defer, size_t max_pending)
+int mw_channel_memory_new(struct mw_channel *out, const struct mw_channel_hooks *hooks,
+                          struct mw_defer *defer, size_t max_pending)
 {
     struct chm *c;
 
@@ -187,6 +233,8 @@ int mw_channel_memory_new(struct mw_channel *out, struct mw_defer *defer, size_t
     c = mw_calloc(1, sizeof(*c));
     if (!c)
         return MW_ENOMEM;
+    if (hooks)
+        c->hooks = *hooks;
     c->defer = defer;
     c->max_pending = max_pending ? max_pending : CHM_DEFAULT_MAX_PENDING;
     out->ops = &chm_ops;

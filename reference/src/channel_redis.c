@@ -37,9 +37,9 @@ struct chr_sub {
 struct chr {
     struct ev_loop *loop;
     struct mw_redis_opts opts;
-    struct mw_metrics *metrics; /* borrowed, may be NULL */
-    void (*on_resubscribed)(void *ud);
-    void *resub_ud;
+    struct mw_metrics *metrics;    /* borrowed, may be NULL */
+    struct mw_channel_hooks hooks; /* the owner's, copied */
+    bool closing;
     char channel[CHR_NAME_MAX];
     size_t channel_len;
 
@@ -136,8 +136,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         c->subscriptions++;
         mw_log(MW_LOG_NOTICE, "channel %s: subscribed (%llu)", c->channel,
                (unsigned long long)c->subscriptions);
-        if (c->on_resubscribed)
-            c->on_resubscribed(c->resub_ud);
+        if (c->hooks.on_resubscribed && !c->closing)
+            c->hooks.on_resubscribed(c->hooks.ud);
     }
 }
 
@@ -226,6 +226,7 @@ static void chr_destroy(void *impl)
 
     if (!c)
         return;
+    c->closing = true;
     /* Connections first: their pending callbacks (NULL replies) still find c. */
     mw_redis_conn_free(c->sub);
     mw_redis_conn_free(c->cmd);
@@ -233,15 +234,37 @@ static void chr_destroy(void *impl)
     mw_free(c);
 }
 
+static int chr_ready(void *impl, char *reason, size_t reason_len)
+{
+    const struct chr *c = impl;
+    const char *why = NULL;
+
+    if (!mw_redis_conn_ready(c->cmd))
+        why = mw_redis_conn_error(c->cmd);
+    else if (c->n_subs > 0 && !mw_redis_conn_ready(c->sub))
+        why = mw_redis_conn_error(c->sub);
+    else if (c->n_subs > 0 && !c->subscribed)
+        why = "redis: subscription pending";
+    if (!why) {
+        if (reason && reason_len)
+            reason[0] = '\0';
+        return 0;
+    }
+    if (reason && reason_len)
+        snprintf(reason, reason_len, "redis channel: %s", why);
+    return MW_EUNAVAIL;
+}
+
 static const struct mw_channel_ops chr_ops = {
     .publish = chr_publish,
     .subscribe = chr_subscribe,
+    .ready = chr_ready,
     .destroy = chr_destroy,
 };
 
-int mw_channel_redis_new(struct mw_channel *out, struct ev_loop *loop,
-                         const struct mw_redis_opts *o, struct mw_metrics *metrics,
-                         void (*on_resubscribed)(void *ud), void *ud)
+int mw_channel_redis_new(struct mw_channel *out, const struct mw_channel_hooks *hooks,
+                         struct ev_loop *loop, const struct mw_redis_opts *o,
+                         struct mw_metrics *metrics)
 {
     struct chr *c;
     int n;
@@ -255,8 +278,8 @@ int mw_channel_redis_new(struct mw_channel *out, struct ev_loop *loop,
     c->opts = *o;
     c->opts.prefix[sizeof(c->opts.prefix) - 1] = '\0';
     c->metrics = metrics;
-    c->on_resubscribed = on_resubscribed;
-    c->resub_ud = ud;
+    if (hooks)
+        c->hooks = *hooks;
     n = snprintf(c->channel, sizeof(c->channel), "%s%s", c->opts.prefix, MW_CHANNEL_NAME);
     if (n < 0 || (size_t)n >= sizeof(c->channel)) {
         mw_free(c);
@@ -274,30 +297,4 @@ int mw_channel_redis_new(struct mw_channel *out, struct ev_loop *loop,
     out->ops = &chr_ops;
     out->impl = c;
     return 0;
-}
-
-bool mw_channel_redis_ready(const struct mw_channel *ch)
-{
-    const struct chr *c;
-
-    if (!ch || ch->ops != &chr_ops)
-        return false;
-    c = ch->impl;
-    return mw_redis_conn_ready(c->cmd) && (c->n_subs == 0 || c->subscribed);
-}
-
-const char *mw_channel_redis_error(const struct mw_channel *ch)
-{
-    const struct chr *c;
-
-    if (!ch || ch->ops != &chr_ops)
-        return "not a redis channel";
-    c = ch->impl;
-    if (!mw_redis_conn_ready(c->cmd))
-        return mw_redis_conn_error(c->cmd);
-    if (c->n_subs > 0 && !mw_redis_conn_ready(c->sub))
-        return mw_redis_conn_error(c->sub);
-    if (c->n_subs > 0 && !c->subscribed)
-        return "redis: subscription pending";
-    return "";
 }

@@ -20,6 +20,7 @@ void mw_config_defaults(struct mw_config *cfg)
     snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
     cfg->listen_port = 8080;
     cfg->channel = MW_CHANNEL_MEMORY;
+    cfg->store = MW_STORE_MEMORY;
     cfg->role = MW_ROLE_ALL;
     snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
     cfg->redis_port = 6379;
@@ -54,7 +55,9 @@ const char *mw_config_usage(void)
            "  --listen HOST:PORT          address to serve WebSocket and HTTP on (127.0.0.1:8080;\n"
            "                              [::1]:8080 for IPv6, :8080 for every interface, port 0\n"
            "                              for any free port)\n"
-           "  --channel memory|redis      assignment channel and ticket store backend (memory)\n"
+           "  --channel memory|redis      assignment channel backend (memory)\n"
+           "  --store memory|redis        ticket store backend (absent: the --channel one;\n"
+           "                              a redis store needs the redis channel)\n"
            "  --role all|api|worker       all: gateway + matchmaker in one process; api: gateway\n"
            "                              only; worker: matchmaker only (api/worker need redis)\n"
            "  --redis URL                 redis://[[user]:password@]host[:port][/db]\n"
@@ -91,7 +94,8 @@ const char *mw_config_usage(void)
            "Environment (the seed service's variables; a flag always wins):\n"
            "  REDIS_HOST, REDIS_PORT      Redis address when --redis is absent. When REDIS_HOST\n"
            "                              is set and --channel is absent, the channel is redis\n"
-           "                              (the seed used Redis whenever REDIS_HOST was set).\n"
+           "                              (and the store, unless --store says otherwise: the\n"
+           "                              seed used Redis whenever REDIS_HOST was set).\n"
            "  MATCHMAKING_ROLE            api | worker | all, when --role is absent.\n"
            "Empty variables count as unset.\n";
 }
@@ -333,6 +337,7 @@ static bool parse_role(const char *v, enum mw_role *out)
 enum opt_id {
     O_LISTEN,
     O_CHANNEL,
+    O_STORE,
     O_ROLE,
     O_REDIS,
     O_REDIS_PREFIX,
@@ -359,6 +364,7 @@ enum opt_id {
 static const char *const opt_names[O__COUNT] = {
     [O_LISTEN] = "listen",
     [O_CHANNEL] = "channel",
+    [O_STORE] = "store",
     [O_ROLE] = "role",
     [O_REDIS] = "redis",
     [O_REDIS_PREFIX] = "redis-prefix",
@@ -425,6 +431,14 @@ static int apply_flag(struct mw_config *cfg, enum opt_id o, const char *v, char 
             cfg->channel = MW_CHANNEL_REDIS;
         else
             return bad(err, err_len, "--channel: expected memory or redis, got '%s'", v);
+        break;
+    case O_STORE:
+        if (strcmp(v, "memory") == 0)
+            cfg->store = MW_STORE_MEMORY;
+        else if (strcmp(v, "redis") == 0)
+            cfg->store = MW_STORE_REDIS;
+        else
+            return bad(err, err_len, "--store: expected memory or redis, got '%s'", v);
         break;
     case O_ROLE:
         if (!parse_role(v, &cfg->role))
@@ -636,9 +650,21 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
         return rc;
     /* Sessions remember deliveries as long as the store keeps tickets. */
     cfg->limits.retention_ms = cfg->assigned_ttl_ms;
+    if (!seen[O_STORE]) /* --channel (or REDIS_HOST) picks both, as it always did */
+        cfg->store = cfg->channel == MW_CHANNEL_REDIS ? MW_STORE_REDIS : MW_STORE_MEMORY;
+    /* The Redis store publishes assignments in its script (CHN-062), on
+     * Redis: a memory channel would never hear of them. */
+    if (cfg->store == MW_STORE_REDIS && cfg->channel != MW_CHANNEL_REDIS)
+        return bad(err, err_len,
+                   "--store redis needs --channel redis: the store publishes "
+                   "assignments on Redis (spec/channel.md CHN-062)");
     if (cfg->role != MW_ROLE_ALL && cfg->channel == MW_CHANNEL_MEMORY)
         return bad(err, err_len,
                    "--role %s needs --channel redis: a memory channel cannot reach another process",
+                   cfg->role == MW_ROLE_API ? "api" : "worker");
+    if (cfg->role != MW_ROLE_ALL && cfg->store == MW_STORE_MEMORY)
+        return bad(err, err_len,
+                   "--role %s needs --store redis: a memory store cannot reach another process",
                    cfg->role == MW_ROLE_API ? "api" : "worker");
     return 0;
 }

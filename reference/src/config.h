@@ -13,11 +13,13 @@
 
 enum mw_role { MW_ROLE_ALL = 0, MW_ROLE_API, MW_ROLE_WORKER };
 enum mw_channel_kind { MW_CHANNEL_MEMORY = 0, MW_CHANNEL_REDIS };
+enum mw_store_kind { MW_STORE_MEMORY = 0, MW_STORE_REDIS };
 
 struct mw_config {
     char listen_host[256]; /* --listen host:port (127.0.0.1:8080) */
     uint16_t listen_port;
     enum mw_channel_kind channel; /* --channel memory|redis */
+    enum mw_store_kind store;     /* --store memory|redis (absent: as --channel) */
     enum mw_role role;            /* --role all|api|worker, or MATCHMAKING_ROLE */
     /* --redis redis://[:password@]host:port[/db], or REDIS_HOST/REDIS_PORT */
     char redis_host[256];
@@ -44,8 +46,10 @@ struct mw_config {
 /* Fills cfg from argv and env (env: NULL-terminated "K=V" array, or NULL for
  * none), starting from mw_config_defaults(). Flags win over env; env is read
  * only for an absent flag (empty variables count as unset); REDIS_HOST set
- * and --channel absent selects redis. Re-entrant (no getopt state). With
- * --help, returns 0 and cfg->help set without checking the environment.
+ * and --channel absent selects the redis channel; --store absent takes the
+ * channel's backend (so --channel redis alone picks both, as before).
+ * Re-entrant (no getopt state). With --help, returns 0 and cfg->help set
+ * without checking the environment.
  * Returns 0, or MW_EINVAL with a one-line reason naming the flag or variable
  * in err (may be NULL; the caller prints it and exits 2). */
 int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *const env[],

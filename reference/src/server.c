@@ -22,10 +22,8 @@
 #include "ticket_store.h"
 #include "ticket_store_memory.h"
 #include "worker.h"
-#ifdef MW_HAVE_REDIS
 #include "channel_redis.h"
 #include "ticket_store_redis.h"
-#endif
 
 #define SERVER_SWEEP_MAX_MS    100
 #define SERVER_SWEEP_MIN_MS    10
@@ -98,18 +96,13 @@ static int server_ready(void *ud, char *reason, size_t reason_len)
         return MW_ECLOSED;
     }
     if (s->have_store) {
-        int rc = s->store.ops->ready(s->store.impl, reason, reason_len);
+        int rc = mw_ticket_store_ready(&s->store, reason, reason_len);
 
         if (rc)
             return rc;
     }
-#ifdef MW_HAVE_REDIS
-    if (s->cfg.channel == MW_CHANNEL_REDIS && s->have_channel &&
-        !mw_channel_redis_ready(&s->channel)) {
-        snprintf(reason, reason_len, "redis channel not subscribed");
-        return MW_EUNAVAIL;
-    }
-#endif
+    if (s->have_channel)
+        return mw_channel_ready(&s->channel, reason, reason_len);
     return 0;
 }
 
@@ -119,7 +112,7 @@ static void server_gauges(void *ud, struct mw_metrics_gauges *g)
     char reason[8];
 
     if (s->have_store)
-        s->store.ops->counts(s->store.impl, g->tickets);
+        mw_ticket_store_counts(&s->store, g->tickets);
     if (s->hub)
         g->watches = mw_hub_watch_count(s->hub);
     if (s->worker) {
@@ -171,7 +164,6 @@ static void server_signal_cb(void *ud, int signum)
 
 /* ---- Construction --------------------------------------------------------- */
 
-#ifdef MW_HAVE_REDIS
 static void server_redis_opts(const struct mw_config *cfg, struct mw_redis_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -182,9 +174,7 @@ static void server_redis_opts(const struct mw_config *cfg, struct mw_redis_opts 
     snprintf(o->prefix, sizeof(o->prefix), "%s", cfg->redis_prefix);
     o->timeout_ms = cfg->redis_timeout_ms; /* CHN-104 */
 }
-#endif
 
-#ifdef MW_HAVE_REDIS
 /* ---- Re-read after resubscription (CHN-023) --------------------------------
  * Redis pub/sub is at-most-once: what was published while this instance's
  * subscription was down is lost. So after every (re)subscription, every
@@ -219,12 +209,84 @@ static void server_reread(void *ud)
     if (n)
         mw_log(MW_LOG_NOTICE, "server: resubscribed, re-reading %zu watched tickets", n);
 }
-#endif
+
+/* A ticket ended without assignment: its watchers hear it (MSG-062). */
+static void server_on_ended(void *ud, const struct mw_ticket *t)
+{
+    struct mw_server *s = ud;
+
+    mw_hub_on_ended(s->hub, t);
+}
+
+/* ---- Backends --------------------------------------------------------------
+ * One row per backend: what --store and --channel name, and how to make
+ * its store and its channel. Everything else about a backend goes through
+ * its ops table (ready, counts, sweep) and the hooks given here. */
+
+static int server_store_memory(struct mw_server *s, const struct mw_ticket_store_config *scfg,
+                               const struct mw_ticket_store_hooks *h)
+{
+    return mw_ticket_store_memory_new(&s->store, scfg, h, mw_loop_defer(s->loop),
+                                      mw_random_pool_read, &s->rnd);
+}
+
+static int server_channel_memory(struct mw_server *s, const struct mw_channel_hooks *h)
+{
+    return mw_channel_memory_new(&s->channel, h, mw_loop_defer(s->loop), 0);
+}
+
+static int server_store_redis(struct mw_server *s, const struct mw_ticket_store_config *scfg,
+                              const struct mw_ticket_store_hooks *h)
+{
+    struct mw_redis_opts ro;
+    char consumer[128], host[64] = "host";
+
+    server_redis_opts(&s->cfg, &ro);
+    gethostname(host, sizeof(host) - 1);
+    snprintf(consumer, sizeof(consumer), "%s-%ld", host, (long)getpid());
+    return mw_ticket_store_redis_new(&s->store, scfg, h, mw_loop_ev(s->loop), &ro, consumer,
+                                     mw_random_pool_read, &s->rnd);
+}
+
+static int server_channel_redis(struct mw_server *s, const struct mw_channel_hooks *h)
+{
+    struct mw_redis_opts ro;
+
+    server_redis_opts(&s->cfg, &ro);
+    return mw_channel_redis_new(&s->channel, h, mw_loop_ev(s->loop), &ro, &s->metrics);
+}
+
+static const struct server_backend {
+    const char *name; /* --store / --channel value */
+    int (*store_new)(struct mw_server *s, const struct mw_ticket_store_config *scfg,
+                     const struct mw_ticket_store_hooks *h);
+    int (*channel_new)(struct mw_server *s, const struct mw_channel_hooks *h);
+} server_backends[] = {
+    [MW_STORE_MEMORY] = {.name = "memory",
+                         .store_new = server_store_memory,
+                         .channel_new = server_channel_memory},
+    [MW_STORE_REDIS] = {.name = "redis",
+                        .store_new = server_store_redis,
+                        .channel_new = server_channel_redis},
+};
+_Static_assert((int)MW_STORE_MEMORY == (int)MW_CHANNEL_MEMORY &&
+                   (int)MW_STORE_REDIS == (int)MW_CHANNEL_REDIS,
+               "--store and --channel index one backend table");
 
 static int server_make_backends(struct mw_server *s)
 {
     const struct mw_config *cfg = &s->cfg;
+    const struct server_backend *sb = &server_backends[cfg->store];
+    const struct server_backend *cb = &server_backends[cfg->channel];
     struct mw_ticket_store_config scfg;
+    /* The hub (api roles) hears of ends, and re-reads what the store's and
+     * the channel's notices may have lost (CHN-023). */
+    struct mw_ticket_store_hooks sh = {
+        .on_ended = s->hub ? server_on_ended : NULL,
+        .on_resubscribed = s->hub ? server_reread : NULL,
+        .ud = s,
+    };
+    struct mw_channel_hooks ch = {.on_resubscribed = s->hub ? server_reread : NULL, .ud = s};
     int rc;
 
     memset(&scfg, 0, sizeof(scfg));
@@ -232,43 +294,19 @@ static int server_make_backends(struct mw_server *s)
     scfg.assigned_ttl_ms = cfg->assigned_ttl_ms;
     scfg.grace_ms = cfg->grace_ms;
 
-    if (cfg->channel == MW_CHANNEL_MEMORY) {
-        rc = mw_ticket_store_memory_new(&s->store, &scfg, mw_loop_defer(s->loop),
-                                        mw_random_pool_read, &s->rnd);
-        if (rc)
-            return rc;
-        s->have_store = true;
-        rc = mw_channel_memory_new(&s->channel, mw_loop_defer(s->loop), 0);
-        if (rc)
-            return rc;
-        s->have_channel = true;
-        return 0;
+    rc = sb->store_new(s, &scfg, &sh);
+    if (rc) {
+        mw_log(MW_LOG_ERR, "server: %s ticket store: %s", sb->name, mw_strerror(rc));
+        return rc;
     }
-#ifdef MW_HAVE_REDIS
-    {
-        struct mw_redis_opts ro;
-        char consumer[128], host[64] = "host";
-
-        server_redis_opts(cfg, &ro);
-        gethostname(host, sizeof(host) - 1);
-        snprintf(consumer, sizeof(consumer), "%s-%ld", host, (long)getpid());
-        rc = mw_ticket_store_redis_new(&s->store, &scfg, mw_loop_ev(s->loop), &ro, consumer,
-                                       mw_random_pool_read, &s->rnd);
-        if (rc)
-            return rc;
-        s->have_store = true;
-        rc = mw_channel_redis_new(&s->channel, mw_loop_ev(s->loop), &ro, &s->metrics, server_reread,
-                                  s);
-        if (rc)
-            return rc;
-        s->have_channel = true;
-        mw_ticket_store_redis_on_resubscribed(&s->store, server_reread, s);
-        return 0;
+    s->have_store = true;
+    rc = cb->channel_new(s, &ch);
+    if (rc) {
+        mw_log(MW_LOG_ERR, "server: %s channel: %s", cb->name, mw_strerror(rc));
+        return rc;
     }
-#else
-    mw_log(MW_LOG_ERR, "server: built without the Redis backends (--channel redis)");
-    return MW_EINVAL;
-#endif
+    s->have_channel = true;
+    return 0;
 }
 
 static double server_sweep_period_s(const struct mw_config *cfg)
@@ -306,8 +344,6 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     s->loop = mw_loop_new();
     if (!s->loop)
         goto fail;
-    if (server_make_backends(s))
-        goto fail;
     if (api) {
         /* Every map keyed by client-chosen strings hashes with its own
          * random key (hash flooding): hub, matchmaker, memory store,
@@ -319,11 +355,12 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
         s->hub = mw_hub_new_keyed(0, &hk);
         if (!s->hub)
             goto fail;
-        if (mw_channel_subscribe(&s->channel, mw_hub_on_assigned, s->hub))
-            goto fail;
-        s->store.on_ended = mw_hub_on_ended;
-        s->store.on_ended_ud = s->hub;
     }
+    /* After the hub: the backends' hooks (server_make_backends) reach it. */
+    if (server_make_backends(s))
+        goto fail;
+    if (api && mw_channel_subscribe(&s->channel, mw_hub_on_assigned, s->hub))
+        goto fail;
     if (work) {
         struct mw_worker_config wcfg = cfg->worker;
 
@@ -349,7 +386,7 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     henv.store = &s->store;
     henv.metrics = &s->metrics;
     henv.role = cfg->role == MW_ROLE_ALL ? "all" : cfg->role == MW_ROLE_API ? "api" : "worker";
-    henv.channel = cfg->channel == MW_CHANNEL_REDIS ? "redis" : "memory";
+    henv.channel = server_backends[cfg->channel].name;
     henv.tickets_api = api;
     henv.ready = server_ready;
     henv.gauges = server_gauges;

@@ -6,9 +6,11 @@
  *   api    store, channel, hub, gateway (/realtime + every HTTP route)
  *   worker store, channel, worker, gateway (/healthz and /metrics only)
  * Store and channel are in memory (the embedded default) or on Redis
- * (--channel redis; built only when the Redis backends exist, MW_HAVE_REDIS).
+ * (--store, --channel; a table of backends in server.c).
  *
- * Wiring: hub subscribed to the channel; store->on_ended = mw_hub_on_ended;
+ * Wiring: hub subscribed to the channel; the store's hooks (given to its
+ * constructor) push ends through the hub, and the store's and the channel's
+ * resubscription hooks re-read every watched ticket (CHN-023);
  * worker on the store's feed; in roles all and worker a sweep timer runs the
  * store's expiry pass every min(100 ms, min(grace, ttl) / 4), at least every
  * 10 ms.

@@ -1,9 +1,12 @@
 /* ticket_store: the ticket store interface (the truth about every ticket).
  *
- * An ops table in the redis connection.h style; one backend per file:
- * ticket_store_memory.c (embedded default), ticket_store_redis.c (many
- * instances on one Redis). The session, the HTTP API and the worker only see
- * this interface.
+ * An ops table in the redis connection.h style, one backend per module:
+ * ticket_store_memory (embedded default), ticket_store_redis (many
+ * instances on one Redis). Everything a backend does goes through its ops
+ * and the hooks given to its constructor (struct mw_ticket_store_hooks);
+ * the session, the HTTP API, the worker and the server only see this
+ * interface. A backend is one that passes the contract suite
+ * (tests/contract_ticket_store.h).
  *
  * Asynchrony contract (libuv's): every operation takes a callback. When the
  * call returns an error, the callback is never called. When it returns 0 the
@@ -106,13 +109,18 @@ struct mw_ticket_store_ops {
     /* Expiry pass: queued past ttl -> expired, unwatched past grace ->
      * cancelled (each reported on the feed as REMOVED and through
      * on_ended), ended tickets past assigned_ttl forgotten. Returns how many
-     * tickets changed, or a negative MW_E* code. */
+     * tickets changed (ended or forgotten) in the passes that completed
+     * since the previous call: a backend that sweeps synchronously (memory)
+     * counts this pass; an asynchronous one (Redis) counts the passes whose
+     * answer arrived since, so this call's pass is counted by a later call.
+     * Or a negative MW_E* code (MW_EUNAVAIL, MW_ECLOSED, MW_ENOMEM). */
     int (*sweep)(void *impl, int64_t now_ms);
     /* Number of live tickets per state (for /metrics); n[4] indexed by state. */
     void (*counts)(void *impl, uint64_t n[4]);
-    /* Whether the backend can serve now (/healthz): returns 0 when it can,
-     * else a negative MW_E* code (MW_EUNAVAIL) with reason filled (an int
-     * action, STYLE habit 1; server.c relies on 0 meaning ready). */
+    /* Whether the backend can serve now (/healthz): returns 0 when it can
+     * (reason, when not NULL, set to ""), else a negative MW_E* code
+     * (MW_EUNAVAIL, MW_ECLOSED) with reason filled (an int action, STYLE
+     * habit 1; server.c relies on 0 meaning ready). */
     int (*ready)(void *impl, char *reason, size_t reason_len);
     void (*destroy)(void *impl);
 };
@@ -120,13 +128,26 @@ struct mw_ticket_store_ops {
 struct mw_ticket_store {
     const struct mw_ticket_store_ops *ops; /* public, read-only */
     void *impl;                            /* private to the backend */
-    /* Optional hook, set by the owner: a ticket ended without assignment
-     * (expired by sweep, or cancelled by grace or by cancel(); for cancel()
-     * it comes after the cancel callback, so the canceller can unwatch first
-     * and get only its `cancelled` reply, MSG-062). Lets the gateway push
-     * ticket.expired / cancelled to its watchers. t borrowed. */
+};
+
+/* What a store tells its owner, given to every backend's constructor
+ * (copied; NULL, or a NULL member: not wanted). Called from the loop, never
+ * from inside a store call, and never after destroy. */
+struct mw_ticket_store_hooks {
+    /* A ticket ended without assignment (expired by sweep, or cancelled by
+     * grace or by cancel(); for cancel() it comes after the cancel callback,
+     * so the canceller can unwatch first and get only its `cancelled` reply,
+     * MSG-062). Lets the gateway push ticket.expired / cancelled to its
+     * watchers. A shared backend also reports the ends other instances made
+     * (such a ticket may carry only id, state and version). t borrowed. */
     void (*on_ended)(void *ud, const struct mw_ticket *t);
-    void *on_ended_ud;
+    /* The store's own notices (on_ended of other instances) may have been
+     * lost and are live again (spec/channel.md CHN-023, CHN-032): the owner
+     * re-reads its watched tickets. A backend with such notices calls it
+     * after each time they become live, the first one included; a backend
+     * without (memory: nothing can be lost) never calls it. */
+    void (*on_resubscribed)(void *ud);
+    void *ud;
 };
 
 static inline int mw_ticket_store_create(struct mw_ticket_store *s, const struct mw_enqueue_req *r,
@@ -165,6 +186,16 @@ static inline int mw_ticket_store_feed(struct mw_ticket_store *s, mw_feed_cb cb,
 static inline int mw_ticket_store_sweep(struct mw_ticket_store *s, int64_t now_ms)
 {
     return s->ops->sweep(s->impl, now_ms);
+}
+static inline void mw_ticket_store_counts(struct mw_ticket_store *s, uint64_t n[4])
+{
+    s->ops->counts(s->impl, n);
+}
+/* 0 when the store can serve; else a negative MW_E* code and reason (may be
+ * NULL) says why, for /healthz. */
+static inline int mw_ticket_store_ready(struct mw_ticket_store *s, char *reason, size_t reason_len)
+{
+    return s->ops->ready(s->impl, reason, reason_len);
 }
 /* Destroys the store; pending callbacks get MW_ECLOSED. NULL-safe. */
 static inline void mw_ticket_store_destroy(struct mw_ticket_store *s)

@@ -67,7 +67,7 @@ enum op_kind {
     OP_TICKET, /* a mw_ticket_cb result */
     OP_ASSIGN, /* a mw_assign_cb result */
     OP_QUEUED, /* feed: QUEUED */
-    OP_ENDED,  /* feed: REMOVED, then store->on_ended */
+    OP_ENDED,  /* feed: REMOVED, then hooks.on_ended */
 };
 
 struct op {
@@ -92,7 +92,7 @@ _Static_assert(sizeof(struct mw_ticket) % _Alignof(struct rec *) == 0,
                "record pointers after the snapshots are aligned");
 
 struct tsm {
-    struct mw_ticket_store *self; /* the owner's struct (for on_ended); must not move */
+    struct mw_ticket_store_hooks hooks; /* the owner's, copied */
     struct mw_ticket_store_config cfg;
     struct mw_defer *defer;
     mw_random_fn rnd;
@@ -307,8 +307,8 @@ static void op_deliver(struct tsm *s, struct op *op)
         if (s->feed_cb)
             s->feed_cb(s->feed_ud, MW_FEED_REMOVED, &op->t);
         /* The feed callback may have destroyed the store. */
-        if (!s->closing && s->self->on_ended)
-            s->self->on_ended(s->self->on_ended_ud, &op->t);
+        if (!s->closing && s->hooks.on_ended)
+            s->hooks.on_ended(s->hooks.ud, &op->t);
         break;
     }
 }
@@ -885,7 +885,8 @@ static const struct mw_ticket_store_ops tsm_ops = {
 };
 
 int mw_ticket_store_memory_new(struct mw_ticket_store *out,
-                               const struct mw_ticket_store_config *cfg, struct mw_defer *defer,
+                               const struct mw_ticket_store_config *cfg,
+                               const struct mw_ticket_store_hooks *hooks, struct mw_defer *defer,
                                mw_random_fn rnd, void *rnd_ud)
 {
     struct tsm *s;
@@ -905,6 +906,8 @@ int mw_ticket_store_memory_new(struct mw_ticket_store *out,
         s->cfg.grace_ms = TSM_DEFAULT_GRACE_MS;
     if (s->cfg.max_tickets == 0)
         s->cfg.max_tickets = TSM_DEFAULT_MAX_TICKETS;
+    if (hooks)
+        s->hooks = *hooks;
     s->defer = defer;
     s->rnd = rnd;
     s->rnd_ud = rnd_ud;
@@ -916,11 +919,8 @@ int mw_ticket_store_memory_new(struct mw_ticket_store *out,
         goto out_free;
     if (mw_map_init(&s->by_idem, TSM_INITIAL_BUCKETS, TSM_MAX_BUCKETS) != 0)
         goto out_free_id;
-    s->self = out;
     out->ops = &tsm_ops;
     out->impl = s;
-    out->on_ended = NULL;
-    out->on_ended_ud = NULL;
     return 0;
 
 out_free_id:

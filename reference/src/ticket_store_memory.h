@@ -10,11 +10,12 @@
 #include "ticket_store.h"
 
 /* Creates the backend in *out (caller storage). cfg is copied (NULL, or a
- * zero or negative field: that field's default); defer is borrowed and must
- * outlive the store; rnd/rnd_ud make ticket ids and the key of the indexes'
- * hash (the OS source in the server, a PRNG in tests). The backend keeps a
- * pointer to *out (to read on_ended), so *out must not move until destroyed.
- * Returns 0, MW_EINVAL (NULL out, defer or rnd), MW_ENOMEM, or rnd's error.
+ * zero or negative field: that field's default); hooks copied (NULL: none;
+ * on_resubscribed is never called: nothing is lost in one process); defer
+ * is borrowed and must outlive the store; rnd/rnd_ud make ticket ids and the
+ * key of the indexes' hash (the OS source in the server, a PRNG in tests).
+ * Returns 0, MW_EINVAL (NULL out, defer or rnd), MW_ENOMEM, or MW_EIO (rnd
+ * failed).
  * Free with mw_ticket_store_destroy(out).
  *
  * Details of this backend: a callback's ticket is NULL when its status is
@@ -25,7 +26,8 @@
  * ticket.cancelled, MSG-062), after the cancel callback; feed() first
  * delivers every ticket already queued. */
 int mw_ticket_store_memory_new(struct mw_ticket_store *out,
-                               const struct mw_ticket_store_config *cfg, struct mw_defer *defer,
+                               const struct mw_ticket_store_config *cfg,
+                               const struct mw_ticket_store_hooks *hooks, struct mw_defer *defer,
                                mw_random_fn rnd, void *rnd_ud);
 
 #endif /* MW_TICKET_STORE_MEMORY_H */

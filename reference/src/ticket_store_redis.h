@@ -12,8 +12,8 @@
 
 struct ev_loop;
 
-/* Creates the backend in *out (the struct must not move afterwards). cfg and
- * o copied (cfg NULL or a zero field: its default); loop borrowed; rnd makes
+/* Creates the backend in *out (caller storage). cfg, hooks and o copied (cfg
+ * NULL or a zero field: its default; hooks NULL: none); loop borrowed; rnd makes
  * ticket ids and this instance's origin nonce. consumer_name names this
  * instance in the stream's consumer group and as holder of the worker lease
  * (only used when a feed subscriber exists, i.e. in the worker role; NULL:
@@ -32,16 +32,20 @@ struct ev_loop;
  * - cancel() of a cancelled or expired ticket gives MW_ENOTFOUND (MSG-031);
  * - * detach() is fire-and-forget: 0 once sent (an unknown ticket or an
  *   unbalanced detach is ignored by the script), MW_EUNAVAIL when down;
- * - * sweep() returns 0 once the pass is sent (or one is still running), not
- *   a count: what it changed arrives later through on_ended (this instance)
- *   and the ended notices (other instances), and on the feed as REMOVED via
- *   the stream. Run it in worker-role instances only (any number);
+ * - * sweep() is asynchronous: it sends a pass (unless one is still
+ *   running) and returns what the passes answered since the previous call
+ *   changed (ended or forgotten), so a pass is counted by the next call;
+ *   what it ended arrives through on_ended (this instance) and the ended
+ *   notices (other instances), and on the feed as REMOVED via the stream.
+ *   Run it in worker-role instances only (any number);
  * - on_ended: called for every end without assignment made by ANY instance:
  *   for this instance's cancel() after its callback, for its sweep when the
  *   pass answers, and for other instances' ends when their notice arrives
  *   (CHN-031; such a ticket carries only id, state and version). A notice
- *   lost while the subscription was down is not replayed: see
- *   mw_ticket_store_redis_on_resubscribed();
+ *   lost while the subscription was down is not replayed: hooks'
+ *   on_resubscribed is called after every SUBSCRIBE confirmation of the
+ *   ended-notice channel, the first one included, and the owner re-reads its
+ *   watched tickets then (CHN-023), exactly as on the channel's;
  * - * feed(): the worker lease decides which worker instance is fed; the
  *   others stand by. On gaining the lease the feed first delivers every
  *   queued ticket (claimed pending entries, then all of mw:queue, oldest
@@ -53,17 +57,14 @@ struct ev_loop;
  *   NOSCRIPT (SCRIPT FLUSH, a restarted server) is sent once more as EVAL
  *   and every script is loaded again. Such a retried call runs after
  *   whatever was sent after it on its connection. An EVALSHA call keeps a
- *   copy of its command until answered (for the retry). */
+ *   copy of its arguments until answered, and the retry formats the EVAL
+ *   command anew from them.
+ * The module's files: ticket_store_redis.c, ticket_store_redis_assign.c,
+ * ticket_store_redis_feed.c (ticket_store_redis_int.h between them), and
+ * the scripts in lua/. */
 int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticket_store_config *cfg,
-                              struct ev_loop *loop, const struct mw_redis_opts *o,
-                              const char *consumer_name, mw_random_fn rnd, void *rnd_ud);
-
-/* Sets a hook (cb may be NULL) called after every SUBSCRIBE confirmation of
- * the ended-notice channel, the first one included: the gateway re-reads its
- * watched tickets then (CHN-023), exactly as on the channel's
- * on_resubscribed; the same function can serve both. No-op for a store that
- * is not this backend. */
-void mw_ticket_store_redis_on_resubscribed(struct mw_ticket_store *s, void (*cb)(void *ud),
-                                           void *ud);
+                              const struct mw_ticket_store_hooks *hooks, struct ev_loop *loop,
+                              const struct mw_redis_opts *o, const char *consumer_name,
+                              mw_random_fn rnd, void *rnd_ud);
 
 #endif /* MW_TICKET_STORE_REDIS_H */

@@ -62,7 +62,9 @@ static void expect_ok(const char *payload, const char *canonical, uint64_t versi
     assert_string_equal(o.ticket_id, TID);
     assert_int_equal(o.version, version);
     assert_int_equal(o.assigned_ms, assigned_ms);
+    memset(&view, 0xff, sizeof(view)); /* every field set by the view */
     mw_assigned_view(&o, &view);
+    assert_false(view.recovery); /* received on the channel: a first delivery */
     assert_string_equal(view.ticket_id, TID);
     assert_int_equal(view.envelope_len, strlen(canonical));
     assert_memory_equal(view.envelope, canonical, view.envelope_len);

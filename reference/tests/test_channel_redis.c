@@ -1,6 +1,7 @@
-/* Tests for channel_redis against a real redis-server: fan-out across two
- * channel instances (two "processes") and to every subscriber of one
- * (CHN-002), no delivery from inside publish (CHN-003), the seed's payload,
+/* Tests for what is particular to channel_redis, against a real
+ * redis-server (fan-out within a process, order, no re-entry and the first
+ * resubscription signal are the contract suite's, contract_channel.h):
+ * fan-out across two channel instances (two "processes"), the seed's payload,
  * malformed payloads published raw and dropped by reason (counted, never
  * delivered, never fatal), publish while down fails at once and is never
  * sent later (CHN-033), a Redis restart: reconnect, resubscribe,
@@ -76,8 +77,8 @@ static bool both_subscribed(void *ud)
 {
     struct env *e = ud;
 
-    return e->ra.n >= 1 && e->rb.n >= 1 && mw_channel_redis_ready(&e->a) &&
-           mw_channel_redis_ready(&e->b);
+    return e->ra.n >= 1 && e->rb.n >= 1 && (mw_channel_ready(&e->a, NULL, 0) == 0) &&
+           (mw_channel_ready(&e->b, NULL, 0) == 0);
 }
 
 static int setup(void **state)
@@ -91,8 +92,10 @@ static int setup(void **state)
     if (mwt_redis_start(&e->r) != 0)
         return -1;
     o = mwt_opts(&e->r, "t1:");
-    if (mw_channel_redis_new(&e->a, e->loop, &o, &e->ma, on_resub, &e->ra) != 0 ||
-        mw_channel_redis_new(&e->b, e->loop, &o, &e->mb, on_resub, &e->rb) != 0)
+    if (mw_channel_redis_new(&e->a, &(struct mw_channel_hooks){on_resub, &e->ra}, e->loop, &o,
+                             &e->ma) != 0 ||
+        mw_channel_redis_new(&e->b, &(struct mw_channel_hooks){on_resub, &e->rb}, e->loop, &o,
+                             &e->mb) != 0)
         return -1;
     if (mw_channel_subscribe(&e->a, on_msg, &e->ga1) != 0 ||
         mw_channel_subscribe(&e->b, on_msg, &e->gb1) != 0 ||
@@ -255,8 +258,8 @@ static bool resubscribed_twice(void *ud)
 {
     struct env *e = ud;
 
-    return e->ra.n >= 2 && e->rb.n >= 2 && mw_channel_redis_ready(&e->a) &&
-           mw_channel_redis_ready(&e->b);
+    return e->ra.n >= 2 && e->rb.n >= 2 && (mw_channel_ready(&e->a, NULL, 0) == 0) &&
+           (mw_channel_ready(&e->b, NULL, 0) == 0);
 }
 
 /* PUBLISH calls the fresh server received (INFO commandstats), -1 on error. */
@@ -278,7 +281,7 @@ out:
 
 static bool a_not_ready(void *ud)
 {
-    return !mw_channel_redis_ready(ud);
+    return !(mw_channel_ready(ud, NULL, 0) == 0);
 }
 
 /* Redis killed mid-run: publish fails with MW_EUNAVAIL while it is down
@@ -293,15 +296,25 @@ static void test_restart_resubscribes(void **state)
     mwt_redis_stop(&e->r, SIGKILL);
     /* Wait for the loss to be seen, however loaded the machine. */
     assert_true(mwt_run_until(e->loop, a_not_ready, &e->a, 5.0));
-    assert_false(mw_channel_redis_ready(&e->a));
-    assert_string_not_equal(mw_channel_redis_error(&e->a), "");
+    assert_false((mw_channel_ready(&e->a, NULL, 0) == 0));
+    {
+        char why[128];
+
+        assert_int_equal(mw_channel_ready(&e->a, why, sizeof(why)), MW_EUNAVAIL);
+        assert_string_not_equal(why, "");
+    }
     /* CHN-033: publish while the command connection is down fails at once. */
     publish_one(&e->a, TID_A, env, sizeof(env), MW_EUNAVAIL);
     assert_int_equal(mwt_redis_start(&e->r), 0);
     assert_true(mwt_run_until(e->loop, resubscribed_twice, e, 5.0));
     assert_int_equal(e->ra.n, 2);
     assert_int_equal(e->rb.n, 2);
-    assert_string_equal(mw_channel_redis_error(&e->b), "");
+    {
+        char why[128];
+
+        assert_int_equal(mw_channel_ready(&e->b, why, sizeof(why)), 0);
+        assert_string_equal(why, "");
+    }
     /* CHN-033: nothing was queued for a later publish: the fresh server has
      * received no PUBLISH once both instances are connected again. */
     mwt_run_until(e->loop, NULL, NULL, 0.2);
@@ -318,7 +331,7 @@ static void test_restart_resubscribes(void **state)
 
 static bool channel_ready(void *ud)
 {
-    return mw_channel_redis_ready(ud);
+    return (mw_channel_ready(ud, NULL, 0) == 0);
 }
 
 /* A publisher-only instance (a worker) is ready without a subscription, and
@@ -330,7 +343,7 @@ static void test_publisher_only_and_prefix(void **state)
     struct mw_redis_opts o = mwt_opts(&e->r, "other:");
     char env[1024];
 
-    assert_int_equal(mw_channel_redis_new(&w, e->loop, &o, NULL, NULL, NULL), 0);
+    assert_int_equal(mw_channel_redis_new(&w, NULL, e->loop, &o, NULL), 0);
     assert_true(mwt_run_until(e->loop, channel_ready, &w, 3.0));
     publish_one(&w, TID_A, env, sizeof(env), 0);
     mwt_run_until(e->loop, NULL, NULL, 0.2);
@@ -346,14 +359,14 @@ struct frozen {
 
 static bool frozen_not_ready(void *ud)
 {
-    return !mw_channel_redis_ready(((struct frozen *)ud)->c);
+    return mw_channel_ready(((struct frozen *)ud)->c, NULL, 0) != 0;
 }
 
 static bool frozen_resubscribed(void *ud)
 {
     struct frozen *f = ud;
 
-    return f->rs->n >= f->want && mw_channel_redis_ready(f->c);
+    return f->rs->n >= f->want && (mw_channel_ready(f->c, NULL, 0) == 0);
 }
 
 static bool got_one(void *ud)
@@ -377,16 +390,22 @@ static void test_frozen_subscriber_detected(void **state)
     char env[1024];
 
     o.timeout_ms = 300;
-    assert_int_equal(mw_channel_redis_new(&c, e->loop, &o, NULL, on_resub, &rs), 0);
+    assert_int_equal(
+        mw_channel_redis_new(&c, &(struct mw_channel_hooks){on_resub, &rs}, e->loop, &o, NULL), 0);
     assert_int_equal(mw_channel_subscribe(&c, on_msg, &g), 0);
     assert_true(mwt_run_until(e->loop, frozen_resubscribed, &f, 3.0));
     /* Healthy and quiet for several timeouts: probes answered, no reset. */
     mwt_run_until(e->loop, NULL, NULL, 1.0);
     assert_int_equal(rs.n, 1);
-    assert_true(mw_channel_redis_ready(&c));
+    assert_true((mw_channel_ready(&c, NULL, 0) == 0));
     assert_int_equal(kill(e->r.pid, SIGSTOP), 0);
     assert_true(mwt_run_until(e->loop, frozen_not_ready, &f, 2.0));
-    assert_string_not_equal(mw_channel_redis_error(&c), "");
+    {
+        char why[128];
+
+        assert_int_equal(mw_channel_ready(&c, why, sizeof(why)), MW_EUNAVAIL);
+        assert_string_not_equal(why, "");
+    }
     /* Long enough for the subscriber's own probe to time out. */
     mwt_run_until(e->loop, NULL, NULL, 0.6);
     assert_int_equal(kill(e->r.pid, SIGCONT), 0);

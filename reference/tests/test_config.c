@@ -75,6 +75,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.listen_host, "127.0.0.1");
     assert_int_equal(cfg.listen_port, 8080);
     assert_int_equal(cfg.channel, MW_CHANNEL_MEMORY);
+    assert_int_equal(cfg.store, MW_STORE_MEMORY);
     assert_int_equal(cfg.role, MW_ROLE_ALL);
     assert_string_equal(cfg.redis_host, "127.0.0.1");
     assert_int_equal(cfg.redis_port, 6379);
@@ -129,6 +130,7 @@ static void test_every_flag(void **state)
     assert_string_equal(cfg.listen_host, "0.0.0.0");
     assert_int_equal(cfg.listen_port, 9000);
     assert_int_equal(cfg.channel, MW_CHANNEL_REDIS);
+    assert_int_equal(cfg.store, MW_STORE_REDIS); /* --channel redis alone picks both */
     assert_int_equal(cfg.role, MW_ROLE_API);
     assert_string_equal(cfg.redis_host, "redis.internal");
     assert_int_equal(cfg.redis_port, 6380);
@@ -258,14 +260,21 @@ static void test_env(void **state)
     char *const env_prefix[] = {(char *)"REDIS_HOSTNAME=x", (char *)"XREDIS_HOST=y", NULL};
 
     (void)state;
-    /* REDIS_HOST selects redis when --channel is absent (the seed's rule) */
+    /* REDIS_HOST selects redis when --channel is absent (the seed's rule),
+     * for the store too */
     assert_int_equal(PARSE_ENV(&cfg, err, env_redis, "--log-level", "2"), 0);
     assert_int_equal(cfg.channel, MW_CHANNEL_REDIS);
+    assert_int_equal(cfg.store, MW_STORE_REDIS);
     assert_string_equal(cfg.redis_host, "redis");
     assert_int_equal(cfg.redis_port, 6390);
     /* flags win */
     assert_int_equal(PARSE_ENV(&cfg, err, env_redis, "--channel", "memory"), 0);
     assert_int_equal(cfg.channel, MW_CHANNEL_MEMORY);
+    assert_int_equal(cfg.store, MW_STORE_MEMORY);
+    /* each backend on its own: a memory store with the Redis channel */
+    assert_int_equal(PARSE_ENV(&cfg, err, env_redis, "--store", "memory"), 0);
+    assert_int_equal(cfg.channel, MW_CHANNEL_REDIS);
+    assert_int_equal(cfg.store, MW_STORE_MEMORY);
     assert_string_equal(cfg.redis_host, "redis");
     assert_int_equal(PARSE_ENV(&cfg, err, env_redis, "--redis", "redis://other:1/2"), 0);
     assert_string_equal(cfg.redis_host, "other");
@@ -378,6 +387,11 @@ static void test_errors(void **state)
     EXPECT_ERROR("--channel", "--channel", "");
     EXPECT_ERROR("--role", "--role", "gateway");
     EXPECT_ERROR("--role worker needs --channel redis", "--role", "worker");
+    EXPECT_ERROR("--store", "--store", "kafka");
+    /* the Redis store publishes on Redis (CHN-062): not with a memory channel */
+    EXPECT_ERROR("--store redis needs --channel redis", "--store", "redis");
+    EXPECT_ERROR("--role api needs --store redis", "--channel", "redis", "--store", "memory",
+                 "--role", "api");
     memset(long_prefix, 'p', 64);
     long_prefix[64] = '\0';
     EXPECT_ERROR("--redis-prefix", "--redis-prefix", long_prefix);

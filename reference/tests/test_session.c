@@ -108,11 +108,12 @@ static int setup(void **state)
     fx->hub = mw_hub_new(0);
     if (!fx->d || !fx->hub)
         return -1;
-    if (mw_ticket_store_memory_new(&fx->st, &cfg, fx->d, fake_rng_fill, &fx->rng) != 0)
+    if (mw_ticket_store_memory_new(
+            &fx->st, &cfg,
+            &(struct mw_ticket_store_hooks){.on_ended = mw_hub_on_ended, .ud = fx->hub}, fx->d,
+            fake_rng_fill, &fx->rng) != 0)
         return -1;
-    fx->st.on_ended = mw_hub_on_ended;
-    fx->st.on_ended_ud = fx->hub;
-    if (mw_channel_memory_new(&fx->ch, fx->d, 0) != 0)
+    if (mw_channel_memory_new(&fx->ch, NULL, fx->d, 0) != 0)
         return -1;
     if (mw_channel_subscribe(&fx->ch, mw_hub_on_assigned, fx->hub) != 0)
         return -1;

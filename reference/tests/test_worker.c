@@ -105,7 +105,7 @@ static int fx_init(struct fx *fx, unsigned size, size_t n_servers)
     fx->mrng.s = 99;
     fx->clock.now_ms = T0;
     fx->d = mw_defer_new(NULL, NULL);
-    if (!fx->d || mw_ticket_store_memory_new(&fx->st, NULL, fx->d, fake_rng_fill, &fx->rng))
+    if (!fx->d || mw_ticket_store_memory_new(&fx->st, NULL, NULL, fx->d, fake_rng_fill, &fx->rng))
         return -1;
     fx->st_alive = true;
     fx->ch = (struct mw_channel){.ops = &fc_ops, .impl = &fx->fc};
@@ -437,7 +437,7 @@ static void test_new_errors(void **state)
     struct fake_rng rng = {.s = 1};
     struct fake_clock clk = {.now_ms = T0};
     struct mw_channel ch = {.ops = &fc_ops, .impl = &fx.fc};
-    assert_int_equal(mw_ticket_store_memory_new(&st, NULL, d, fake_rng_fill, &rng), 0);
+    assert_int_equal(mw_ticket_store_memory_new(&st, NULL, NULL, d, fake_rng_fill, &rng), 0);
     c.n_game_servers = 1;
     for (long k = 0; k < 3; k++) {
         mw_alloc_fail_after(k);
