@@ -16,7 +16,6 @@
 #include "envelope.h"
 #include "error.h"
 #include "ticket.h"
-#include "ticket_store.h"
 
 enum mw_msg_type {
     MW_MSG_ENQUEUE = 1,

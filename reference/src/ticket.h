@@ -138,4 +138,21 @@ uint64_t mw_hash_str(const struct mw_hash_key *key, const char *s);
  * in neither UTF-8 nor ASCII, so ("ab","c") and ("a","bc") differ). */
 uint64_t mw_hash_pair(const struct mw_hash_key *key, const char *a, const char *b);
 
+/* A match the worker wants to commit (ticket_store.h, assign: borrowed).
+ * The worker builds each ticket's match.assigned envelope itself (with
+ * version = the queued version + 1); the store commits it only if every ticket
+ * is still queued at exactly versions[i] - 1 (compare-and-set), so two
+ * workers can never put one ticket in two matches. */
+struct mw_match {
+    char match_id[MW_MATCH_ID_LEN + 1];
+    char connection[MW_CONNECTION_MAX + 1];
+    int64_t assigned_ms;
+    size_t n; /* 1..MW_MATCH_SIZE_MAX */
+    char ticket_ids[MW_MATCH_SIZE_MAX][MW_TICKET_ID_LEN + 1];
+    char player_ids[MW_MATCH_SIZE_MAX][MW_PLAYER_ID_MAX + 1];
+    uint64_t versions[MW_MATCH_SIZE_MAX];     /* version each ticket gets */
+    const char *envelopes[MW_MATCH_SIZE_MAX]; /* canonical match.assigned text, borrowed */
+    size_t envelope_lens[MW_MATCH_SIZE_MAX];
+};
+
 #endif /* MW_TICKET_H */

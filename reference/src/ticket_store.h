@@ -30,23 +30,6 @@
 
 typedef void (*mw_ticket_cb)(void *ud, int status, const struct mw_ticket *t);
 
-/* A match the worker wants to commit. Borrowed by assign().
- * The worker builds each ticket's match.assigned envelope itself (with
- * version = the queued version + 1); the store commits it only if every ticket
- * is still queued at exactly versions[i] - 1 (compare-and-set), so two
- * workers can never put one ticket in two matches. */
-struct mw_match {
-    char match_id[MW_MATCH_ID_LEN + 1];
-    char connection[MW_CONNECTION_MAX + 1];
-    int64_t assigned_ms;
-    size_t n; /* 1..MW_MATCH_SIZE_MAX */
-    char ticket_ids[MW_MATCH_SIZE_MAX][MW_TICKET_ID_LEN + 1];
-    char player_ids[MW_MATCH_SIZE_MAX][MW_PLAYER_ID_MAX + 1];
-    uint64_t versions[MW_MATCH_SIZE_MAX];     /* version each ticket gets */
-    const char *envelopes[MW_MATCH_SIZE_MAX]; /* canonical match.assigned text, borrowed */
-    size_t envelope_lens[MW_MATCH_SIZE_MAX];
-};
-
 /* Result of an assign: status 0 means every ticket moved queued -> assigned
  * atomically and tickets[i] is ticket i of the match after the change (with
  * its assigned_envelope). MW_ESTATE means none moved; `failed` is the index of
