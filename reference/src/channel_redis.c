@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "ratelimit.h"
 
 #define CHR_MAX_SUBSCRIBERS 64        /* subscribe beyond: MW_ELIMIT */
 #define CHR_MAX_INFLIGHT    65536     /* publishes awaiting Redis' reply; beyond: MW_ELIMIT */

@@ -3,9 +3,6 @@
 #ifndef MW_LOG_H
 #define MW_LOG_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
 enum mw_log_level { MW_LOG_ERR = 0, MW_LOG_WARN, MW_LOG_NOTICE, MW_LOG_INFO, MW_LOG_DEBUG };
 
 typedef void (*mw_log_sink)(enum mw_log_level level, const char *line, void *ud);
@@ -15,19 +12,5 @@ typedef void (*mw_log_sink)(enum mw_log_level level, const char *line, void *ud)
 void mw_log_setup(mw_log_sink sink, void *ud, enum mw_log_level max_level);
 
 void mw_log(enum mw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A token bucket for hot-path logs: at most `burst` lines, refilled at
- * `per_sec` lines per second. Not thread-safe (one per loop). */
-struct mw_ratelimit {
-    double tokens;
-    double burst;
-    double per_sec;
-    int64_t last_ms;
-    uint64_t suppressed; /* read-only: lines dropped since the last allowed one */
-};
-
-void mw_ratelimit_init(struct mw_ratelimit *rl, double per_sec, double burst);
-/* Returns true when a line may be logged at time now_ms. */
-bool mw_ratelimit_allow(struct mw_ratelimit *rl, int64_t now_ms);
 
 #endif /* MW_LOG_H */

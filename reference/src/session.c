@@ -40,6 +40,7 @@
 #include "error.h"
 #include "invariant.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "map.h"
 #include "messages.h"
 

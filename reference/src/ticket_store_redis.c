@@ -31,6 +31,7 @@
 #include "error.h"
 #include "json.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "redis_scripts.h"
 #include "ticket_store_redis_assign.h"
 #include "ticket_store_redis_feed.h"

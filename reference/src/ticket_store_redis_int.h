@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "ratelimit.h"
 #include "redis_conn.h"
 #include "ticket_store.h"
 

@@ -34,6 +34,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "messages.h"
 
 #include <stdbool.h>
