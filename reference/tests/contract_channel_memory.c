@@ -1,6 +1,7 @@
 /* The channel contract (contract_channel.h) run against the memory channel
  * (channel_memory.c): one defer queue is its whole loop. */
 #include "contract_channel.h"
+#include "mwt_filter.h"
 
 #include "channel_memory.h"
 #include "defer.h"
@@ -40,7 +41,7 @@ static bool ccm_run_until(void *env, bool (*pred)(void *ud), void *ud, double ti
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static const struct ct_chan_backend memory = {
         .name = "channel_contract_memory",
@@ -52,5 +53,6 @@ int main(void)
         .run_until = ccm_run_until,
     };
 
+    mwt_filter(argc, argv);
     return ct_chan_run(&memory);
 }

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include "contract_channel.h"
+#include "mwt_filter.h"
 
 #include <signal.h>
 
@@ -46,7 +47,7 @@ static bool ccr_run_until(void *env, bool (*pred)(void *ud), void *ud, double ti
     return mwt_run_until(env, pred, ud, timeout_s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static const struct ct_chan_backend redis = {
         .name = "channel_contract_redis",
@@ -58,5 +59,6 @@ int main(void)
         .run_until = ccr_run_until,
     };
 
+    mwt_filter(argc, argv);
     return ct_chan_run(&redis);
 }

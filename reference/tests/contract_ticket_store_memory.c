@@ -1,6 +1,7 @@
 /* The ticket store contract (contract_ticket_store.h) run against the
  * memory store (ticket_store_memory.c): one defer queue is its whole loop. */
 #include "contract_ticket_store.h"
+#include "mwt_filter.h"
 
 #include "defer.h"
 #include "fake_random.h"
@@ -73,7 +74,7 @@ static int64_t ctm_now_ms(void)
     return CTM_T0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static const struct ct_store_backend memory = {
         .name = "ticket_store_contract_memory",
@@ -87,5 +88,6 @@ int main(void)
         .now_ms = ctm_now_ms,
     };
 
+    mwt_filter(argc, argv);
     return ct_store_run(&memory);
 }

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* kill, nanosleep, clock_gettime (redis_testenv.h) */
 
 #include "contract_ticket_store.h"
+#include "mwt_filter.h"
 
 #include <signal.h>
 
@@ -77,7 +78,7 @@ static bool ctr_run_until(void *env, bool (*pred)(void *ud), void *ud, double ti
     return mwt_run_until(e->loop, pred, ud, timeout_s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static const struct ct_store_backend redis = {
         .name = "ticket_store_contract_redis",
@@ -91,5 +92,6 @@ int main(void)
         .now_ms = mwt_now_ms,
     };
 
+    mwt_filter(argc, argv);
     return ct_store_run(&redis);
 }

@@ -6,6 +6,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 
 #include <cjson/cJSON.h>
@@ -74,8 +76,9 @@ static void test_cjson_hooks(void **state)
     cJSON_Delete(o);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_fail_after),

@@ -6,6 +6,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "buf.h"
 #include "error.h"
@@ -79,8 +81,9 @@ static void test_truncate(void **state)
     mw_buf_release(&b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_bound),
         cmocka_unit_test(test_oom),

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "channel.h"
 #include "error.h"
@@ -360,8 +362,9 @@ static void test_oom(void **state)
     assert_true(done);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drop_names),
         cmocka_unit_test(test_encode_exact_and_roundtrip),

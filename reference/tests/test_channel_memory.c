@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "channel_memory.h"
 #include "defer.h"
@@ -181,8 +183,9 @@ static void test_destroy_undelivered(void **state)
     mw_channel_destroy(NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copies_verbatim),
         cmocka_unit_test(test_bound_and_errors),

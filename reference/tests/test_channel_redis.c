@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "channel_redis.h"
 #include "error.h"
 #include "log.h"
@@ -420,8 +422,9 @@ static void test_frozen_subscriber_detected(void **state)
     mw_channel_destroy(&c);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fanout_two_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_payload_delivered, setup, teardown),

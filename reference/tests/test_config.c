@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "config.h"
 #include "error.h"
 
@@ -511,8 +513,9 @@ static void test_boundaries_accepted(void **state)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_flag),

@@ -6,6 +6,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "defer.h"
 #include "error.h"
@@ -183,8 +185,9 @@ static void test_oom(void **state)
     mw_defer_free(NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_kick),
         cmocka_unit_test(test_budget_and_reposts),

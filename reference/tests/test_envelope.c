@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "envelope.h"
 #include "test_util_codec.h"
@@ -317,8 +319,9 @@ static void test_oom(void **state)
     mw_alloc_set(NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_envelope_vectors),        cmocka_unit_test(test_fields),
         cmocka_unit_test(test_id_kept_on_bad_envelope), cmocka_unit_test(test_from_json),

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "error.h"
 #include "hub.h"
@@ -299,8 +301,9 @@ static void test_keyed(void **state)
     mw_hub_free(h);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_and_fanout),    cmocka_unit_test(test_bound_and_args),
         cmocka_unit_test(test_unwatch_during_push), cmocka_unit_test(test_many_and_oom),

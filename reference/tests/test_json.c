@@ -6,6 +6,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "json.h"
 #include "test_util_codec.h"
@@ -454,8 +456,9 @@ static void test_parse_error_set(void **state)
     assert_true(e.offset == SIZE_MAX);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_values),
         cmocka_unit_test(test_rejects_with_offsets),

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "error.h"
 #include "map.h"
@@ -136,8 +138,9 @@ static void test_drain(void **state)
     mw_map_release(&m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_args),
         cmocka_unit_test(test_insert_find_remove_grow),

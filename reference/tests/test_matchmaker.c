@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "error.h"
 #include "matchmaker.h"
@@ -360,8 +362,9 @@ static void test_rule_decides(void **state)
     mw_matchmaker_free(G.mm);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_and_regions),
         cmocka_unit_test(test_overrides_and_sizes),

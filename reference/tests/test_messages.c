@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "envelope.h"
 #include "error.h"
@@ -1512,8 +1514,9 @@ static void test_str_field_paths_agree(void **state)
     mw_buf_release(&want);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_each_type),
         cmocka_unit_test(test_unknown_type_and_version),

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "error.h"
 #include "metrics.h"
@@ -250,8 +252,9 @@ static void test_render_exact_lines(void **state)
     free(m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hist_small_values_exact),
         cmocka_unit_test(test_hist_accuracy),

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "ratelimit.h"
 
 static void test_burst_then_refill(void **state)
@@ -41,8 +43,9 @@ static void test_clock_going_back(void **state)
     assert_true(mw_ratelimit_allow(&rl, 6000));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_refill),
         cmocka_unit_test(test_clock_going_back),

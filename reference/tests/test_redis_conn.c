@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include <hiredis/async.h>
 
 #include "redis_testenv.h"
@@ -533,8 +535,9 @@ static void test_no_timeout_while_answering(void **state)
     ev_loop_destroy(loop);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ready_and_command),
         cmocka_unit_test(test_unreachable_then_up),

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "rfc3339.h"
 
 static void test_round_trip(void **state)
@@ -64,8 +66,9 @@ static void test_parse_rules(void **state)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_parse_rules),

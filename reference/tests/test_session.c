@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "channel_memory.h"
 #include "defer.h"
@@ -1335,8 +1337,9 @@ static void test_recovery_push_remembered_by_assigned_at(void **state)
     assert_int_equal(count_type(c, "match.assigned"), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_ping_and_ids),

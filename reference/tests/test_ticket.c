@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "error.h"
 #include "fake_random.h"
@@ -521,8 +523,9 @@ static void test_hash_flood_spreads(void **state)
     assert_true(worst <= 5);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_copy_clear),

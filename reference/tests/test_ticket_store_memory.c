@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "defer.h"
 #include "error.h"
@@ -596,8 +598,9 @@ static void test_assign_result_pins_records(void **state)
         mw_ticket_clear(&ac.at[i]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_deferred_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_order_and_replay, setup, teardown),

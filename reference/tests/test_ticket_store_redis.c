@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "error.h"
 #include "fake_random.h"
 #include "log.h"
@@ -1551,8 +1553,9 @@ static void test_restart_mid_run(void **state)
 }
 
 /* Destroy with requests in flight: each callback runs once, MW_ECLOSED. */
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_get_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_across_instances, setup, teardown),

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -1045,8 +1047,9 @@ static void test_oom(void **state)
     mw_token_keys_free(keys);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64url),
         cmocka_unit_test(test_rfc7515_a1_hs256),

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "mwt_filter.h"
+
 #include "alloc.h"
 #include "defer.h"
 #include "error.h"
@@ -735,8 +737,9 @@ static void test_unavailable_callback_parks(void **state)
     mw_worker_free(x.w);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    mwt_filter(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_tickets_one_match),
         cmocka_unit_test(test_regions_not_mixed),
