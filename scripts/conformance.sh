@@ -17,7 +17,10 @@
 #    (--shutdown-url, TST-016, MSG-099). Its pytest summary is the last
 #    output line.
 # Every process started here is stopped on exit (trap). Exit non-zero on any
-# failure. Env: BUILD (build), PYTHON (/usr/bin/python3), MW_SKIP_FAULTS=1.
+# failure; then the servers' and Redis's logs are kept in
+# $BUILD/conformance-logs/ (named in the output). Arguments go to pytest
+# (e.g. `scripts/conformance.sh -k slow_consumer -x`).
+# Env: BUILD (build), PYTHON (/usr/bin/python3), MW_SKIP_FAULTS=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -34,6 +37,12 @@ cleanup() {
     done
     if [ -f "$TMP/redis.pid" ]; then
         kill "$(cat "$TMP/redis.pid")" 2>/dev/null
+    fi
+    if [ "$status" -ne 0 ]; then
+        rm -rf "$BUILD/conformance-logs"
+        mkdir -p "$BUILD/conformance-logs"
+        cp "$TMP"/*.log "$BUILD/conformance-logs/" 2>/dev/null
+        echo "conformance: failed; server and Redis logs kept in $BUILD/conformance-logs/"
     fi
     rm -rf "$TMP"
 }
@@ -118,7 +127,7 @@ SH
     "$PYTHON" conformance/run --url "ws://127.0.0.1:$P1/realtime" --url2 "ws://127.0.0.1:$P2/realtime" \
         --redis "$R" --profile channel,multi --testee-config "$DECL" \
         --redis-restart-cmd "$TMP/restart-redis.sh" --redis-stop-cmd "$TMP/stop-redis.sh" \
-        --redis-start-cmd "$TMP/start-redis.sh" --report "$BUILD/conformance-redis" || status=1
+        --redis-start-cmd "$TMP/start-redis.sh" --report "$BUILD/conformance-redis" "$@" || status=1
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     PIDS=()
     "$TMP/stop-redis.sh"
@@ -135,7 +144,7 @@ PIDS+=($SPID)
 if wait_healthy "http://127.0.0.1:$PORT" && wait_healthy "http://127.0.0.1:$SPORT"; then
     "$PYTHON" conformance/run --url "ws://127.0.0.1:$PORT/realtime" --profile core,robustness \
         --testee-config "$DECL" --shutdown-url "ws://127.0.0.1:$SPORT/realtime" \
-        --shutdown-cmd "kill -TERM $SPID" --report "$BUILD/conformance" || status=1
+        --shutdown-cmd "kill -TERM $SPID" --report "$BUILD/conformance" "$@" || status=1
 else
     tail -n 20 "$TMP/server.log" "$TMP/shutdown.log"
     status=1
