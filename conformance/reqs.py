@@ -198,3 +198,11 @@ def verdict(level, outcome, strict, not_requested=False):
     if level == "MUST" or level == "NONE" or (level == "SHOULD" and strict):
         return "fail"
     return "skip"
+
+
+def defined_ids(path):
+    """Every requirement id a spec file defines (`- [XXX-nnn]` items), in
+    order, repeats kept: the one rule by which ids are read from the spec
+    (parse_spec here, spec/vectors/check_requirements.py)."""
+    with open(path, encoding="utf-8") as f:
+        return [m.group(1) for m in map(ID_RE.match, f.read().split("\n")) if m]

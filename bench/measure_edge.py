@@ -10,7 +10,6 @@ Starts its own server (in memory) on a free port and stops it with SIGTERM.
 """
 import asyncio
 import json
-import os
 import resource
 import signal
 import socket

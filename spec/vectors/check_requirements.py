@@ -10,14 +10,18 @@ usage: check_requirements.py SPEC.md PREFIX INDEX.json [INDEX.json...]
 """
 import collections
 import json
-import re
+import os
 import sys
+
+# The one reader of requirement ids (conformance/reqs.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "conformance"))
+import reqs  # noqa: E402
 
 
 def main():
     spec, prefix, indexes = sys.argv[1], sys.argv[2], sys.argv[3:]
-    text = open(spec, encoding='utf-8').read()
-    defs = collections.Counter(re.findall(r'\[(%s-\d{3})\]' % re.escape(prefix), text))
+    defs = collections.Counter(i for i in reqs.defined_ids(spec) if i.startswith(prefix + '-'))
     named, excused = set(), {}
     for path in indexes:
         index = json.load(open(path, encoding='utf-8'))
