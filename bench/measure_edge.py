@@ -10,9 +10,9 @@ Starts its own server (in memory) on a free port and stops it with SIGTERM.
 """
 import asyncio
 import json
+import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,11 +20,9 @@ import time
 
 import websockets
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference",
+                                "tests"))
+from mwtest import free_port  # noqa: E402
 
 
 def rss_kib(pid):
