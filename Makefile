@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build test run fuzz fuzz-coverage bench clean format
+.PHONY: all deps build test run fuzz fuzz-coverage bench faults clean format
 
 all: build
 
@@ -29,6 +29,9 @@ fuzz-coverage: deps
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+faults: build
+	@PYTHON=$(PYTHON) scripts/faults.sh long $(BUILD)
 
 format:
 	@clang-format -i reference/src/*.[ch] reference/tests/*.[ch] reference/tools/*.c \

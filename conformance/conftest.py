@@ -3,7 +3,8 @@
 Options (also accepted by conformance/run): --url, --http, --redis, --url2,
 --profile, --strict, --report DIR, --matrix, --spec DIR, --testee-config
 FILE, --seed N, --robust-count N, and the harness hooks --redis-restart-cmd,
---redis-stop-cmd, --redis-start-cmd, --shutdown-url, --shutdown-cmd.
+--redis-stop-cmd, --redis-start-cmd, --redis-pause-cmd, --redis-resume-cmd,
+--worker-kill-cmd, --worker-start-cmd, --shutdown-url, --shutdown-cmd.
 
 Verdicts follow the keyword of the requirements a test names (the strongest
 wins): a failed MUST fails the run; a failed SHOULD is reported as "warn"
@@ -53,6 +54,15 @@ def pytest_addoption(parser):
                 help="command that stops the testee's Redis (data kept; profile multi, CHN-101)")
     g.addoption("--redis-start-cmd", default=None,
                 help="command that starts the testee's Redis again after --redis-stop-cmd")
+    g.addoption("--redis-pause-cmd", default=None,
+                help="command that stalls the testee's Redis, connections kept (e.g. kill -STOP PID; "
+                     "profile faults, TST-019)")
+    g.addoption("--redis-resume-cmd", default=None,
+                help="command that resumes the Redis stalled by --redis-pause-cmd (e.g. kill -CONT PID)")
+    g.addoption("--worker-kill-cmd", default=None,
+                help="command that kills the testee's worker abruptly (e.g. kill -9 PID; profile faults, TST-023)")
+    g.addoption("--worker-start-cmd", default=None,
+                help="command that starts the testee's worker again after --worker-kill-cmd")
     g.addoption("--shutdown-url", default=None,
                 help="ws:// URL of a dedicated testee instance that --shutdown-cmd shuts down (MSG-099)")
     g.addoption("--shutdown-cmd", default=None,
