@@ -5,8 +5,9 @@
 #   2. fuzz smoke: each libFuzzer harness ~30 s (seed logged, input kept on failure);
 #   3. bench smoke: a short open-loop run that asserts nothing was lost or duplicated
 #      (never a speed threshold);
-#   4. the client conformance kit against its example client and its faults;
-#   5. the conformance suite against reference servers it starts (memory, then
+#   4. the short fault suite (scripts/faults.sh short);
+#   5. the client conformance kit against its example client and its faults;
+#   6. the conformance suite against reference servers it starts (memory, then
 #      Redis with two gateways and a worker), and against the selftest faults.
 # Every stage runs even when an earlier one failed; the exit status is non-zero
 # if any failed. The output ends with the runners' own summary lines.
@@ -34,6 +35,11 @@ fi
 if [ ${#failed[@]} -gt 0 ]; then
     echo "make test: failed so far: ${failed[*]} (the conformance suite runs anyway)"
 fi
+# The short fault suite (faults/README.md): Redis killed and frozen, the
+# worker killed (also between commit and publish), a gateway stopped, all
+# under load; pipelining, slowloris, fragment floods. `make faults` is the
+# long one.
+scripts/faults.sh short "$BUILD" || failed+=(faults)
 # The client conformance kit against its example client, clean and with
 # each switchable fault ("client faults caught: N/M").
 scripts/client-kit.sh || failed+=(client-kit)
