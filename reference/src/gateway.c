@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "utf8.h"
 
 /* lws's rx buffer per WebSocket, allocated for the connection's whole life
  * (lws 4.1.6 measured here: every byte of it is a byte of RSS per idle
@@ -100,13 +101,6 @@ struct gw_msg {
     unsigned char buf[]; /* LWS_PRE + len */
 };
 
-/* Incremental UTF-8 checker (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), fed fragment by fragment. */
-struct gw_utf8 {
-    uint8_t need;   /* continuation bytes still expected */
-    uint8_t lo, hi; /* allowed range of the next continuation byte */
-};
-
 /* One WebSocket connection. */
 struct gw_conn {
     struct mw_gateway *g;
@@ -117,7 +111,7 @@ struct gw_conn {
     size_t queued, queued_bytes;
     /* Inbound reassembly of one fragmented text message (<= 65,536 bytes). */
     struct mw_buf rx;
-    struct gw_utf8 utf8;
+    struct mw_utf8 utf8; /* UTF-8 of the message being received, fed as it comes */
     /* Close requested (0: none): sent once the queue is drained. */
     uint16_t close_code;
     const char *close_reason; /* static storage (see gw_request_close) */
@@ -167,48 +161,6 @@ struct mw_gateway {
 };
 
 /* ---- Helpers -------------------------------------------------------------- */
-
-static bool utf8_feed(struct gw_utf8 *v, const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-
-        if (v->need) {
-            if (c < v->lo || c > v->hi)
-                return false;
-            v->lo = 0x80;
-            v->hi = 0xBF;
-            v->need--;
-            continue;
-        }
-        if (c < 0x80)
-            continue;
-        v->lo = 0x80;
-        v->hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            v->need = 1;
-        } else if (c == 0xE0) {
-            v->need = 2;
-            v->lo = 0xA0;
-        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-            v->need = 2;
-        } else if (c == 0xED) {
-            v->need = 2;
-            v->hi = 0x9F; /* no UTF-16 surrogates */
-        } else if (c == 0xF0) {
-            v->need = 3;
-            v->lo = 0x90;
-        } else if (c >= 0xF1 && c <= 0xF3) {
-            v->need = 3;
-        } else if (c == 0xF4) {
-            v->need = 3;
-            v->hi = 0x8F; /* at most U+10FFFF */
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
 
 /* Frees c's reassembly buffer and gives its bytes back to the budget. */
 static void gw_rx_release(struct gw_conn *c)
@@ -572,13 +524,13 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
     if (have + len + lws_remaining_packet_payload(wsi) > MW_GATEWAY_MAX_MESSAGE)
         return gw_close_now(c, MW_CLOSE_TOO_BIG, "message too big");
     final = lws_is_final_fragment(wsi);
-    if (!utf8_feed(&c->utf8, in, len) || (final && c->utf8.need))
+    if (!mw_utf8_feed(&c->utf8, in, len) || (final && !mw_utf8_complete(&c->utf8)))
         return gw_close_now(c, MW_CLOSE_BAD_PAYLOAD, "invalid utf-8");
     if (final && have == 0) {
         /* Whole message in one piece: no copy. */
         if (c->g->metrics)
             c->g->metrics->messages_in++;
-        c->utf8 = (struct gw_utf8){0};
+        c->utf8 = (struct mw_utf8){0};
         if (c->session)
             mw_session_on_text(c->session, (const char *)in, len, mw_loop_now_ms());
         return 0;
@@ -605,7 +557,7 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
         return 0;
     if (c->g->metrics)
         c->g->metrics->messages_in++;
-    c->utf8 = (struct gw_utf8){0};
+    c->utf8 = (struct mw_utf8){0};
     if (c->session)
         mw_session_on_text(c->session, c->rx.data, c->rx.len, mw_loop_now_ms());
     gw_rx_release(c); /* idle connections hold no reassembly memory */

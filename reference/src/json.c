@@ -3,6 +3,7 @@
 #include "json.h"
 
 #include "alloc.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <math.h>
@@ -56,31 +57,16 @@ static inline long hex4(const unsigned char *p)
 static inline size_t utf8_seq(const unsigned char *p, const unsigned char *end, uint32_t *cp_out,
                               bool *nonchar)
 {
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    unsigned char c = p[0], lo, hi;
+    unsigned need;
     size_t n, i;
     uint32_t cp;
 
     *nonchar = false;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
+    if (!mw_utf8_lead(c, &need, &lo, &hi)) /* the one UTF-8 rule (utf8.h) */
         return 0;
-    }
+    n = need + 1;
+    cp = c & (0x7Fu >> n); /* the lead byte's payload bits: 5, 4 or 3 */
     if ((size_t)(end - p) < n)
         return 0;
     if (p[1] < lo || p[1] > hi)

@@ -29,11 +29,16 @@ def start_server(binary, port, *extra, env=None, drain=True):
     thread keeps reading its output so a chatty log never blocks it."""
     proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    line = proc.stdout.readline()
-    if "listening on" not in line:
+    seen = []
+    while len(seen) < 50:  # warnings (e.g. auth off) may come before the banner
+        line = proc.stdout.readline()
+        seen.append(line)
+        if not line or "listening on" in line:
+            break
+    if "listening on" not in seen[-1]:
         proc.kill()
         proc.wait()
-        raise SystemExit(f"server did not start: {line!r}")
+        raise SystemExit(f"server did not start: {''.join(seen)!r}")
     if drain:
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     return proc
