@@ -4,6 +4,7 @@
  * the flag or variable. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,7 @@ void mw_config_defaults(struct mw_config *cfg)
     cfg->reassembly_budget = (size_t)64 << 20;
     cfg->idle_timeout_s = 60;
     cfg->log_level = 2;
+    cfg->auth_leeway_s = MW_TOKEN_LEEWAY_DEFAULT;
     cfg->help = false;
 }
 
@@ -85,6 +87,17 @@ const char *mw_config_usage(void)
            "  --idle-timeout SECONDS      ping an idle connection after this, close without pong "
            "(60)\n"
            "  --log-level 0..4            0 err, 1 warn, 2 notice, 3 info, 4 debug (2)\n"
+           "  --redis-password-file FILE  the Redis password (instead of in --redis)\n"
+           "\n"
+           "Authentication (spec/auth.md; with no key every client may act as any player):\n"
+           "  --auth-hs256-secret-file FILE[:KID]  an HS256 secret (32..1024 bytes), repeatable\n"
+           "  --auth-public-key ALG:FILE[:KID]     ALG RS256 or EdDSA, a PEM public key, "
+           "repeatable\n"
+           "  --auth-audience S           tokens must carry this aud (AUTH-035)\n"
+           "  --auth-issuer S             tokens must carry this iss (AUTH-036)\n"
+           "  --auth-leeway SECONDS       clock skew allowed on exp/nbf/iat, 0..300 (30)\n"
+           "  --service-token-file FILE   the HTTP API's and /metrics' token (32..1024 bytes)\n"
+           "  --allowed-origin ORIGIN     WebSocket Origin allow-list, repeatable (unset: any)\n"
            "  -v                          one level more verbose (repeatable)\n"
            "  -h, --help                  this text\n"
            "\n"
@@ -97,6 +110,10 @@ const char *mw_config_usage(void)
            "                              (and the store, unless --store says otherwise: the\n"
            "                              seed used Redis whenever REDIS_HOST was set).\n"
            "  MATCHMAKING_ROLE            api | worker | all, when --role is absent.\n"
+           "  REDIS_PASSWORD              the Redis password, when neither --redis nor\n"
+           "                              --redis-password-file gives one.\n"
+           "  MATCHWIRE_AUTH_HS256_SECRET an HS256 secret (one more key, no kid).\n"
+           "  MATCHWIRE_SERVICE_TOKEN     the service token, when --service-token-file is absent.\n"
            "Empty variables count as unset.\n";
 }
 
@@ -200,6 +217,31 @@ static bool parse_hostport(const char *s, bool allow_empty_host, unsigned min_po
     return true;
 }
 
+/* url with its userinfo (what precedes the last '@' of the authority)
+ * replaced by "***", so an error never shows a password (AUTH-080). */
+static const char *redact_url(const char *url, char *out, size_t n)
+{
+    const char *sep = strstr(url, "://");
+    const char *auth = sep ? sep + 3 : url;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (!at) {
+        /* no authority we recognise: an '@' anywhere may still hide a password */
+        at = strrchr(url, '@');
+        if (!at) {
+            snprintf(out, n, "%s", url);
+            return out;
+        }
+        auth = url;
+    }
+    snprintf(out, n, "%.*s***%s", (int)(auth - url), url, at);
+    return out;
+}
+
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_redis_url(struct mw_config *cfg, const char *url, const char *what, char *err,
                            size_t err_len)
@@ -210,9 +252,11 @@ static int parse_redis_url(struct mw_config *cfg, const char *url, const char *w
     uint64_t db = 0;
     uint16_t port = 6379;
     size_t n;
+    char shown[320];
 
+    redact_url(url, shown, sizeof(shown)); /* what messages show */
     if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return bad(err, err_len, "%s: '%s' is not a redis:// URL", what, url);
+        return bad(err, err_len, "%s: '%s' is not a redis:// URL", what, shown);
     rest = url + sizeof(scheme) - 1;
     cfg->redis_password[0] = '\0';
     at = strrchr(rest, '@');
@@ -237,20 +281,20 @@ static int parse_redis_url(struct mw_config *cfg, const char *url, const char *w
     slash = strchr(rest, '/');
     n = slash ? (size_t)(slash - rest) : strlen(rest);
     if (n == 0 || n >= sizeof(hostport))
-        return bad(err, err_len, "%s: missing or too long host in '%s'", what, url);
+        return bad(err, err_len, "%s: missing or too long host in '%s'", what, shown);
     memcpy(hostport, rest, n);
     hostport[n] = '\0';
     if (slash && !parse_u64(slash + 1, 65535, &db))
-        return bad(err, err_len, "%s: database must be a number 0..65535 in '%s'", what, url);
+        return bad(err, err_len, "%s: database must be a number 0..65535 in '%s'", what, shown);
     /* host alone (port 6379), or host:port */
     if (strchr(hostport, ':') && !(hostport[0] == '[' && hostport[n - 1] == ']')) {
         if (!parse_hostport(hostport, false, 1, host, sizeof(host), &port))
-            return bad(err, err_len, "%s: bad host:port in '%s'", what, url);
+            return bad(err, err_len, "%s: bad host:port in '%s'", what, shown);
     } else {
         char with_port[320];
         snprintf(with_port, sizeof(with_port), "%s:6379", hostport);
         if (!parse_hostport(with_port, false, 1, host, sizeof(host), &port))
-            return bad(err, err_len, "%s: bad host in '%s'", what, url);
+            return bad(err, err_len, "%s: bad host in '%s'", what, shown);
     }
     memcpy(cfg->redis_host, host, strlen(host) + 1);
     cfg->redis_port = port;
@@ -358,6 +402,14 @@ enum opt_id {
     O_REASSEMBLY_BUDGET,
     O_IDLE_TIMEOUT,
     O_LOG_LEVEL,
+    O_REDIS_PASSWORD_FILE,
+    O_AUTH_HS256_SECRET_FILE,
+    O_AUTH_PUBLIC_KEY,
+    O_AUTH_AUDIENCE,
+    O_AUTH_ISSUER,
+    O_AUTH_LEEWAY,
+    O_SERVICE_TOKEN_FILE,
+    O_ALLOWED_ORIGIN,
     O__COUNT
 };
 
@@ -385,7 +437,93 @@ static const char *const opt_names[O__COUNT] = {
     [O_REASSEMBLY_BUDGET] = "reassembly-budget",
     [O_IDLE_TIMEOUT] = "idle-timeout",
     [O_LOG_LEVEL] = "log-level",
+    [O_REDIS_PASSWORD_FILE] = "redis-password-file",
+    [O_AUTH_HS256_SECRET_FILE] = "auth-hs256-secret-file",
+    [O_AUTH_PUBLIC_KEY] = "auth-public-key",
+    [O_AUTH_AUDIENCE] = "auth-audience",
+    [O_AUTH_ISSUER] = "auth-issuer",
+    [O_AUTH_LEEWAY] = "auth-leeway",
+    [O_SERVICE_TOKEN_FILE] = "service-token-file",
+    [O_ALLOWED_ORIGIN] = "allowed-origin",
 };
+
+/* ---- Auth flags (spec/auth.md section 10) ----------------------------------- */
+
+/* FILE[:KID] (the kid is what follows the last ':'; a file name with a
+ * ':' needs an explicit kid, or none: "FILE:" ). */
+static int parse_key_flag(struct mw_config *cfg, const char *name, enum mw_token_alg alg,
+                          const char *v, char *err, size_t err_len)
+{
+    struct mw_config_key *k;
+    const char *colon = strrchr(v, ':');
+    size_t pl = colon ? (size_t)(colon - v) : strlen(v);
+    size_t kl = colon ? strlen(colon + 1) : 0;
+
+    if (cfg->n_auth_keys == MW_TOKEN_KEYS_MAX)
+        return bad(err, err_len, "--%s: more than %d keys", name, MW_TOKEN_KEYS_MAX);
+    if (pl == 0 || pl > MW_CONFIG_PATH_MAX)
+        return bad(err, err_len, "--%s: expected FILE[:KID]", name);
+    if (kl > MW_TOKEN_KID_MAX)
+        return bad(err, err_len, "--%s: kid over %d bytes", name, MW_TOKEN_KID_MAX);
+    for (size_t i = 0; i < kl; i++)
+        if ((unsigned char)colon[1 + i] < 0x21 || (unsigned char)colon[1 + i] > 0x7e)
+            return bad(err, err_len, "--%s: kid must be visible ASCII", name);
+    for (size_t i = 0; kl && i < cfg->n_auth_keys; i++)
+        if (strcmp(cfg->auth_keys[i].kid, colon + 1) == 0)
+            return bad(err, err_len, "--%s: kid '%s' given twice (AUTH-003)", name, colon + 1);
+    k = &cfg->auth_keys[cfg->n_auth_keys++];
+    k->alg = alg;
+    memcpy(k->path, v, pl);
+    k->path[pl] = '\0';
+    memcpy(k->kid, colon ? colon + 1 : "", kl + 1);
+    return 0;
+}
+
+/* ALG:FILE[:KID] */
+static int parse_public_key_flag(struct mw_config *cfg, const char *v, char *err, size_t err_len)
+{
+    const char *colon = strchr(v, ':');
+    enum mw_token_alg alg;
+
+    if (colon && (size_t)(colon - v) == 5 && memcmp(v, "RS256", 5) == 0)
+        alg = MW_TOKEN_ALG_RS256;
+    else if (colon && (size_t)(colon - v) == 5 && memcmp(v, "EdDSA", 5) == 0)
+        alg = MW_TOKEN_ALG_EDDSA;
+    else
+        return bad(err, err_len,
+                   "--auth-public-key: expected RS256:FILE[:KID] or EdDSA:FILE[:KID]");
+    return parse_key_flag(cfg, "auth-public-key", alg, colon + 1, err, err_len);
+}
+
+/* A serialized origin (RFC 6454): scheme "://" host [":" port], visible
+ * ASCII, no path; "null" is never allowed (AUTH-090). */
+static int parse_origin_flag(struct mw_config *cfg, const char *v, char *err, size_t err_len)
+{
+    const char *sep = strstr(v, "://");
+    size_t n = strlen(v);
+
+    if (cfg->n_allowed_origins == MW_CONFIG_ORIGINS_MAX)
+        return bad(err, err_len, "--allowed-origin: more than %d origins", MW_CONFIG_ORIGINS_MAX);
+    if (!sep || sep == v || n > MW_CONFIG_ORIGIN_MAX || sep[3] == '\0' || strchr(sep + 3, '/') ||
+        strchr(sep + 3, '?') || strchr(sep + 3, '#'))
+        return bad(err, err_len, "--allowed-origin: expected scheme://host[:port], got '%.64s'", v);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+            return bad(err, err_len, "--allowed-origin: visible ASCII only");
+    memcpy(cfg->allowed_origins[cfg->n_allowed_origins++], v, n + 1);
+    return 0;
+}
+
+/* A claim value to require (aud, iss): 1..MW_TOKEN_CLAIM_MAX bytes. */
+static int parse_claim_flag(char *out, const char *name, const char *v, char *err, size_t err_len)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > MW_TOKEN_CLAIM_MAX)
+        return bad(err, err_len, "--%s: 1 to %d bytes", name, MW_TOKEN_CLAIM_MAX);
+    memcpy(out, v, n + 1);
+    return 0;
+}
 
 /* An unsigned flag value in [lo, hi]. */
 static int uint_flag(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out,
@@ -539,6 +677,24 @@ static int apply_flag(struct mw_config *cfg, enum opt_id o, const char *v, char 
         if (!rc)
             cfg->log_level = (int)u;
         break;
+    case O_AUTH_HS256_SECRET_FILE:
+        return parse_key_flag(cfg, name, MW_TOKEN_ALG_HS256, v, err, err_len);
+    case O_AUTH_PUBLIC_KEY:
+        return parse_public_key_flag(cfg, v, err, err_len);
+    case O_AUTH_AUDIENCE:
+        return parse_claim_flag(cfg->auth_audience, name, v, err, err_len);
+    case O_AUTH_ISSUER:
+        return parse_claim_flag(cfg->auth_issuer, name, v, err, err_len);
+    case O_AUTH_LEEWAY:
+        rc = uint_flag(name, v, 0, MW_TOKEN_LEEWAY_MAX, &u, err, err_len);
+        if (!rc)
+            cfg->auth_leeway_s = (int64_t)u;
+        break;
+    case O_ALLOWED_ORIGIN:
+        return parse_origin_flag(cfg, v, err, err_len);
+    case O_REDIS_PASSWORD_FILE: /* read at the end (mw_config_parse) */
+    case O_SERVICE_TOKEN_FILE:
+        break;
     case O__COUNT:
         break;
     }
@@ -596,10 +752,92 @@ static int apply_env(struct mw_config *cfg, char *const env[], const bool seen[O
 
 /* ---- Entry point ---------------------------------------------------------- */
 
+int mw_config_read_file(const char *what, const char *path, char *buf, size_t cap, size_t *len,
+                        char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (!f)
+        return bad(err, err_len, "%s: cannot read '%s': %s", what, path, strerror(errno));
+    n = fread(buf, 1, cap, f);
+    if (ferror(f)) {
+        fclose(f);
+        return bad(err, err_len, "%s: cannot read '%s'", what, path);
+    }
+    fclose(f);
+    if (n == cap)
+        return bad(err, err_len, "%s: '%s' is %zu bytes or more", what, path, cap);
+    n = mw_token_secret_trim(buf, n);
+    if (n == 0)
+        return bad(err, err_len, "%s: '%s' is empty", what, path);
+    buf[n] = '\0';
+    *len = n;
+    return 0;
+}
+
+bool mw_config_auth_on(const struct mw_config *cfg)
+{
+    return cfg->n_auth_keys > 0 || cfg->auth_hs256_env_len > 0;
+}
+
+/* Secrets from their files or variables (AUTH-080), and the auth
+ * consistency checks that need no file (AUTH-003). */
+static int apply_secrets(struct mw_config *cfg, char *const env[], const char *redis_pw_file,
+                         const char *service_file, char *err, size_t err_len)
+{
+    const char *v;
+    size_t n;
+    int rc;
+
+    if (redis_pw_file) {
+        if (cfg->redis_password[0])
+            return bad(err, err_len, "--redis-password-file: --redis already carries a password");
+        rc = mw_config_read_file("--redis-password-file", redis_pw_file, cfg->redis_password,
+                                 sizeof(cfg->redis_password), &n, err, err_len);
+        if (rc)
+            return rc;
+    } else if (!cfg->redis_password[0] && (v = env_get(env, "REDIS_PASSWORD")) != NULL) {
+        if (strlen(v) >= sizeof(cfg->redis_password))
+            return bad(err, err_len, "REDIS_PASSWORD: at most %zu bytes",
+                       sizeof(cfg->redis_password) - 1);
+        memcpy(cfg->redis_password, v, strlen(v) + 1);
+    }
+    if (service_file) {
+        rc = mw_config_read_file("--service-token-file", service_file, cfg->service_token,
+                                 sizeof(cfg->service_token), &cfg->service_token_len, err, err_len);
+        if (rc)
+            return rc;
+    } else if ((v = env_get(env, "MATCHWIRE_SERVICE_TOKEN")) != NULL) {
+        n = strlen(v);
+        if (n >= sizeof(cfg->service_token))
+            return bad(err, err_len, "MATCHWIRE_SERVICE_TOKEN: at most %d bytes",
+                       MW_TOKEN_SECRET_MAX);
+        memcpy(cfg->service_token, v, n + 1);
+        cfg->service_token_len = n;
+    }
+    if (cfg->service_token_len && cfg->service_token_len < MW_TOKEN_SECRET_MIN)
+        return bad(err, err_len, "service token: at least %d bytes (AUTH-003)",
+                   MW_TOKEN_SECRET_MIN);
+    if ((v = env_get(env, "MATCHWIRE_AUTH_HS256_SECRET")) != NULL) {
+        n = strlen(v);
+        if (n < MW_TOKEN_SECRET_MIN || n > MW_TOKEN_SECRET_MAX)
+            return bad(err, err_len, "MATCHWIRE_AUTH_HS256_SECRET: %d to %d bytes (AUTH-021)",
+                       MW_TOKEN_SECRET_MIN, MW_TOKEN_SECRET_MAX);
+        if (cfg->n_auth_keys == MW_TOKEN_KEYS_MAX)
+            return bad(err, err_len, "MATCHWIRE_AUTH_HS256_SECRET: more than %d keys",
+                       MW_TOKEN_KEYS_MAX);
+        memcpy(cfg->auth_hs256_env, v, n + 1);
+        cfg->auth_hs256_env_len = n;
+    }
+    return 0;
+}
+
 int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *const env[],
                     char *err, size_t err_len)
 {
     bool seen[O__COUNT] = {false};
+    const char *redis_pw_file = NULL, *service_file = NULL;
     int i, rc;
 
     mw_config_defaults(cfg);
@@ -641,6 +879,10 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
         rc = apply_flag(cfg, (enum opt_id)o, value, err, err_len);
         if (rc)
             return rc;
+        if (o == O_REDIS_PASSWORD_FILE)
+            redis_pw_file = value;
+        else if (o == O_SERVICE_TOKEN_FILE)
+            service_file = value;
         seen[o] = true;
     }
     if (cfg->help)
@@ -648,6 +890,15 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
     rc = apply_env(cfg, env, seen, err, err_len);
     if (rc)
         return rc;
+    rc = apply_secrets(cfg, env, redis_pw_file, service_file, err, err_len);
+    if (rc)
+        return rc;
+    /* AUTH-003: claims checks without a key would silently do nothing. */
+    if (!mw_config_auth_on(cfg) &&
+        (seen[O_AUTH_AUDIENCE] || seen[O_AUTH_ISSUER] || seen[O_AUTH_LEEWAY]))
+        return bad(err, err_len,
+                   "--auth-audience, --auth-issuer and --auth-leeway need a player-token key "
+                   "(--auth-hs256-secret-file or --auth-public-key; AUTH-003)");
     /* Sessions remember deliveries as long as the store keeps tickets. */
     cfg->limits.retention_ms = cfg->assigned_ttl_ms;
     if (!seen[O_STORE]) /* --channel (or REDIS_HOST) picks both, as it always did */

@@ -4,7 +4,10 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -87,9 +90,16 @@
  * header-slot check). A callback scheduled every GW_LWS_TICK_US keeps that
  * timer firing, so each lws timeout fires at most this late. */
 #define GW_LWS_TICK_US (250 * 1000)
+/* Bytes of request headers lws keeps per handshake (its default is 4,096):
+ * AUTH-011 asks for a 4,096-byte token in the Authorization header or in
+ * the query, next to the usual headers. Allocated only while headers are
+ * read (a header slot), so idle WebSockets do not pay for it. */
+#define GW_HEADER_DATA (2 * MW_TOKEN_MAX_BYTES + 2048)
 #define GW_AH_SPARE    1024
-#define GW_AH_MIN      4096
-#define GW_AH_MAX      65535u
+/* RFC 6455 protocol error: an unmasked client frame (MSG-141). */
+#define GW_CLOSE_PROTOCOL 1002
+#define GW_AH_MIN         4096
+#define GW_AH_MAX         65535u
 
 /* ---- Types ---------------------------------------------------------------- */
 
@@ -123,8 +133,25 @@ struct gw_conn {
     bool peer_closed;            /* the peer's close frame arrived: send nothing more */
     bool dead;                   /* a write failed: close at the next WRITEABLE, no frame */
     double stall_since;          /* ev_now() when lws was first seen holding a partial frame */
+    int64_t expires_s;           /* auth on: first unix second the token is refused (AUTH-050) */
     size_t unchecked;            /* bytes written since the socket was last seen writable */
     struct gw_conn *prev, *next; /* the gateway's list, for the idle sweep */
+};
+
+/* What recv() saw of one socket (MSG-141; see "Unmasked client frames"). */
+enum gw_scan_state {
+    GW_SCAN_OFF = 0, /* not a socket of ours */
+    GW_SCAN_HEADERS, /* looking for the end of the first request's headers */
+    GW_SCAN_FRAMES,  /* after them: WebSocket frame headers */
+};
+struct gw_rxscan {
+    uint8_t state;   /* enum gw_scan_state */
+    uint8_t crlf;    /* bytes of "\r\n\r\n" matched */
+    uint8_t hlen;    /* bytes of the current frame header collected */
+    bool had_http;   /* an HTTP request was served before (keep-alive) */
+    bool unmasked;   /* a client frame without the mask bit arrived */
+    uint8_t hdr[14]; /* the current frame header */
+    uint64_t skip;   /* payload bytes of the current frame still to pass */
 };
 
 /* lws per-session data (zeroed by lws): WebSocket or HTTP, one pointer each. */
@@ -154,11 +181,136 @@ struct mw_gateway {
     size_t rx_held;           /* bytes allocated by every conn's rx (MSG-122) */
     bool stopping;
     uint16_t port;
+    /* MSG-141: per socket (indexed by fd, grown on accept) what recv()
+     * saw; a 0 s timer closes connections found unmasked meanwhile. */
+    struct gw_rxscan *scan;
+    size_t scan_cap;
+    ev_timer unmasked_timer;
     /* Scratch for direct writes (gw_io_send): LWS_PRE headroom for the frame
      * header lws_write() puts in front, then the payload. lws_write() copies
      * what the kernel does not take, so it is free again when it returns. */
     unsigned char tx[LWS_PRE + GW_DIRECT_MAX];
 };
+
+/* ---- Unmasked client frames (RFC 6455 section 5.1, MSG-141) ----------------
+ *
+ * lws 4.1.6 reads each frame's mask bit (roles/ws/ops-ws.c,
+ * this_frame_masked) and unmasks only when it is set: an unmasked client
+ * frame is accepted as if masked, and no API tells the protocol callback.
+ * lws reads every socket with recv(2) (lws_ssl_capable_read_no_ssl,
+ * core-net/output.c), so the gateway defines recv() itself: the program's
+ * definition is the one libwebsockets.so's calls bind to. It forwards to
+ * recvfrom() and runs a frame-header parser over exactly the bytes lws gets,
+ * from the end of the upgrade request's headers on: the first "\r\n\r\n" of
+ * a connection (a request line and headers cannot contain one earlier).
+ * After an earlier HTTP request on the same connection (keep-alive, then an
+ * upgrade), the parser starts at the upgrade instead: frames a client sent
+ * before the 101 are then not checked (RFC 6455 section 4.1 forbids
+ * sending them). A connection seen unmasked closes 1002: at once from
+ * LWS_CALLBACK_RECEIVE (before its message reaches the session) or
+ * _WS_PEER_INITIATED_CLOSE, else (a ping) from a 0 s timer.
+ *
+ * The one mutable global besides the signal flag: recv() has no context
+ * argument, so it finds the gateway here (one per process). */
+static struct mw_gateway *gw_recv_owner;
+
+static void gw_scan(struct mw_gateway *g, struct gw_rxscan *x, const unsigned char *p, size_t n)
+{
+    static const char eoh[] = "\r\n\r\n";
+    size_t i = 0;
+
+    while (i < n && !x->unmasked) {
+        if (x->state == GW_SCAN_HEADERS) {
+            unsigned char c = p[i++];
+
+            x->crlf = c == (unsigned char)eoh[x->crlf] ? (uint8_t)(x->crlf + 1) : c == '\r';
+            if (x->crlf == 4) {
+                x->state = GW_SCAN_FRAMES;
+                x->hlen = 0;
+                x->skip = 0;
+            }
+            continue;
+        }
+        if (x->state != GW_SCAN_FRAMES)
+            return;
+        if (x->skip) {
+            size_t k = n - i < x->skip ? n - i : (size_t)x->skip;
+
+            i += k;
+            x->skip -= k;
+            continue;
+        }
+        x->hdr[x->hlen++] = p[i++];
+        if (x->hlen >= 2) {
+            unsigned len7 = x->hdr[1] & 0x7f;
+            unsigned ext = len7 == 126 ? 2u : len7 == 127 ? 8u : 0u;
+            bool masked = (x->hdr[1] & 0x80) != 0;
+
+            if (!masked) {
+                x->unmasked = true;
+                if (!ev_is_active(&g->unmasked_timer))
+                    ev_timer_start(g->loop, &g->unmasked_timer);
+                return;
+            }
+            if (x->hlen < 2 + ext + 4)
+                continue;
+            x->skip = len7;
+            if (ext) {
+                x->skip = 0;
+                for (unsigned k = 0; k < ext; k++)
+                    x->skip = x->skip << 8 | x->hdr[2 + k];
+            }
+            x->hlen = 0;
+        }
+    }
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    ssize_t n = recvfrom(fd, buf, len, flags, NULL, NULL);
+    struct mw_gateway *g = gw_recv_owner;
+
+    if (n > 0 && g && !(flags & MSG_PEEK) && fd >= 0 && (size_t)fd < g->scan_cap &&
+        g->scan[fd].state != GW_SCAN_OFF)
+        gw_scan(g, &g->scan[fd], buf, (size_t)n);
+    return n;
+}
+
+/* A new connection on fd (LWS_CALLBACK_FILTER_NETWORK_CONNECTION). */
+static void gw_scan_start(struct mw_gateway *g, int fd)
+{
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= g->scan_cap) {
+        size_t cap = g->scan_cap ? g->scan_cap : 1024;
+        struct gw_rxscan *ns;
+
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        ns = mw_realloc(g->scan, cap * sizeof(*ns));
+        if (!ns)
+            return; /* not checked (logged once per growth failure) */
+        memset(ns + g->scan_cap, 0, (cap - g->scan_cap) * sizeof(*ns));
+        g->scan = ns;
+        g->scan_cap = cap;
+    }
+    memset(&g->scan[fd], 0, sizeof(g->scan[fd]));
+    g->scan[fd].state = GW_SCAN_HEADERS;
+}
+
+static struct gw_rxscan *gw_scan_of(const struct mw_gateway *g, struct lws *wsi)
+{
+    int fd = (int)lws_get_socket_fd(wsi);
+
+    return fd >= 0 && (size_t)fd < g->scan_cap ? &g->scan[fd] : NULL;
+}
+
+static bool gw_unmasked(const struct gw_conn *c)
+{
+    const struct gw_rxscan *x = gw_scan_of(c->g, c->wsi);
+
+    return x && x->unmasked;
+}
 
 /* ---- Helpers -------------------------------------------------------------- */
 
@@ -222,6 +374,23 @@ static int gw_close_now(struct gw_conn *c, uint16_t code, const char *reason)
     return -1;
 }
 
+/* MSG-141: connections recv() found unmasked outside an lws callback of
+ * theirs (an unmasked ping, answered by lws itself): closed 1002 now. */
+static void gw_unmasked_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mw_gateway *g = w->data;
+
+    (void)loop;
+    (void)revents;
+    for (struct gw_conn *c = g->conns; c; c = c->next) {
+        if (c->close_code || !gw_unmasked(c))
+            continue;
+        mw_log(MW_LOG_INFO, "gateway: unmasked client frame: close 1002");
+        gw_queue_free(c);
+        gw_request_close(c, GW_CLOSE_PROTOCOL, "unmasked frame");
+    }
+}
+
 /* MSG-097: lws 4.1.6 does not apply retry_and_idle_policy to accepted
  * WebSockets (measured: no ping ever went out), so idleness is tracked here:
  * one timer walks the connection list (O(n) once a second, cheap next to the
@@ -230,6 +399,7 @@ static void gw_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct mw_gateway *g = w->data;
     double now = ev_now(loop);
+    int64_t now_s = mw_loop_now_ms() / 1000;
 
     (void)revents;
 #ifdef __GLIBC__
@@ -258,6 +428,13 @@ static void gw_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         }
         if (c->close_code)
+            continue;
+        if (c->expires_s && now_s >= c->expires_s) {
+            /* AUTH-050: after what is queued, within the sweep period. */
+            gw_request_close(c, MW_CLOSE_TOKEN_EXPIRED, "token expired");
+            continue;
+        }
+        if (g->idle_s <= 0)
             continue;
         if (c->ping_at == 0 && now - c->last_rx >= g->idle_s) {
             c->ping_at = now;
@@ -434,8 +611,166 @@ static int gw_refuse(struct lws *wsi, unsigned status, const char *why)
     return 1; /* we answered; lws finishes the transaction */
 }
 
+/* Refuses an upgrade with a JSON error body (the `error` data of MSG-063)
+ * and, when www_auth is given, a WWW-Authenticate header (AUTH-041,
+ * AUTH-090). One write, as lws_return_http_status() does for h1. */
+static int gw_refuse_json(struct lws *wsi, unsigned status, enum mw_code code, const char *message,
+                          const char *www_auth, const char *why)
+{
+    unsigned char buf[LWS_PRE + 1024];
+    unsigned char *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
+    char body[256], clen[16];
+    int n = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s}",
+                     mw_code_name(code), message, mw_code_retryable(code) ? "true" : "false");
+    int cl;
+
+    /* The reason is for the log only: the peer gets the same answer for
+     * every refusal (AUTH-042); never the token (AUTH-013). */
+    mw_log(MW_LOG_INFO, "gateway: upgrade refused with %u: %s", status, why);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        return -1;
+    cl = snprintf(clen, sizeof(clen), "%d", n);
+    if (lws_add_http_header_status(wsi, status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"application/json", 16, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        (www_auth && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                                 (const unsigned char *)www_auth,
+                                                 (int)strlen(www_auth), &p, end)) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                     (const unsigned char *)clen, cl, &p, end) ||
+        lws_finalize_http_header(wsi, &p, end) || end - p < n)
+        return -1;
+    memcpy(p, body, (size_t)n);
+    p += n;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP) != (int)(p - start))
+        return -1;
+    return 1; /* we answered; lws finishes the transaction */
+}
+
+static bool gw_auth_on(const struct mw_gateway *g)
+{
+    return mw_token_keys_count(g->cfg.auth_keys) > 0;
+}
+
+/* What a handshake presents (AUTH-010, AUTH-012). */
+enum gw_cred { GW_CRED_NONE = 0, GW_CRED_BAD, GW_CRED_TOKEN };
+
+/* Finds the handshake's token: the Authorization header when there is one
+ * (Bearer, exactly one header), else the one access_token query parameter
+ * (lws has percent-decoded it). On GW_CRED_TOKEN, tok holds it
+ * (NUL-terminated, at most MW_TOKEN_MAX_BYTES); on GW_CRED_BAD, *why says
+ * what was wrong (for the log). scratch: at least GW_HEADER_DATA bytes. */
+static enum gw_cred gw_credentials(struct lws *wsi, char *tok, char *scratch, size_t scratch_len,
+                                   const char **why)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    const char *p;
+    size_t l;
+    bool found = false;
+
+    if (n > 0) {
+        if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, 1) > 0) {
+            *why = "more than one Authorization header";
+            return GW_CRED_BAD;
+        }
+        if ((size_t)n >= scratch_len ||
+            lws_hdr_copy(wsi, scratch, (int)scratch_len, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+            *why = "Authorization header too long";
+            return GW_CRED_BAD;
+        }
+        if (strncasecmp(scratch, "bearer", 6) != 0 || scratch[6] != ' ') {
+            *why = "Authorization scheme is not Bearer";
+            return GW_CRED_BAD;
+        }
+        p = scratch + 6;
+        while (*p == ' ')
+            p++;
+        l = strlen(p);
+        if (l == 0 || l > MW_TOKEN_MAX_BYTES) {
+            *why = l ? "token over 4096 bytes" : "empty bearer token";
+            return GW_CRED_BAD;
+        }
+        memcpy(tok, p, l + 1);
+        return GW_CRED_TOKEN;
+    }
+    for (int i = 0;; i++) {
+        static const char name[] = "access_token=";
+        int fl = lws_hdr_copy_fragment(wsi, scratch, (int)scratch_len, WSI_TOKEN_HTTP_URI_ARGS, i);
+
+        if (fl < 0)
+            break; /* no more (the buffer holds every header byte) */
+        if ((size_t)fl < sizeof(name) - 1 || memcmp(scratch, name, sizeof(name) - 1) != 0)
+            continue;
+        if (found) {
+            *why = "more than one access_token parameter";
+            return GW_CRED_BAD;
+        }
+        found = true;
+        l = (size_t)fl - (sizeof(name) - 1);
+        if (l == 0 || l > MW_TOKEN_MAX_BYTES) {
+            *why = l ? "token over 4096 bytes" : "empty access_token";
+            return GW_CRED_BAD;
+        }
+        memcpy(tok, scratch + sizeof(name) - 1, l + 1);
+    }
+    return found ? GW_CRED_TOKEN : GW_CRED_NONE;
+}
+
+/* Verifies the handshake's credentials (sections 2-4 of auth.md). Returns
+ * 0 with *claims filled, or the refusal (401, AUTH-040..042) already
+ * written: the value the callback returns. */
+static int gw_authenticate(struct mw_gateway *g, struct lws *wsi, struct mw_token_claims *claims)
+{
+    char tok[MW_TOKEN_MAX_BYTES + 1], *scratch;
+    const char *why = "no credentials";
+    enum gw_cred cred;
+    int rc = MW_EAUTH;
+
+    scratch = mw_malloc(GW_HEADER_DATA + 1);
+    if (!scratch)
+        return -1;
+    cred = gw_credentials(wsi, tok, scratch, GW_HEADER_DATA + 1, &why);
+    mw_free(scratch);
+    if (cred == GW_CRED_TOKEN)
+        rc = mw_token_verify(g->cfg.auth_keys, &g->cfg.auth_policy, tok, strlen(tok),
+                             mw_loop_now_ms() / 1000, claims, &why);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    if (rc == 0)
+        return 0;
+    if (rc == MW_ENOMEM)
+        return -1;
+    if (cred == GW_CRED_NONE)
+        return gw_refuse_json(wsi, HTTP_STATUS_UNAUTHORIZED, MW_CODE_UNAUTHORIZED,
+                              "a player token is required", "Bearer realm=\"matchwire\"", why);
+    return gw_refuse_json(wsi, HTTP_STATUS_UNAUTHORIZED, MW_CODE_UNAUTHORIZED,
+                          "the player token was refused",
+                          "Bearer realm=\"matchwire\", error=\"invalid_token\"", why);
+}
+
+/* AUTH-090: true when the handshake may go on (no list, no Origin, or an
+ * Origin in the list, compared ASCII case-insensitively). */
+static bool gw_origin_allowed(const struct mw_gateway *g, struct lws *wsi)
+{
+    char origin[GW_HDR_MAX];
+    int n;
+
+    if (!g->cfg.n_allowed_origins || lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return true;
+    n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return false; /* longer than any allowed origin */
+    for (size_t i = 0; i < g->cfg.n_allowed_origins; i++)
+        if (strlen(g->cfg.allowed_origins[i]) == (size_t)n &&
+            strcasecmp(g->cfg.allowed_origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the last point where an upgrade can be
- * refused with an HTTP status (MSG-001, MSG-005, MSG-098). */
+ * refused with an HTTP status (MSG-001, AUTH-090, AUTH-040, MSG-005,
+ * MSG-098), in that order. */
 static int gw_confirm_upgrade(struct mw_gateway *g, struct lws *wsi, const char *to)
 {
     char hdr[GW_HDR_MAX];
@@ -446,6 +781,16 @@ static int gw_confirm_upgrade(struct mw_gateway *g, struct lws *wsi, const char 
     n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_GET_URI);
     if (!g->cfg.websocket || n <= 0 || strcmp(hdr, MW_GATEWAY_WS_PATH) != 0)
         return gw_refuse(wsi, HTTP_STATUS_NOT_FOUND, "no websocket here");
+    if (!gw_origin_allowed(g, wsi))
+        return gw_refuse_json(wsi, HTTP_STATUS_FORBIDDEN, MW_CODE_FORBIDDEN, "origin not allowed",
+                              NULL, "origin not in the allow-list");
+    if (gw_auth_on(g)) {
+        struct mw_token_claims claims;
+
+        n = gw_authenticate(g, wsi, &claims);
+        if (n)
+            return n;
+    }
     if (g->stopping)
         return gw_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
     if (g->cfg.max_connections && g->open >= g->cfg.max_connections) {
@@ -502,9 +847,45 @@ static int gw_established(struct mw_gateway *g, struct lws *wsi, struct gw_pss *
         gw_request_close(c, MW_CLOSE_TRY_AGAIN, "connection limit reached");
         return 0;
     }
+    {
+        /* MSG-141: after an earlier HTTP request on this connection the
+         * parser's position is unknown; it starts here (see above). */
+        struct gw_rxscan *x = gw_scan_of(g, wsi);
+
+        if (x && (x->had_http || x->state != GW_SCAN_FRAMES)) {
+            memset(x, 0, sizeof(*x));
+            x->state = GW_SCAN_FRAMES;
+        }
+    }
     c->session = mw_session_new(g->env, &g->io, c);
-    if (!c->session)
+    if (!c->session) {
         gw_request_close(c, MW_CLOSE_INTERNAL, "out of memory");
+        return 0;
+    }
+    if (gw_auth_on(g)) {
+        /* Verified at CONFIRM_UPGRADE; read again here, where the
+         * connection's own storage exists (the headers are still there). A
+         * token that expired in between closes 4003 (AUTH-050). */
+        struct mw_token_claims claims;
+        char tok[MW_TOKEN_MAX_BYTES + 1], *scratch = mw_malloc(GW_HEADER_DATA + 1);
+        const char *why = "";
+        int rc = MW_ENOMEM;
+
+        if (scratch &&
+            gw_credentials(wsi, tok, scratch, GW_HEADER_DATA + 1, &why) == GW_CRED_TOKEN) {
+            rc = mw_token_verify(g->cfg.auth_keys, &g->cfg.auth_policy, tok, strlen(tok),
+                                 mw_loop_now_ms() / 1000, &claims, &why);
+            OPENSSL_cleanse(tok, sizeof(tok));
+        }
+        mw_free(scratch);
+        if (rc == 0)
+            rc = mw_session_set_player(c->session, claims.sub);
+        if (rc) {
+            gw_request_close(c, MW_CLOSE_TOKEN_EXPIRED, "token expired");
+            return 0;
+        }
+        c->expires_s = claims.expires_at_s > 0 ? claims.expires_at_s : 1;
+    }
     return 0;
 }
 
@@ -514,8 +895,15 @@ static int gw_receive(struct gw_conn *c, const unsigned char *in, size_t len)
     size_t have = c->rx.len;
     bool final;
 
+    if (gw_unmasked(c))
+        return gw_close_now(c, GW_CLOSE_PROTOCOL, "unmasked frame"); /* MSG-141 */
     if (c->close_code || c->g->stopping)
         return 0; /* closing or draining (MSG-123): input is ignored */
+    if (c->expires_s && mw_loop_now_ms() / 1000 >= c->expires_s) {
+        /* AUTH-050: nothing that arrives after the expiry is processed. */
+        gw_request_close(c, MW_CLOSE_TOKEN_EXPIRED, "token expired");
+        return 0;
+    }
     gw_saw_peer(c);
     if (lws_frame_is_binary(wsi))
         return gw_close_now(c, MW_CLOSE_UNSUPPORTED, "binary messages are not supported");
@@ -667,10 +1055,17 @@ static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         return gw_writeable(pss->conn);
     case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss && pss->conn && gw_unmasked(pss->conn))
+            return gw_close_now(pss->conn, GW_CLOSE_PROTOCOL, "unmasked frame");
         if (pss && pss->conn)
             gw_saw_peer(pss->conn);
         return 0;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        gw_scan_start(g, (int)(intptr_t)in);
+        return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (pss && pss->conn && gw_unmasked(pss->conn))
+            return gw_close_now(pss->conn, GW_CLOSE_PROTOCOL, "unmasked frame");
         if (pss && pss->conn) {
             const unsigned char *p = in;
             uint16_t code = len >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
@@ -684,7 +1079,13 @@ static int gw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             gw_closed(g, pss);
         return 0;
 
-    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP: {
+        struct gw_rxscan *x = gw_scan_of(g, wsi);
+
+        if (x)
+            x->had_http = true; /* MSG-141: keep-alive before an upgrade */
+    }
+        /* fallthrough */
     case LWS_CALLBACK_HTTP_BODY:
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -782,6 +1183,7 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     info.max_http_header_pool = gw_header_pool(cfg->max_connections);
     info.timeout_secs = GW_HANDSHAKE_S;
     info.timeout_secs_ah_idle = GW_HANDSHAKE_S;
+    info.max_http_header_data = GW_HEADER_DATA; /* AUTH-011 */
 
     g->ctx = lws_create_context(&info);
     if (!g->ctx) {
@@ -791,6 +1193,9 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
         return NULL;
     }
     g->ctx_alive = g->ctx;
+    ev_timer_init(&g->unmasked_timer, gw_unmasked_cb, 0., 0.);
+    g->unmasked_timer.data = g;
+    gw_recv_owner = g;
     lws_sul_schedule(g->ctx, 0, &g->tick, gw_lws_tick, GW_LWS_TICK_US);
     {
         struct lws_vhost *vh = lws_get_vhost_by_name(g->ctx, "default");
@@ -798,8 +1203,9 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
 
         g->port = p > 0 ? (uint16_t)p : cfg->port;
     }
-    if (g->idle_s > 0) {
-        double period = g->idle_s < 4 ? 0.25 : 1.0;
+    if (g->idle_s > 0 || gw_auth_on(g)) {
+        /* (Also the token expiry check, AUTH-050: within 1 s.) */
+        double period = g->idle_s > 0 && g->idle_s < 4 ? 0.25 : 1.0;
 
         ev_timer_init(&g->idle_timer, gw_idle_cb, period, period);
         g->idle_timer.data = g;
@@ -867,6 +1273,7 @@ void mw_gateway_free(struct mw_gateway *g)
     g->stopping = true;
     if (ev_is_active(&g->drain_timer))
         ev_timer_stop(g->loop, &g->drain_timer);
+    ev_timer_stop(g->loop, &g->unmasked_timer);
     if (ev_is_active(&g->idle_timer)) {
         ev_ref(g->loop);
         ev_timer_stop(g->loop, &g->idle_timer);
@@ -878,5 +1285,9 @@ void mw_gateway_free(struct mw_gateway *g)
         ev_run(g->loop, EVRUN_NOWAIT);
     if (g->ctx_alive)
         mw_log(MW_LOG_WARN, "gateway: lws context not fully destroyed");
+    if (gw_recv_owner == g)
+        gw_recv_owner = NULL;
+    ev_timer_stop(g->loop, &g->unmasked_timer);
+    mw_free(g->scan);
     mw_free(g);
 }

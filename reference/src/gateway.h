@@ -17,6 +17,9 @@
  *
  * Close reactions (spec/messages.md):
  *   path other than /realtime     404, never upgraded          MSG-001
+ *   Origin not in the allow-list  403, never upgraded          AUTH-090
+ *   auth on, token missing/bad    401, never upgraded          AUTH-040, AUTH-041
+ *   token expired while open      close 4003                   AUTH-050
  *   only unknown subprotocols     400, never upgraded          MSG-005
  *   over max_connections          503, never upgraded          MSG-098
  *   text message > 65,536 bytes   close 1009 at the first byte over  MSG-091
@@ -24,6 +27,8 @@
  *                                 messages over reassembly_budget) MSG-122
  *   invalid UTF-8                 close 1007                   MSG-092
  *   binary message                close 1003                   MSG-093
+ *   unmasked client frame         close 1002 (recv() parses frame
+ *                                 headers: lws accepts them)   MSG-141
  *   outbound bound reached        close 4001, queue freed      MSG-096
  *   socket full for 3 s           TCP connection dropped       MSG-096
  *   idle                          ping, then close 4002 without a pong MSG-097
@@ -39,6 +44,7 @@
 
 #include "metrics.h"
 #include "session.h"
+#include "token.h"
 
 struct ev_loop;
 struct mw_gateway;
@@ -47,6 +53,7 @@ struct mw_http;
 #define MW_GATEWAY_PROTOCOL    "matchwire.v1"
 #define MW_GATEWAY_WS_PATH     "/realtime"
 #define MW_GATEWAY_MAX_MESSAGE 65536 /* bytes of one inbound text message */
+#define MW_GATEWAY_ORIGINS_MAX 16    /* entries of the Origin allow-list */
 
 /* Copied by mw_gateway_new(). */
 struct mw_gateway_config {
@@ -59,6 +66,11 @@ struct mw_gateway_config {
     int idle_timeout_s;           /* ping after this much silence; 0: never */
     bool websocket;               /* serve /realtime (roles all and api) */
     int lws_log_level;            /* lws_set_log_level() mask */
+    /* spec/auth.md. Borrowed (the server's; they outlive the gateway). */
+    const struct mw_token_keys *auth_keys; /* NULL or no key: unauthenticated mode */
+    struct mw_token_policy auth_policy;    /* leeway, audience, issuer (AUTH-033..036) */
+    const char *allowed_origins[MW_GATEWAY_ORIGINS_MAX]; /* AUTH-090; none: not checked */
+    size_t n_allowed_origins;
 };
 
 /* Creates the lws context on loop (borrowed, must outlive the gateway) and

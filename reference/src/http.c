@@ -8,9 +8,11 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -47,7 +49,7 @@ enum req_state {
     REQ_SENT,          /* response written (req_send) */
 };
 
-enum req_op { OP_NONE = 0, OP_CREATE, OP_GET, OP_CANCEL };
+enum req_op { OP_NONE = 0, OP_CREATE, OP_GET, OP_CANCEL_CHECK, OP_CANCEL };
 
 /* One HTTP request. Held by the wsi (through its slot) and by each store
  * call in flight; freed when the last holder lets go. */
@@ -65,6 +67,10 @@ struct http_req {
     bool in_too_large;          /* over the bound: the rest is drained, not kept */
     bool has_idem_key;          /* POST carried an idempotencyKey */
     int64_t now_ms;             /* the time given to create */
+    /* AUTH-070: a request authorized by a player token acts only for that
+     * player (the service token and auth off: for any player). */
+    bool player_only;
+    char player[MW_PLAYER_ID_MAX + 1];
     unsigned status;
     const char *ctype;
     struct mw_buf out; /* LWS_PRE bytes of headroom, then the body */
@@ -189,6 +195,12 @@ static void req_resource(struct http_req *r, unsigned status, const struct mw_ti
 
 /* ---- Store callbacks ------------------------------------------------------ */
 
+/* Whether r's principal may see ticket t (AUTH-070). */
+static bool req_owns(const struct http_req *r, const struct mw_ticket *t)
+{
+    return !r->player_only || (t && strcmp(t->player_id, r->player) == 0);
+}
+
 static void req_store_cb(void *ud, int status, const struct mw_ticket *t)
 {
     struct http_req *r = ud;
@@ -213,10 +225,32 @@ static void req_store_cb(void *ud, int status, const struct mw_ticket *t)
             req_store_error(r, status);
         break;
     case OP_GET:
-        if (status == 0)
+        if (status == 0 && !req_owns(r, t))
+            req_json_error(r, HTTP_STATUS_NOT_FOUND, MW_CODE_NOT_FOUND, "no such ticket");
+        else if (status == 0)
             req_resource(r, HTTP_STATUS_OK, t);
         else
             req_store_error(r, status);
+        break;
+    case OP_CANCEL_CHECK:
+        /* A player's DELETE: its own ticket only (AUTH-070), else 404 as
+         * for an unknown one. The read holds our reference; the cancel
+         * takes another. */
+        if (status == 0 && req_owns(r, t)) {
+            int rc;
+
+            r->op = OP_CANCEL;
+            r->refs++;
+            rc = mw_ticket_store_cancel(r->h->env.store, t->id, mw_loop_now_ms(), req_store_cb, r);
+            if (rc) {
+                r->refs--;
+                req_store_error(r, rc);
+            }
+        } else if (status == 0 || status == MW_ENOTFOUND) {
+            req_json_error(r, HTTP_STATUS_NOT_FOUND, MW_CODE_NOT_FOUND, "no such ticket");
+        } else {
+            req_store_error(r, status);
+        }
         break;
     case OP_CANCEL:
         if (status == 0) {
@@ -265,6 +299,19 @@ static void route_healthz(struct http_req *r)
     if (!rc)
         rc =
             mw_buf_puts(&r->out, ready == 0 ? "{\"status\":\"ok\"" : "{\"status\":\"unavailable\"");
+    if (mw_token_keys_count(e->auth_keys) > 0) {
+        /* AUTH-074: ok or unavailable, nothing else; the reason is logged. */
+        if (ready != 0)
+            mw_log(MW_LOG_INFO, "http: /healthz unavailable: %s", reason[0] ? reason : "not ready");
+        if (!rc)
+            rc = mw_buf_puts(&r->out, "}");
+        if (rc) {
+            req_json_error(r, HTTP_STATUS_INTERNAL_SERVER_ERROR, MW_CODE_INTERNAL, "encode failed");
+            return;
+        }
+        req_ready(r);
+        return;
+    }
     if (!rc && ready != 0) {
         if (!reason[0])
             memcpy(reason, "not ready", sizeof("not ready"));
@@ -361,6 +408,13 @@ static void route_create(struct http_req *r)
                        perr.code != MW_CODE_NONE ? perr.code : MW_CODE_BAD_MESSAGE, perr.message);
         return;
     }
+    if (r->player_only && strcmp(er.player_id, r->player) != 0) {
+        /* AUTH-070: a player token creates tickets for its own player. */
+        mw_free(er.attributes_json);
+        req_json_error(r, HTTP_STATUS_FORBIDDEN, MW_CODE_FORBIDDEN,
+                       "playerId is not the authenticated player");
+        return;
+    }
     er.watched = false; /* MSG-115: an HTTP ticket has no watcher */
     r->op = OP_CREATE;
     r->has_idem_key = er.has_idem_key;
@@ -388,6 +442,9 @@ static void route_ticket(struct http_req *r, int method, const char *id)
     r->refs++;
     if (method == LWSHUMETH_GET) {
         r->op = OP_GET;
+        rc = mw_ticket_store_get(r->h->env.store, id, req_store_cb, r);
+    } else if (r->player_only) {
+        r->op = OP_CANCEL_CHECK; /* read, then cancel only its own ticket */
         rc = mw_ticket_store_get(r->h->env.store, id, req_store_cb, r);
     } else {
         r->op = OP_CANCEL;
@@ -518,8 +575,8 @@ static bool http_has_body(struct lws *wsi, int method, long long *declared)
 
 /* Answers status with a JSON error and Connection: close from inside
  * LWS_CALLBACK_HTTP; the caller returns -1 (lws flushes, then closes). */
-static int http_refuse_and_close(struct lws *wsi, unsigned status, enum mw_code code,
-                                 const char *message)
+static int http_refuse_and_close_auth(struct lws *wsi, unsigned status, enum mw_code code,
+                                      const char *message, const char *www_auth)
 {
     unsigned char buf[LWS_PRE + 1024];
     unsigned char *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
@@ -534,6 +591,9 @@ static int http_refuse_and_close(struct lws *wsi, unsigned status, enum mw_code 
                                      &p, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                      (const unsigned char *)"no-store", 8, &p, end) ||
+        (www_auth && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                                 (const unsigned char *)www_auth,
+                                                 (int)strlen(www_auth), &p, end)) ||
         lws_finalize_http_header(wsi, &p, end) || end - p < n)
         return -1;
     memcpy(p, body, (size_t)n);
@@ -542,6 +602,98 @@ static int http_refuse_and_close(struct lws *wsi, unsigned status, enum mw_code 
      * it closes (LRS_FLUSHING_BEFORE_CLOSE). */
     (void)lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
     return -1;
+}
+
+static int http_refuse_and_close(struct lws *wsi, unsigned status, enum mw_code code,
+                                 const char *message)
+{
+    return http_refuse_and_close_auth(wsi, status, code, message, NULL);
+}
+
+/* ---- Credentials (spec/auth.md section 7) ----------------------------------- */
+
+enum http_principal { HTTP_NOBODY = 0, HTTP_REFUSED, HTTP_SERVICE, HTTP_PLAYER };
+
+/* Who the request's `Authorization: Bearer` credential is: the service
+ * token (compared in constant time, AUTH-071), or, when allow_player, a
+ * valid player token (sub copied to player). HTTP_NOBODY: no credentials;
+ * HTTP_REFUSED: credentials that are neither. */
+static enum http_principal http_principal(const struct mw_http *h, struct lws *wsi,
+                                          bool allow_player, char *player)
+{
+    const struct mw_http_env *e = &h->env;
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    enum http_principal who = HTTP_REFUSED;
+    char *hv;
+    const char *tok, *why = "";
+    size_t tl;
+
+    if (n <= 0)
+        return HTTP_NOBODY;
+    if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, 1) > 0 ||
+        n > MW_TOKEN_MAX_BYTES + 64)
+        return HTTP_REFUSED; /* AUTH-012 */
+    hv = mw_malloc((size_t)n + 1);
+    if (!hv)
+        return HTTP_REFUSED;
+    if (lws_hdr_copy(wsi, hv, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+        strncasecmp(hv, "bearer", 6) != 0 || hv[6] != ' ')
+        goto out;
+    for (tok = hv + 6; *tok == ' ';)
+        tok++;
+    tl = strlen(tok);
+    if (tl == 0)
+        goto out;
+    if (e->service_token_len &&
+        mw_token_service_equal(e->service_token, e->service_token_len, tok, tl)) {
+        who = HTTP_SERVICE;
+    } else if (allow_player && mw_token_keys_count(e->auth_keys) > 0) {
+        struct mw_token_claims c;
+
+        if (mw_token_verify(e->auth_keys, &e->auth_policy, tok, tl, mw_loop_now_ms() / 1000, &c,
+                            &why) == 0) {
+            memcpy(player, c.sub, strlen(c.sub) + 1);
+            who = HTTP_PLAYER;
+        } else {
+            mw_log(MW_LOG_INFO, "http: player token refused: %s", why);
+        }
+    }
+out:
+    OPENSSL_cleanse(hv, (size_t)n + 1);
+    mw_free(hv);
+    return who;
+}
+
+/* AUTH-070..075, before any body is read: 0 when the request may go on
+ * (principal set in *player_only / player), else the 401 was written and
+ * the callback returns -1 (the connection closes: lws would otherwise read
+ * the body). */
+static int http_authorize(struct mw_http *h, struct lws *wsi, const char *uri, size_t uri_len,
+                          bool *player_only, char *player)
+{
+    const struct mw_http_env *e = &h->env;
+    bool metrics = uri_len == 8 && memcmp(uri, "/metrics", 8) == 0;
+    bool tickets = e->tickets_api && uri_len >= sizeof(HTTP_TICKETS) - 1 &&
+                   memcmp(uri, HTTP_TICKETS, sizeof(HTTP_TICKETS) - 1) == 0 &&
+                   (uri_len == sizeof(HTTP_TICKETS) - 1 || uri[sizeof(HTTP_TICKETS) - 1] == '/');
+    bool auth_on = mw_token_keys_count(e->auth_keys) > 0;
+    enum http_principal who;
+
+    *player_only = false;
+    if (!(metrics && e->service_token_len) && !(tickets && auth_on))
+        return 0; /* an open route */
+    who = http_principal(h, wsi, tickets, player);
+    if (who == HTTP_SERVICE)
+        return 0;
+    if (who == HTTP_PLAYER) {
+        *player_only = true;
+        return 0;
+    }
+    return http_refuse_and_close_auth(
+        wsi, HTTP_STATUS_UNAUTHORIZED, MW_CODE_UNAUTHORIZED,
+        who == HTTP_NOBODY ? "credentials required" : "credentials refused",
+        who == HTTP_NOBODY ? "Bearer realm=\"matchwire\""
+                           : "Bearer realm=\"matchwire\", error=\"invalid_token\"");
 }
 
 /* Sends r's response at once, from wherever it became ready (inside
@@ -654,6 +806,13 @@ static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
                                      "pipelined request with a body: send it again on a new "
                                      "connection after the previous response");
     }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        /* MSG-140: lws 4.1.6 decodes no chunked request body (with a
+         * Content-Length too it would hand the chunk framing over as the
+         * body); both headers together are also a request-smuggling sign
+         * (RFC 9112 section 6.1): refused, and the connection closes. */
+        return http_refuse_and_close(wsi, HTTP_STATUS_LENGTH_REQUIRED, MW_CODE_BAD_MESSAGE,
+                                     "send the body with Content-Length, not Transfer-Encoding");
     if (body && declared < 0) /* POST without Content-Length: lws would wait for 100 MB */
         return http_refuse_and_close(wsi, HTTP_STATUS_LENGTH_REQUIRED, MW_CODE_BAD_MESSAGE,
                                      "Content-Length required");
@@ -662,9 +821,18 @@ static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
     if (method < 0 || !uri || uri_len <= 0 || (size_t)uri_len >= sizeof(r->path))
         return http_refuse_and_close(wsi, HTTP_STATUS_BAD_REQUEST, MW_CODE_BAD_MESSAGE,
                                      "bad request line");
-    r = req_new(h, wsi, slot);
-    if (!r)
-        return -1;
+    {
+        bool player_only;
+        char player[MW_PLAYER_ID_MAX + 1] = "";
+
+        if (http_authorize(h, wsi, uri, (size_t)uri_len, &player_only, player))
+            return -1; /* AUTH-072: answered 401 before the body */
+        r = req_new(h, wsi, slot);
+        if (!r)
+            return -1;
+        r->player_only = player_only;
+        memcpy(r->player, player, sizeof(r->player));
+    }
     r->method = method;
     memcpy(r->path, uri, (size_t)uri_len);
     r->path[uri_len] = '\0';

@@ -27,6 +27,7 @@
 
 #include "metrics.h"
 #include "ticket_store.h"
+#include "token.h"
 
 #define MW_HTTP_BODY_MAX 65536 /* bytes of a POST body; 413 beyond */
 
@@ -44,6 +45,13 @@ struct mw_http_env {
     /* Fills the gauges rendered by /metrics (and may refresh counters). */
     void (*gauges)(void *ud, struct mw_metrics_gauges *g);
     void *ud;
+    /* spec/auth.md section 7 (borrowed, outlive the mw_http). With player
+     * keys (auth on) the ticket routes need the service token or a player
+     * token; with a service token /metrics needs it (either mode). */
+    const struct mw_token_keys *auth_keys; /* NULL or empty: auth off */
+    struct mw_token_policy auth_policy;
+    const char *service_token; /* service_token_len bytes; NULL/0: none configured */
+    size_t service_token_len;
 };
 
 /* Returns the route table or NULL. env copied (its pointers borrowed). */

@@ -4,6 +4,7 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "ticket_store.h"
+#include "token.h"
 #include "ticket_store_memory.h"
 #include "worker.h"
 #include "channel_redis.h"
@@ -41,6 +43,7 @@ struct mw_server {
     struct mw_worker *worker;
     struct mw_http *http;
     struct mw_gateway *gw;
+    struct mw_token_keys *auth_keys; /* player-token keys (spec/auth.md); empty: auth off */
     struct mw_session_env senv;
     struct mw_buf session_out; /* senv.scratch: every session's reply buffer */
     /* Ticket and match ids: getrandom(2) read 4 KiB at a time (one system
@@ -163,6 +166,83 @@ static void server_signal_cb(void *ud, int signum)
 }
 
 /* ---- Construction --------------------------------------------------------- */
+
+/* Whether b[0..n) contains a PEM armour line ("-----BEGIN"). */
+static bool server_is_pem(const char *b, size_t n)
+{
+    for (size_t i = 0; i + 10 <= n; i++)
+        if (memcmp(b + i, "-----BEGIN", 10) == 0)
+            return true;
+    return false;
+}
+
+/* The player-token key set from the configured files and variable; refuses
+ * to start on any unusable key (AUTH-003), says loudly when auth is off
+ * (AUTH-002). Secrets never reach the log. */
+static int server_load_auth(struct mw_server *s)
+{
+    const struct mw_config *cfg = &s->cfg;
+    char err[256];
+    char *buf;
+    int rc = 0;
+
+    s->auth_keys = mw_token_keys_new();
+    buf = mw_malloc(MW_TOKEN_PEM_MAX + 1);
+    if (!s->auth_keys || !buf) {
+        mw_free(buf);
+        return MW_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_auth_keys && !rc; i++) {
+        const struct mw_config_key *k = &cfg->auth_keys[i];
+        bool hs = k->alg == MW_TOKEN_ALG_HS256;
+        size_t len = 0;
+
+        rc = mw_config_read_file(hs ? "--auth-hs256-secret-file" : "--auth-public-key", k->path,
+                                 buf, hs ? MW_TOKEN_SECRET_MAX + 1 : MW_TOKEN_PEM_MAX + 1, &len,
+                                 err, sizeof(err));
+        if (rc) {
+            mw_log(MW_LOG_ERR, "server: %s", err);
+            break;
+        }
+        if (hs && server_is_pem(buf, len)) {
+            /* AUTH-022: a PEM text is never an HMAC secret. */
+            mw_log(MW_LOG_ERR,
+                   "server: --auth-hs256-secret-file %s: a PEM text is not an HS256 "
+                   "secret (AUTH-022)",
+                   k->path);
+            rc = MW_EINVAL;
+        } else {
+            rc = hs ? mw_token_keys_add_hs256(s->auth_keys, buf, len, k->kid[0] ? k->kid : NULL)
+                    : mw_token_keys_add_pem(s->auth_keys, k->alg, buf, len,
+                                            k->kid[0] ? k->kid : NULL);
+            if (rc)
+                mw_log(MW_LOG_ERR, "server: %s key %s%s%s: %s (AUTH-003)",
+                       mw_token_alg_name(k->alg), k->path, k->kid[0] ? " kid " : "", k->kid,
+                       rc == MW_EINVAL ? "unusable for its algorithm (size, type or kid)"
+                                       : mw_strerror(rc));
+        }
+        OPENSSL_cleanse(buf, MW_TOKEN_PEM_MAX + 1);
+    }
+    mw_free(buf);
+    if (!rc && cfg->auth_hs256_env_len) {
+        if (server_is_pem(cfg->auth_hs256_env, cfg->auth_hs256_env_len))
+            rc = MW_EINVAL;
+        else
+            rc = mw_token_keys_add_hs256(s->auth_keys, cfg->auth_hs256_env, cfg->auth_hs256_env_len,
+                                         NULL);
+        if (rc)
+            mw_log(MW_LOG_ERR, "server: MATCHWIRE_AUTH_HS256_SECRET: unusable (AUTH-003)");
+    }
+    if (rc)
+        return rc;
+    if (mw_token_keys_count(s->auth_keys) == 0)
+        mw_log(MW_LOG_WARN, "AUTH IS OFF: any client may act as any player; configure "
+                            "--auth-hs256-secret-file or --auth-public-key");
+    else
+        mw_log(MW_LOG_NOTICE, "server: auth on: %zu player-token key(s)%s",
+               mw_token_keys_count(s->auth_keys), cfg->service_token_len ? ", service token" : "");
+    return 0;
+}
 
 static void server_redis_opts(const struct mw_config *cfg, struct mw_redis_opts *o)
 {
@@ -344,6 +424,8 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     s->loop = mw_loop_new();
     if (!s->loop)
         goto fail;
+    if (server_load_auth(s))
+        goto fail;
     if (api) {
         /* Every map keyed by client-chosen strings hashes with its own
          * random key (hash flooding): hub, matchmaker, memory store,
@@ -391,6 +473,13 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     henv.ready = server_ready;
     henv.gauges = server_gauges;
     henv.ud = s;
+    henv.auth_keys = s->auth_keys;
+    mw_token_policy_init(&henv.auth_policy);
+    henv.auth_policy.leeway_s = s->cfg.auth_leeway_s;
+    henv.auth_policy.audience = s->cfg.auth_audience[0] ? s->cfg.auth_audience : NULL;
+    henv.auth_policy.issuer = s->cfg.auth_issuer[0] ? s->cfg.auth_issuer : NULL;
+    henv.service_token = s->cfg.service_token_len ? s->cfg.service_token : NULL;
+    henv.service_token_len = s->cfg.service_token_len;
     s->http = mw_http_new(&henv);
     if (!s->http)
         goto fail;
@@ -405,6 +494,10 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     gcfg.idle_timeout_s = cfg->idle_timeout_s;
     gcfg.websocket = api;
     gcfg.lws_log_level = server_lws_log_mask(cfg->log_level);
+    gcfg.auth_keys = s->auth_keys;
+    gcfg.auth_policy = henv.auth_policy;
+    for (size_t i = 0; i < s->cfg.n_allowed_origins && i < MW_GATEWAY_ORIGINS_MAX; i++)
+        gcfg.allowed_origins[gcfg.n_allowed_origins++] = s->cfg.allowed_origins[i];
     s->gw = mw_gateway_new(&gcfg, mw_loop_ev(s->loop), &s->senv, s->http, &s->metrics);
     if (!s->gw)
         goto fail;
@@ -493,5 +586,8 @@ void mw_server_free(struct mw_server *s)
     mw_buf_release(&s->session_out);
     /* 9. Unused random bytes: erased (ids already handed out stay secret). */
     mw_random_pool_wipe(&s->rnd);
+    /* 10. Keys (wiped by their free) and the secrets of the config copy. */
+    mw_token_keys_free(s->auth_keys);
+    OPENSSL_cleanse(&s->cfg, sizeof(s->cfg));
     mw_free(s);
 }

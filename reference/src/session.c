@@ -107,6 +107,10 @@ struct mw_session {
     bool send_blocked; /* io->send said MW_ELIMIT: the edge is closing 4001 */
     bool busy;         /* a request waits on the store */
     unsigned errors_in_row;
+    /* Authenticated mode (mw_session_set_player): the one player this
+     * connection acts for (auth.md AUTH-060). */
+    bool authed;
+    char player[MW_PLAYER_ID_MAX + 1];
     unsigned max_errors; /* limits.max_consecutive_errors, 0 meaning 10 */
     struct mw_ratelimit rate;
 
@@ -548,6 +552,24 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
     return s;
 }
 
+int mw_session_set_player(struct mw_session *s, const char *sub)
+{
+    size_t n = sub ? strlen(sub) : 0;
+
+    if (!s || n == 0 || n > MW_PLAYER_ID_MAX)
+        return MW_EINVAL;
+    memcpy(s->player, sub, n + 1);
+    s->authed = true;
+    return 0;
+}
+
+/* Whether the authenticated player may see ticket t (AUTH-062): always in
+ * unauthenticated mode. */
+static bool owns(const struct mw_session *s, const struct mw_ticket *t)
+{
+    return !s->authed || strcmp(t->player_id, s->player) == 0;
+}
+
 /* ---- Requests ---------------------------------------------------------------- */
 
 static void process_queue(struct mw_session *s);
@@ -686,6 +708,18 @@ static void on_attached(void *ud, int status, const struct mw_ticket *t)
         reply_internal(s, "watch lost");
         goto out;
     }
+    if (!owns(s, t)) {
+        /* AUTH-062: another player's ticket is answered as an unknown one.
+         * Subscribe-before-read registered the route and the store counted
+         * a watcher (queued tickets only, CHN-071): both go, and so does
+         * any push held meanwhile (drop_live), before the reply. */
+        if (t->state == MW_TICKET_QUEUED)
+            (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
+        e->attached = false;
+        drop_live(s, e, s->cur_now, true);
+        send_error(s, cur_id(s), MW_CODE_NOT_FOUND, "no such ticket", SIZE_MAX);
+        goto out;
+    }
     /* A second attach for one session: give it back (counted when queued). */
     if (s->cur_was_attached && t->state == MW_TICKET_QUEUED)
         (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
@@ -778,6 +812,13 @@ static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
 {
     int rc;
 
+    /* AUTH-061: byte for byte the token's subject, or nothing is created or
+     * read (and the idempotency pair is always the caller's own, AUTH-063). */
+    if (s->authed && strcmp(m->enqueue.player_id, s->player) != 0) {
+        send_error(s, cur_id(s), MW_CODE_FORBIDDEN, "playerId is not the authenticated player",
+                   SIZE_MAX);
+        return;
+    }
     s->cur_has_idem = m->enqueue.has_idem_key;
     s->cur_idem_hash =
         s->cur_has_idem ? mw_hash_pair(&s->env->hash_key, m->enqueue.player_id, m->enqueue.idem_key)
@@ -840,10 +881,42 @@ static void do_watch(struct mw_session *s, const struct mw_client_msg *m)
     s->busy = true;
 }
 
+/* Authenticated cancel, step 2: the ticket was read; only its own player
+ * may cancel it (AUTH-062), anyone else hears `not_found` as for an unknown
+ * ticket. (A ticket's playerId never changes, so the read cannot go stale.) */
+static void on_cancel_owner(void *ud, int status, const struct mw_ticket *t)
+{
+    struct mw_session *s = ud;
+    int rc;
+
+    if (s->closed) {
+        unref(s);
+        return;
+    }
+    if (status == MW_ENOTFOUND || (status == 0 && t && !owns(s, t))) {
+        send_error(s, cur_id(s), MW_CODE_NOT_FOUND, "no such live ticket", SIZE_MAX);
+    } else if (status != 0 || !t) {
+        reply_store_error(s, status ? status : MW_EUNAVAIL);
+    } else {
+        rc = mw_ticket_store_cancel(s->env->store, s->cur_ticket, s->cur_now, on_cancelled, s);
+        if (rc == 0)
+            return; /* on_cancelled finishes the request with our reference */
+        reply_store_error(s, rc);
+    }
+    request_done(s);
+    unref(s);
+}
+
 static void do_cancel(struct mw_session *s, const struct mw_client_msg *m)
 {
-    int rc = mw_ticket_store_cancel(s->env->store, m->ticket_id, s->cur_now, on_cancelled, s);
+    int rc;
 
+    if (s->authed) {
+        memcpy(s->cur_ticket, m->ticket_id, sizeof(s->cur_ticket));
+        rc = mw_ticket_store_get(s->env->store, s->cur_ticket, on_cancel_owner, s);
+    } else {
+        rc = mw_ticket_store_cancel(s->env->store, m->ticket_id, s->cur_now, on_cancelled, s);
+    }
     if (rc) {
         reply_store_error(s, rc);
         return;

@@ -28,17 +28,17 @@
 #include "ticket_store.h"
 
 /* WebSocket close codes the session asks for (spec/messages.md registry). */
-#define MW_CLOSE_NORMAL          1000
-#define MW_CLOSE_GOING_AWAY      1001 /* server shutting down (retryable) */
-#define MW_CLOSE_UNSUPPORTED     1003 /* binary message (terminal) */
-#define MW_CLOSE_BAD_PAYLOAD     1007 /* invalid UTF-8 in a text message (terminal) */
-#define MW_CLOSE_POLICY          1008 /* too many consecutive errors / rate abuse (terminal) */
-#define MW_CLOSE_TOO_BIG         1009 /* message over 65,536 bytes (terminal) */
-#define MW_CLOSE_INTERNAL        1011 /* server error (retryable) */
-#define MW_CLOSE_TRY_AGAIN       1013 /* --max-connections reached (retryable) */
-#define MW_CLOSE_SLOW_CONSUMER   4001 /* outbound queue overflow (retryable) */
-#define MW_CLOSE_IDLE            4002 /* no pong within the idle timeout (retryable) */
-#define MW_CLOSE_BAD_SUBPROTOCOL 4003 /* reserved: subprotocol refused (terminal) */
+#define MW_CLOSE_NORMAL        1000
+#define MW_CLOSE_GOING_AWAY    1001 /* server shutting down (retryable) */
+#define MW_CLOSE_UNSUPPORTED   1003 /* binary message (terminal) */
+#define MW_CLOSE_BAD_PAYLOAD   1007 /* invalid UTF-8 in a text message (terminal) */
+#define MW_CLOSE_POLICY        1008 /* too many consecutive errors / rate abuse (terminal) */
+#define MW_CLOSE_TOO_BIG       1009 /* message over 65,536 bytes (terminal) */
+#define MW_CLOSE_INTERNAL      1011 /* server error (retryable) */
+#define MW_CLOSE_TRY_AGAIN     1013 /* --max-connections reached (retryable) */
+#define MW_CLOSE_SLOW_CONSUMER 4001 /* outbound queue overflow (retryable) */
+#define MW_CLOSE_IDLE          4002 /* no pong within the idle timeout (retryable) */
+#define MW_CLOSE_TOKEN_EXPIRED 4003 /* the player token expired (auth.md AUTH-050; retryable) */
 
 struct mw_session;
 
@@ -95,6 +95,16 @@ struct mw_session_io {
 /* Returns a session or NULL. env and io borrowed (must outlive it). */
 struct mw_session *mw_session_new(const struct mw_session_env *env, const struct mw_session_io *io,
                                   void *io_ud);
+
+/* Authenticated mode (spec/auth.md section 6): from now on s acts only for
+ * the player `sub` (borrowed, copied; a valid playerId, as the token
+ * verifier guarantees): an enqueue for another playerId is answered
+ * `forbidden` (AUTH-061); a watch or cancel of another player's ticket
+ * exactly as one of an unknown ticket, `not_found`, with nothing left
+ * registered (AUTH-062). Call once, right after mw_session_new() and before
+ * any message. Returns 0 or MW_EINVAL (sub empty or too long). Without it
+ * the session is unauthenticated: any client may name any player. */
+int mw_session_set_player(struct mw_session *s, const char *sub);
 
 /* One complete text message (already UTF-8 checked and size-checked by the
  * edge: it is the edge that closes 1007/1009/1003). */

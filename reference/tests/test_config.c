@@ -1,12 +1,15 @@
 /* Tests for config: defaults, every flag (both spellings), environment
  * precedence (REDIS_HOST, REDIS_PORT, MATCHMAKING_ROLE), and every error,
  * over many parses in one process (no hidden getopt state). */
+#define _POSIX_C_SOURCE 200809L /* mkstemp */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -513,6 +516,147 @@ static void test_boundaries_accepted(void **state)
     }
 }
 
+/* ---- Secrets and auth (spec/auth.md AUTH-003, AUTH-080, AUTH-081) ---------- */
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
+    fclose(f);
+}
+
+/* AUTH-080: no error message about a --redis URL shows its password. */
+static void test_redis_url_errors_hide_password(void **state)
+{
+    static char *const urls[] = {
+        "redis://:hunter2secret@bad host:1/0", "redis://:hunter2secret@h:99999",
+        "redis://:hunter2secret@h:1/notadb",   "rediss://:hunter2secret@h:1",
+        "http://user:hunter2secret@h",         "redis://:hunter2secret@",
+        "redis://:p@ss:hunter2secret@h:x",     "hunter2secret@h",
+        "redis://:hunter2secret/x@h:1/zz",     "redis://:hunter2secret?@h:1/zz",
+    };
+    struct mw_config cfg;
+    char err[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        int rc = PARSE(&cfg, err, "--redis", urls[i]);
+
+        if (rc != MW_EINVAL || strstr(err, "hunter2") || !strstr(err, "--redis"))
+            print_error("%s: rc %d, err '%s'\n", urls[i], rc, err);
+        assert_int_equal(rc, MW_EINVAL);
+        assert_null(strstr(err, "hunter2"));
+        assert_null(strstr(err, "secret"));
+    }
+}
+
+static void test_redis_password_sources(void **state)
+{
+    char path[] = "/tmp/mw_test_config_pw_XXXXXX";
+    char *const env_pw[] = {(char *)"REDIS_PASSWORD=fromenv", NULL};
+    struct mw_config cfg;
+    char err[256];
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "fromfile\r\n"); /* AUTH-081: one trailing CRLF goes */
+    assert_int_equal(PARSE(&cfg, err, "--redis-password-file", path), 0);
+    assert_string_equal(cfg.redis_password, "fromfile");
+    /* the variable only when nothing else gives one */
+    assert_int_equal(PARSE_ENV(&cfg, err, env_pw, "--redis", "redis://h:1"), 0);
+    assert_string_equal(cfg.redis_password, "fromenv");
+    assert_int_equal(PARSE_ENV(&cfg, err, env_pw, "--redis", "redis://:url@h:1"), 0);
+    assert_string_equal(cfg.redis_password, "url");
+    assert_int_equal(PARSE_ENV(&cfg, err, env_pw, "--redis-password-file", path), 0);
+    assert_string_equal(cfg.redis_password, "fromfile");
+    /* both in the URL and in a file: which one? refused */
+    assert_int_equal(PARSE(&cfg, err, "--redis", "redis://:url@h:1", "--redis-password-file", path),
+                     MW_EINVAL);
+    assert_null(strstr(err, "url@"));
+    write_file(path, "\n");
+    assert_int_equal(PARSE(&cfg, err, "--redis-password-file", path), MW_EINVAL);
+    assert_non_null(strstr(err, "empty"));
+    unlink(path);
+    assert_int_equal(PARSE(&cfg, err, "--redis-password-file", path), MW_EINVAL);
+    assert_non_null(strstr(err, "cannot read"));
+}
+
+static void test_auth_flags(void **state)
+{
+    char path[] = "/tmp/mw_test_config_svc_XXXXXX";
+    char *const env_auth[] = {
+        (char *)"MATCHWIRE_AUTH_HS256_SECRET=0123456789abcdef0123456789abcdef",
+        (char *)"MATCHWIRE_SERVICE_TOKEN=svc-0123456789abcdef0123456789abcdef", NULL};
+    char *const env_short[] = {(char *)"MATCHWIRE_AUTH_HS256_SECRET=short", NULL};
+    struct mw_config cfg;
+    char err[256];
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    /* defaults: auth off, leeway 30 */
+    assert_int_equal(PARSE(&cfg, err, "--listen", "127.0.0.1:1"), 0);
+    assert_false(mw_config_auth_on(&cfg));
+    assert_int_equal(cfg.auth_leeway_s, 30);
+    assert_int_equal(cfg.service_token_len, 0);
+    assert_int_equal(PARSE(&cfg, err, "--auth-hs256-secret-file", "/k/a:2026-12",
+                           "--auth-hs256-secret-file", "/k/b", "--auth-public-key",
+                           "EdDSA:/k/ed.pub:ed1", "--auth-public-key=RS256:/k/rsa.pub",
+                           "--auth-audience", "matchwire", "--auth-issuer", "https://id.example",
+                           "--auth-leeway", "0", "--allowed-origin", "https://play.example.com",
+                           "--allowed-origin", "http://127.0.0.1:8080"),
+                     0);
+    assert_true(mw_config_auth_on(&cfg));
+    assert_int_equal(cfg.n_auth_keys, 4);
+    assert_int_equal(cfg.auth_keys[0].alg, MW_TOKEN_ALG_HS256);
+    assert_string_equal(cfg.auth_keys[0].path, "/k/a");
+    assert_string_equal(cfg.auth_keys[0].kid, "2026-12");
+    assert_string_equal(cfg.auth_keys[1].kid, "");
+    assert_int_equal(cfg.auth_keys[2].alg, MW_TOKEN_ALG_EDDSA);
+    assert_string_equal(cfg.auth_keys[2].path, "/k/ed.pub");
+    assert_int_equal(cfg.auth_keys[3].alg, MW_TOKEN_ALG_RS256);
+    assert_string_equal(cfg.auth_audience, "matchwire");
+    assert_string_equal(cfg.auth_issuer, "https://id.example");
+    assert_int_equal(cfg.auth_leeway_s, 0);
+    assert_int_equal(cfg.n_allowed_origins, 2);
+    assert_string_equal(cfg.allowed_origins[1], "http://127.0.0.1:8080");
+    /* secrets from the environment */
+    assert_int_equal(PARSE_ENV(&cfg, err, env_auth, "--listen", "127.0.0.1:1"), 0);
+    assert_true(mw_config_auth_on(&cfg));
+    assert_int_equal(cfg.auth_hs256_env_len, 32);
+    assert_int_equal(cfg.service_token_len, 36);
+    /* the service token from a file wins over the variable */
+    write_file(path, "file-0123456789abcdef0123456789abcdef\n");
+    assert_int_equal(PARSE_ENV(&cfg, err, env_auth, "--service-token-file", path), 0);
+    assert_int_equal(cfg.service_token_len, 37);
+    assert_memory_equal(cfg.service_token, "file-", 5);
+    /* AUTH-003 */
+    write_file(path, "too-short\n");
+    assert_int_equal(PARSE(&cfg, err, "--service-token-file", path), MW_EINVAL);
+    assert_non_null(strstr(err, "at least 32"));
+    assert_null(strstr(err, "too-short"));
+    assert_int_equal(PARSE_ENV(&cfg, err, env_short, "--listen", "127.0.0.1:1"), MW_EINVAL);
+    assert_null(strstr(err, "short"));
+    unlink(path);
+    EXPECT_ERROR("AUTH-003", "--auth-audience", "x");
+    EXPECT_ERROR("AUTH-003", "--auth-issuer", "x");
+    EXPECT_ERROR("AUTH-003", "--auth-leeway", "10");
+    EXPECT_ERROR("kid 'a' given twice", "--auth-hs256-secret-file", "/x:a", "--auth-public-key",
+                 "EdDSA:/y:a");
+    EXPECT_ERROR("--auth-leeway", "--auth-hs256-secret-file", "/x", "--auth-leeway", "301");
+    EXPECT_ERROR("--auth-public-key", "--auth-public-key", "HS256:/x");
+    EXPECT_ERROR("--auth-public-key", "--auth-public-key", "none:/x");
+    EXPECT_ERROR("--auth-hs256-secret-file", "--auth-hs256-secret-file", ":kid");
+    EXPECT_ERROR("--allowed-origin", "--allowed-origin", "null");
+    EXPECT_ERROR("--allowed-origin", "--allowed-origin", "https://a.example/path");
+    EXPECT_ERROR("--auth-audience", "--auth-hs256-secret-file", "/x", "--auth-audience", "");
+}
+
 int main(int argc, char **argv)
 {
     mwt_filter(argc, argv);
@@ -524,6 +668,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_boundaries_accepted),
+        cmocka_unit_test(test_redis_url_errors_hide_password),
+        cmocka_unit_test(test_redis_password_sources),
+        cmocka_unit_test(test_auth_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1337,6 +1337,160 @@ static void test_recovery_push_remembered_by_assigned_at(void **state)
     assert_int_equal(count_type(c, "match.assigned"), 0);
 }
 
+/* ---- Authenticated mode (spec/auth.md section 6) ------------------------------ */
+
+static struct conn *conn_as(struct fx *fx, const char *player)
+{
+    struct conn *c = conn_new(fx);
+
+    assert_int_equal(mw_session_set_player(c->s, player), 0);
+    return c;
+}
+
+/* AUTH-061: an enqueue for another playerId is forbidden and creates and
+ * reads nothing; the token's own playerId works. */
+static void test_auth_enqueue_other_player(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *a = conn_as(fx, "alice");
+    char t[MW_TICKET_ID_LEN + 1];
+    uint64_t n[4];
+
+    assert_int_equal(mw_session_set_player(a->s, ""), MW_EINVAL);
+    say(fx, a,
+        "{\"type\":\"enqueue\",\"v\":1,\"id\":\"e1\",\"data\":{\"queue\":\"duel\","
+        "\"playerId\":\"bob\"}}");
+    run(fx);
+    assert_int_equal(a->n_out, 1);
+    expect_out(a, 0, "\"code\":\"forbidden\"");
+    expect_out(a, 0, "\"id\":\"e1\"");
+    expect_out(a, 0, "\"retryable\":false");
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[0] + n[1] + n[2] + n[3], 0);
+    assert_int_equal(fx->metrics.errors[MW_CODE_FORBIDDEN], 1);
+    /* Byte for byte: a prefix or a case variant is another player. */
+    say(fx, a,
+        "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"Alice\"}}");
+    run(fx);
+    expect_out(a, 1, "\"code\":\"forbidden\"");
+    enqueue(fx, a, "alice", t);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 1);
+}
+
+/* AUTH-063: another player's (playerId, idempotencyKey) cannot be replayed:
+ * naming the victim is forbidden, and the same key under one's own id is a
+ * different ticket. */
+static void test_auth_replay_victims_key(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *victim = conn_as(fx, "bob"), *eve = conn_as(fx, "eve");
+    char vt[MW_TICKET_ID_LEN + 1], et[MW_TICKET_ID_LEN + 1];
+
+    say(fx, victim,
+        "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"bob\","
+        "\"idempotencyKey\":\"k-1\"}}");
+    run(fx);
+    expect_out(victim, 0, "\"type\":\"enqueued\"");
+    ticket_of(victim, 0, vt);
+    say(fx, eve,
+        "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"bob\","
+        "\"idempotencyKey\":\"k-1\"}}");
+    run(fx);
+    assert_int_equal(eve->n_out, 1);
+    expect_out(eve, 0, "\"code\":\"forbidden\"");
+    assert_false(has(eve->out[0], vt));
+    say(fx, eve,
+        "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"eve\","
+        "\"idempotencyKey\":\"k-1\"}}");
+    run(fx);
+    expect_out(eve, 1, "\"type\":\"enqueued\"");
+    ticket_of(eve, 1, et);
+    assert_string_not_equal(et, vt);
+}
+
+/* AUTH-062: a watch of another player's ticket is answered not_found like
+ * an unknown ticket; the route registered before the read (MSG-041) and
+ * the store's watcher count are undone, and a push that arrived while the
+ * watch was in flight never reaches the connection. */
+static void test_auth_watch_foreign_ticket(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *eve = conn_as(fx, "eve");
+    char ids[1][MW_TICKET_ID_LEN + 1], q[MW_TICKET_ID_LEN + 1];
+    uint64_t n[4];
+
+    /* Queued: not_found with the unknown ticket's exact words. */
+    http_ticket(fx, "bob", q);
+    sayf(fx, eve, "{\"type\":\"watch\",\"v\":1,\"id\":\"w1\",\"data\":{\"ticketId\":\"%s\"}}", q);
+    run(fx);
+    assert_int_equal(eve->n_out, 1);
+    expect_out(eve, 0,
+               "{\"type\":\"error\",\"v\":1,\"id\":\"w1\",\"data\":{\"code\":\"not_found\","
+               "\"message\":\"no such ticket\"");
+    assert_false(has(eve->out[0], q));
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* The watcher count went back: the unwatched ticket gets its grace. */
+    assert_int_equal(mw_ticket_store_sweep(&fx->st, fx->now + GRACE), 1);
+    run(fx);
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_CANCELLED], 1);
+    assert_int_equal(eve->n_out, 1); /* no ticket.cancelled push either */
+
+    /* Assigned and published while the watch is in flight: held, then
+     * dropped with the entry; only not_found goes out. */
+    http_ticket(fx, "bob", ids[0]);
+    sayf(fx, eve, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    commit_match(fx, ids, 1, true);
+    run(fx);
+    assert_int_equal(eve->n_out, 2);
+    expect_out(eve, 1, "\"code\":\"not_found\"");
+    assert_int_equal(count_type(eve, "match.assigned"), 0);
+    assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    /* And after it: nothing registered, nothing pushed. */
+    sayf(fx, eve, "{\"type\":\"watch\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", ids[0]);
+    run(fx);
+    expect_out(eve, 2, "\"code\":\"not_found\"");
+    assert_int_equal(count_type(eve, "match.assigned"), 0);
+}
+
+/* AUTH-062: the owner's own watch and cancel work as before. */
+static void test_auth_cancel_foreign_ticket(void **state)
+{
+    struct fx *fx = *state;
+    struct conn *bob = conn_as(fx, "bob"), *eve = conn_as(fx, "eve");
+    char t[MW_TICKET_ID_LEN + 1];
+    uint64_t n[4];
+
+    enqueue(fx, bob, "bob", t);
+    sayf(fx, eve, "{\"type\":\"cancel\",\"v\":1,\"id\":\"c1\",\"data\":{\"ticketId\":\"%s\"}}", t);
+    run(fx);
+    assert_int_equal(eve->n_out, 1);
+    expect_out(eve, 0,
+               "{\"type\":\"error\",\"v\":1,\"id\":\"c1\",\"data\":{\"code\":\"not_found\","
+               "\"message\":\"no such live ticket\"");
+    /* Unknown ticket: the same words. */
+    say(fx, eve,
+        "{\"type\":\"cancel\",\"v\":1,\"id\":\"c1\",\"data\":{\"ticketId\":"
+        "\"00000000-0000-4000-8000-000000000000\"}}");
+    run(fx);
+    assert_string_equal(strstr(eve->out[0], "\"data\""), strstr(eve->out[1], "\"data\""));
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_QUEUED], 1);
+    assert_int_equal(n[MW_TICKET_CANCELLED], 0);
+    assert_int_equal(bob->n_out, 1); /* no ticket.cancelled */
+    /* The owner cancels. */
+    sayf(fx, bob, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t);
+    run(fx);
+    expect_out(bob, 1, "\"type\":\"cancelled\"");
+    fx->st.ops->counts(fx->st.impl, n);
+    assert_int_equal(n[MW_TICKET_CANCELLED], 1);
+    /* A connection closed while the ownership read is in flight. */
+    enqueue(fx, bob, "bob", t);
+    sayf(fx, bob, "{\"type\":\"cancel\",\"v\":1,\"data\":{\"ticketId\":\"%s\"}}", t);
+    conn_close(fx, bob);
+    run(fx);
+}
+
 int main(int argc, char **argv)
 {
     mwt_filter(argc, argv);
@@ -1368,6 +1522,10 @@ int main(int argc, char **argv)
         T(test_in_place_when_idle),
         T(test_no_detach_for_final_tickets),
         T(test_recovery_push_remembered_by_assigned_at),
+        T(test_auth_enqueue_other_player),
+        T(test_auth_replay_victims_key),
+        T(test_auth_watch_foreign_ticket),
+        T(test_auth_cancel_foreign_ticket),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

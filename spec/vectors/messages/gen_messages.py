@@ -49,6 +49,10 @@ for n in (116, 117, 120, 121, 122, 123):
     NOT_VECTOR_TESTABLE["MSG-%d" % n] = (
         "edge faults: pipelining, slow connections, reassembly budget, drain (conformance faults "
         "profile, test_faults_edge; reference: tests/edge_faults.py)")
+NOT_VECTOR_TESTABLE["MSG-140"] = (
+    "HTTP framing: a request with Transfer-Encoding (conformance auth profile, test_auth)")
+NOT_VECTOR_TESTABLE["MSG-141"] = (
+    "WebSocket framing: an unmasked client frame (conformance auth profile, test_auth)")
 for n in range(125, 129):
     NOT_VECTOR_TESTABLE["MSG-%d" % n] = (
         "backend stall: timing on a live connection (conformance faults profile; reference: "
