@@ -153,7 +153,7 @@ class _Scanner:
                 self.fail(p, "control byte in string")
             if c == 0x5C:
                 if p + 1 >= n:
-                    self.fail(n, "unterminated escape")
+                    self.fail(p, "unterminated escape")  # its backslash (ENV-053)
                 e = b[p + 1]
                 simple = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x62: "\b", 0x66: "\f",
                           0x6E: "\n", 0x72: "\r", 0x74: "\t"}
