@@ -5,117 +5,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
+#include "invariant.h"
 
 #define MAX_SECONDS 604800 /* 7 days: the largest TTL/grace accepted */
-
-/* ---- Defaults ------------------------------------------------------------- */
-
-void mw_config_defaults(struct mw_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
-    cfg->listen_port = 8080;
-    cfg->channel = MW_CHANNEL_MEMORY;
-    cfg->store = MW_STORE_MEMORY;
-    cfg->role = MW_ROLE_ALL;
-    snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
-    cfg->redis_port = 6379;
-    cfg->redis_db = 0;
-    cfg->redis_timeout_ms = 2000;
-    cfg->worker.mm.match_size = 2;
-    cfg->worker.mm.n_overrides = 0;
-    cfg->worker.mm.max_waiting = 0; /* the matchmaker's default bound */
-    cfg->worker.n_game_servers = 1;
-    snprintf(cfg->worker.game_servers[0], sizeof(cfg->worker.game_servers[0]), "127.0.0.1:7777");
-    cfg->ticket_ttl_ms = 600000;
-    cfg->assigned_ttl_ms = 600000;
-    cfg->grace_ms = 30000;
-    cfg->max_connections = 19000;
-    cfg->limits.max_tickets = 8;
-    cfg->limits.max_consecutive_errors = 10;
-    cfg->limits.rate_per_sec = 50;
-    cfg->limits.rate_burst = 100;
-    cfg->limits.retention_ms = cfg->assigned_ttl_ms;
-    cfg->outbound_max_messages = 256;
-    cfg->outbound_max_bytes = (size_t)1 << 20;
-    cfg->reassembly_budget = (size_t)64 << 20;
-    cfg->idle_timeout_s = 60;
-    cfg->log_level = 2;
-    cfg->auth_leeway_s = MW_TOKEN_LEEWAY_DEFAULT;
-    cfg->help = false;
-}
-
-const char *mw_config_usage(void)
-{
-    return "usage: matchwire-server [options]\n"
-           "\n"
-           "  --listen HOST:PORT          address to serve WebSocket and HTTP on (127.0.0.1:8080;\n"
-           "                              [::1]:8080 for IPv6, :8080 for every interface, port 0\n"
-           "                              for any free port)\n"
-           "  --channel memory|redis      assignment channel backend (memory)\n"
-           "  --store memory|redis        ticket store backend (absent: the --channel one;\n"
-           "                              a redis store needs the redis channel)\n"
-           "  --role all|api|worker       all: gateway + matchmaker in one process; api: gateway\n"
-           "                              only; worker: matchmaker only (api/worker need redis)\n"
-           "  --redis URL                 redis://[[user]:password@]host[:port][/db]\n"
-           "                              (redis://127.0.0.1:6379/0; user: only 'default')\n"
-           "  --redis-prefix PREFIX       prepended to every Redis key and the channel name "
-           "(\"\")\n"
-           "  --redis-timeout MS          a Redis command unanswered this long fails as\n"
-           "                              unavailable; the connection is reset (2000)\n"
-           "  --match-size N              players per match, 1..16 (2)\n"
-           "  --queue-size QUEUE=N        match size for one queue, repeatable (at most 32)\n"
-           "  --game-servers H:P,...      game servers handed out round-robin, 1..64\n"
-           "                              (127.0.0.1:7777)\n"
-           "  --ticket-ttl SECONDS        a queued ticket expires after this (600)\n"
-           "  --assigned-ttl SECONDS      ended tickets stay readable this long (600)\n"
-           "  --grace SECONDS             an unwatched queued ticket is cancelled after this (30)\n"
-           "  --max-connections N         WebSocket connections; more are refused (19000)\n"
-           "  --max-tickets N             live tickets per connection (8)\n"
-           "  --rate N                    messages per second per connection (50)\n"
-           "  --rate-burst N              burst above the rate (100)\n"
-           "  --max-errors N              consecutive errors before close 1008 (10)\n"
-           "  --outbound-max-messages N   queued outbound messages per connection (256)\n"
-           "  --outbound-max-bytes N      queued outbound bytes per connection (1048576)\n"
-           "  --reassembly-budget N       bytes of unfinished inbound messages, all connections\n"
-           "                              together; one that would go over closes 1013 (67108864)\n"
-           "  --idle-timeout SECONDS      ping an idle connection after this, close without pong "
-           "(60)\n"
-           "  --log-level 0..4            0 err, 1 warn, 2 notice, 3 info, 4 debug (2)\n"
-           "  --redis-password-file FILE  the Redis password (instead of in --redis)\n"
-           "\n"
-           "Authentication (spec/auth.md; with no key every client may act as any player):\n"
-           "  --auth-hs256-secret-file FILE[:KID]  an HS256 secret (32..1024 bytes), repeatable\n"
-           "  --auth-public-key ALG:FILE[:KID]     ALG RS256 or EdDSA, a PEM public key, "
-           "repeatable\n"
-           "  --auth-audience S           tokens must carry this aud (AUTH-035)\n"
-           "  --auth-issuer S             tokens must carry this iss (AUTH-036)\n"
-           "  --auth-leeway SECONDS       clock skew allowed on exp/nbf/iat, 0..300 (30)\n"
-           "  --service-token-file FILE   the HTTP API's and /metrics' token (32..1024 bytes)\n"
-           "  --allowed-origin ORIGIN     WebSocket Origin allow-list, repeatable (unset: any)\n"
-           "  -v                          one level more verbose (repeatable)\n"
-           "  -h, --help                  this text\n"
-           "\n"
-           "SECONDS may have up to three decimals (--grace 0.5). A flag may be written\n"
-           "--flag VALUE or --flag=VALUE.\n"
-           "\n"
-           "Environment (the seed service's variables; a flag always wins):\n"
-           "  REDIS_HOST, REDIS_PORT      Redis address when --redis is absent. When REDIS_HOST\n"
-           "                              is set and --channel is absent, the channel is redis\n"
-           "                              (and the store, unless --store says otherwise: the\n"
-           "                              seed used Redis whenever REDIS_HOST was set).\n"
-           "  MATCHMAKING_ROLE            api | worker | all, when --role is absent.\n"
-           "  REDIS_PASSWORD              the Redis password, when neither --redis nor\n"
-           "                              --redis-password-file gives one.\n"
-           "  MATCHWIRE_AUTH_HS256_SECRET an HS256 secret (one more key, no kid).\n"
-           "  MATCHWIRE_SERVICE_TOKEN     the service token, when --service-token-file is absent.\n"
-           "Empty variables count as unset.\n";
-}
 
 /* ---- Value parsers -------------------------------------------------------- */
 
@@ -413,40 +311,6 @@ enum opt_id {
     O__COUNT
 };
 
-static const char *const opt_names[O__COUNT] = {
-    [O_LISTEN] = "listen",
-    [O_CHANNEL] = "channel",
-    [O_STORE] = "store",
-    [O_ROLE] = "role",
-    [O_REDIS] = "redis",
-    [O_REDIS_PREFIX] = "redis-prefix",
-    [O_REDIS_TIMEOUT] = "redis-timeout",
-    [O_MATCH_SIZE] = "match-size",
-    [O_QUEUE_SIZE] = "queue-size",
-    [O_GAME_SERVERS] = "game-servers",
-    [O_TICKET_TTL] = "ticket-ttl",
-    [O_ASSIGNED_TTL] = "assigned-ttl",
-    [O_GRACE] = "grace",
-    [O_MAX_CONNECTIONS] = "max-connections",
-    [O_MAX_TICKETS] = "max-tickets",
-    [O_RATE] = "rate",
-    [O_RATE_BURST] = "rate-burst",
-    [O_MAX_ERRORS] = "max-errors",
-    [O_OUTBOUND_MAX_MESSAGES] = "outbound-max-messages",
-    [O_OUTBOUND_MAX_BYTES] = "outbound-max-bytes",
-    [O_REASSEMBLY_BUDGET] = "reassembly-budget",
-    [O_IDLE_TIMEOUT] = "idle-timeout",
-    [O_LOG_LEVEL] = "log-level",
-    [O_REDIS_PASSWORD_FILE] = "redis-password-file",
-    [O_AUTH_HS256_SECRET_FILE] = "auth-hs256-secret-file",
-    [O_AUTH_PUBLIC_KEY] = "auth-public-key",
-    [O_AUTH_AUDIENCE] = "auth-audience",
-    [O_AUTH_ISSUER] = "auth-issuer",
-    [O_AUTH_LEEWAY] = "auth-leeway",
-    [O_SERVICE_TOKEN_FILE] = "service-token-file",
-    [O_ALLOWED_ORIGIN] = "allowed-origin",
-};
-
 /* ---- Auth flags (spec/auth.md section 10) ----------------------------------- */
 
 /* FILE[:KID] (the kid is what follows the last ':'; a file name with a
@@ -548,156 +412,358 @@ static int seconds_flag(const char *name, const char *v, uint64_t lo_ms, uint64_
     return 0;
 }
 
-static int apply_flag(struct mw_config *cfg, enum opt_id o, const char *v, char *err,
+/* ---- The option table ------------------------------------------------------
+ * Every option once (redis's config.c is the model): its name, the value it
+ * shows in --help, its default written as a flag value and applied by the
+ * same parser as the flag (so mw_config_defaults() and --help cannot
+ * disagree with it), its help, and how it is read: an integer or seconds
+ * into a field, with its range, or a parser of its own. */
+
+enum opt_kind { K_UINT, K_SECONDS, K_CUSTOM };
+enum opt_type { T_UNSIGNED, T_SIZE, T_INT, T_I64, T_DOUBLE, T_U16 };
+
+struct opt {
+    const char *name;    /* the flag, without "--" */
+    const char *arg;     /* its value in --help */
+    const char *def;     /* the default as a flag value; NULL: none (zero, empty) */
+    bool show_def;       /* --help appends " (def)" */
+    const char *help;    /* "\n" continues on the next line of --help */
+    const char *section; /* a heading --help prints before this option */
+    enum opt_kind kind;
+    enum opt_type type; /* K_UINT: the field's type (K_SECONDS: int64_t ms) */
+    size_t off;         /* the field (K_UINT, K_SECONDS) */
+    uint64_t lo, hi;    /* K_UINT: the range; K_SECONDS: lo in ms, hi in s */
+    int (*parse)(struct mw_config *cfg, const char *name, const char *v, char *err,
+                 size_t err_len); /* K_CUSTOM */
+};
+
+#define FIELD(f) offsetof(struct mw_config, f)
+
+static int p_listen(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    if (!parse_hostport(v, true, 0, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port))
+        return bad(err, n, "--listen: expected HOST:PORT (port 0..65535), got '%s'", v);
+    return 0;
+}
+
+static int p_channel(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    if (strcmp(v, "memory") == 0)
+        cfg->channel = MW_CHANNEL_MEMORY;
+    else if (strcmp(v, "redis") == 0)
+        cfg->channel = MW_CHANNEL_REDIS;
+    else
+        return bad(err, n, "--channel: expected memory or redis, got '%s'", v);
+    return 0;
+}
+
+static int p_store(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    if (strcmp(v, "memory") == 0)
+        cfg->store = MW_STORE_MEMORY;
+    else if (strcmp(v, "redis") == 0)
+        cfg->store = MW_STORE_REDIS;
+    else
+        return bad(err, n, "--store: expected memory or redis, got '%s'", v);
+    return 0;
+}
+
+static int p_role(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    if (!parse_role(v, &cfg->role))
+        return bad(err, n, "--role: expected all, api or worker, got '%s'", v);
+    return 0;
+}
+
+static int p_redis(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    return parse_redis_url(cfg, v, "--redis", err, n);
+}
+
+static int p_redis_prefix(struct mw_config *cfg, const char *name, const char *v, char *err,
+                          size_t n)
+{
+    size_t len = strlen(v);
+
+    (void)name;
+    if (len >= sizeof(cfg->redis_prefix))
+        return bad(err, n, "--redis-prefix: at most %zu bytes", sizeof(cfg->redis_prefix) - 1);
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+            return bad(err, n, "--redis-prefix: visible ASCII only");
+    }
+    memcpy(cfg->redis_prefix, v, len + 1);
+    return 0;
+}
+
+static int p_queue_size(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    return parse_queue_size(cfg, v, err, n);
+}
+
+static int p_game_servers(struct mw_config *cfg, const char *name, const char *v, char *err,
+                          size_t n)
+{
+    (void)name;
+    return parse_game_servers(cfg, v, err, n);
+}
+
+static int p_hs256(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    return parse_key_flag(cfg, name, MW_TOKEN_ALG_HS256, v, err, n);
+}
+
+static int p_public_key(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    return parse_public_key_flag(cfg, v, err, n);
+}
+
+static int p_audience(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    return parse_claim_flag(cfg->auth_audience, name, v, err, n);
+}
+
+static int p_issuer(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    return parse_claim_flag(cfg->auth_issuer, name, v, err, n);
+}
+
+static int p_origin(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)name;
+    return parse_origin_flag(cfg, v, err, n);
+}
+
+/* A file read once parsing is done (mw_config_parse, apply_secrets). */
+static int p_later(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    (void)cfg, (void)name, (void)v, (void)err, (void)n;
+    return 0;
+}
+
+#define UINT(t, f, l, h) .kind = K_UINT, .type = (t), .off = FIELD(f), .lo = (l), .hi = (h)
+#define SECS(f, l, h)    .kind = K_SECONDS, .type = T_I64, .off = FIELD(f), .lo = (l), .hi = (h)
+#define CUSTOM(fn)       .kind = K_CUSTOM, .parse = (fn)
+
+static const struct opt opts[O__COUNT] = {
+    [O_LISTEN] = {"listen", "HOST:PORT", "127.0.0.1:8080", false,
+                  "address to serve WebSocket and HTTP on (127.0.0.1:8080;\n"
+                  "[::1]:8080 for IPv6, :8080 for every interface, port 0\nfor any free port)",
+                  NULL, CUSTOM(p_listen)},
+    [O_CHANNEL] = {"channel", "memory|redis", "memory", true, "assignment channel backend", NULL,
+                   CUSTOM(p_channel)},
+    [O_STORE] = {"store", "memory|redis", "memory", false,
+                 "ticket store backend (absent: the --channel one;\n"
+                 "a redis store needs the redis channel)",
+                 NULL, CUSTOM(p_store)},
+    [O_ROLE] = {"role", "all|api|worker", "all", false,
+                "all: gateway + matchmaker in one process; api: gateway\n"
+                "only; worker: matchmaker only (api/worker need redis)",
+                NULL, CUSTOM(p_role)},
+    [O_REDIS] = {"redis", "URL", "redis://127.0.0.1:6379", false,
+                 "redis://[[user]:password@]host[:port][/db]\n"
+                 "(redis://127.0.0.1:6379/0; user: only 'default')",
+                 NULL, CUSTOM(p_redis)},
+    [O_REDIS_PREFIX] = {"redis-prefix", "PREFIX", NULL, false,
+                        "prepended to every Redis key and the channel name (\"\")", NULL,
+                        CUSTOM(p_redis_prefix)},
+    [O_REDIS_TIMEOUT] = {"redis-timeout", "MS", "2000", true,
+                         "a Redis command unanswered this long fails as\n"
+                         "unavailable; the connection is reset",
+                         NULL, UINT(T_I64, redis_timeout_ms, 50, 600000)},
+    [O_REDIS_PASSWORD_FILE] = {"redis-password-file", "FILE", NULL, false,
+                               "the Redis password (instead of in --redis)", NULL, CUSTOM(p_later)},
+    [O_MATCH_SIZE] = {"match-size", "N", "2", true, "players per match, 1..16", NULL,
+                      UINT(T_UNSIGNED, worker.mm.match_size, 1, MW_MATCH_SIZE_MAX)},
+    [O_QUEUE_SIZE] = {"queue-size", "QUEUE=N", NULL, false,
+                      "match size for one queue, repeatable (at most 32)", NULL,
+                      CUSTOM(p_queue_size)},
+    [O_GAME_SERVERS] = {"game-servers", "H:P,...", "127.0.0.1:7777", true,
+                        "game servers handed out round-robin, 1..64", NULL, CUSTOM(p_game_servers)},
+    [O_TICKET_TTL] = {"ticket-ttl", "SECONDS", "600", true, "a queued ticket expires after this",
+                      NULL, SECS(ticket_ttl_ms, 1, MAX_SECONDS)},
+    [O_ASSIGNED_TTL] = {"assigned-ttl", "SECONDS", "600", true,
+                        "ended tickets stay readable this long", NULL,
+                        SECS(assigned_ttl_ms, 1, MAX_SECONDS)},
+    [O_GRACE] = {"grace", "SECONDS", "30", true,
+                 "an unwatched queued ticket is cancelled after this", NULL,
+                 SECS(grace_ms, 0, MAX_SECONDS)},
+    [O_MAX_CONNECTIONS] = {"max-connections", "N", "19000", true,
+                           "WebSocket connections; more are refused", NULL,
+                           UINT(T_UNSIGNED, max_connections, 1, 1000000)},
+    [O_MAX_TICKETS] = {"max-tickets", "N", "8", true, "live tickets per connection", NULL,
+                       UINT(T_UNSIGNED, limits.max_tickets, 1, 1024)},
+    [O_RATE] = {"rate", "N", "50", true, "messages per second per connection", NULL,
+                UINT(T_DOUBLE, limits.rate_per_sec, 1, 1000000)},
+    [O_RATE_BURST] = {"rate-burst", "N", "100", true, "burst above the rate", NULL,
+                      UINT(T_DOUBLE, limits.rate_burst, 1, 1000000)},
+    [O_MAX_ERRORS] = {"max-errors", "N", "10", true, "consecutive errors before close 1008", NULL,
+                      UINT(T_UNSIGNED, limits.max_consecutive_errors, 1, 1000)},
+    [O_OUTBOUND_MAX_MESSAGES] = {"outbound-max-messages", "N", "256", true,
+                                 "queued outbound messages per connection", NULL,
+                                 UINT(T_SIZE, outbound_max_messages, 1, 1000000)},
+    /* at least one largest message (65,536 bytes) must fit */
+    [O_OUTBOUND_MAX_BYTES] = {"outbound-max-bytes", "N", "1048576", true,
+                              "queued outbound bytes per connection", NULL,
+                              UINT(T_SIZE, outbound_max_bytes, 65536, (uint64_t)1 << 30)},
+    /* at least one largest message (65,536 bytes) must fit (MSG-122) */
+    [O_REASSEMBLY_BUDGET] = {"reassembly-budget", "N", "67108864", true,
+                             "bytes of unfinished inbound messages, all connections\n"
+                             "together; one that would go over closes 1013",
+                             NULL, UINT(T_SIZE, reassembly_budget, 65537, (uint64_t)1 << 32)},
+    [O_IDLE_TIMEOUT] = {"idle-timeout", "SECONDS", "60", true,
+                        "ping an idle connection after this, close without pong", NULL,
+                        UINT(T_INT, idle_timeout_s, 1, 86400)},
+    [O_LOG_LEVEL] = {"log-level", "0..4", "2", true, "0 err, 1 warn, 2 notice, 3 info, 4 debug",
+                     NULL, UINT(T_INT, log_level, 0, 4)},
+    [O_AUTH_HS256_SECRET_FILE] = {"auth-hs256-secret-file", "FILE[:KID]", NULL, false,
+                                  "an HS256 secret (32..1024 bytes), repeatable",
+                                  "Authentication (spec/auth.md; with no key every client may act "
+                                  "as any player):",
+                                  CUSTOM(p_hs256)},
+    [O_AUTH_PUBLIC_KEY] = {"auth-public-key", "ALG:FILE[:KID]", NULL, false,
+                           "ALG RS256 or EdDSA, a PEM public key, repeatable", NULL,
+                           CUSTOM(p_public_key)},
+    [O_AUTH_AUDIENCE] = {"auth-audience", "S", NULL, false, "tokens must carry this aud (AUTH-035)",
+                         NULL, CUSTOM(p_audience)},
+    [O_AUTH_ISSUER] = {"auth-issuer", "S", NULL, false, "tokens must carry this iss (AUTH-036)",
+                       NULL, CUSTOM(p_issuer)},
+    [O_AUTH_LEEWAY] = {"auth-leeway", "SECONDS", "30", true,
+                       "clock skew allowed on exp/nbf/iat, 0..300", NULL,
+                       UINT(T_I64, auth_leeway_s, 0, MW_TOKEN_LEEWAY_MAX)},
+    [O_SERVICE_TOKEN_FILE] = {"service-token-file", "FILE", NULL, false,
+                              "the HTTP API's and /metrics' token (32..1024 bytes)", NULL,
+                              CUSTOM(p_later)},
+    [O_ALLOWED_ORIGIN] = {"allowed-origin", "ORIGIN", NULL, false,
+                          "WebSocket Origin allow-list, repeatable (unset: any)", NULL,
+                          CUSTOM(p_origin)},
+};
+
+static void set_field(struct mw_config *cfg, const struct opt *o, uint64_t u)
+{
+    void *f = (char *)cfg + o->off;
+
+    switch (o->type) {
+    case T_UNSIGNED:
+        *(unsigned *)f = (unsigned)u;
+        break;
+    case T_SIZE:
+        *(size_t *)f = (size_t)u;
+        break;
+    case T_INT:
+        *(int *)f = (int)u;
+        break;
+    case T_I64:
+        *(int64_t *)f = (int64_t)u;
+        break;
+    case T_DOUBLE:
+        *(double *)f = (double)u;
+        break;
+    case T_U16:
+        *(uint16_t *)f = (uint16_t)u;
+        break;
+    }
+}
+
+static int apply_flag(struct mw_config *cfg, enum opt_id id, const char *v, char *err,
                       size_t err_len)
 {
-    const char *name = opt_names[o];
-    uint64_t u;
-    int64_t ms;
-    int rc = 0;
+    const struct opt *o = &opts[id];
+    uint64_t u = 0;
+    int64_t ms = 0;
+    int rc;
 
-    switch (o) {
-    case O_LISTEN:
-        if (!parse_hostport(v, true, 0, cfg->listen_host, sizeof(cfg->listen_host),
-                            &cfg->listen_port))
-            return bad(err, err_len, "--listen: expected HOST:PORT (port 0..65535), got '%s'", v);
-        break;
-    case O_CHANNEL:
-        if (strcmp(v, "memory") == 0)
-            cfg->channel = MW_CHANNEL_MEMORY;
-        else if (strcmp(v, "redis") == 0)
-            cfg->channel = MW_CHANNEL_REDIS;
-        else
-            return bad(err, err_len, "--channel: expected memory or redis, got '%s'", v);
-        break;
-    case O_STORE:
-        if (strcmp(v, "memory") == 0)
-            cfg->store = MW_STORE_MEMORY;
-        else if (strcmp(v, "redis") == 0)
-            cfg->store = MW_STORE_REDIS;
-        else
-            return bad(err, err_len, "--store: expected memory or redis, got '%s'", v);
-        break;
-    case O_ROLE:
-        if (!parse_role(v, &cfg->role))
-            return bad(err, err_len, "--role: expected all, api or worker, got '%s'", v);
-        break;
-    case O_REDIS:
-        return parse_redis_url(cfg, v, "--redis", err, err_len);
-    case O_REDIS_PREFIX: {
-        size_t n = strlen(v);
-        if (n >= sizeof(cfg->redis_prefix))
-            return bad(err, err_len, "--redis-prefix: at most %zu bytes",
-                       sizeof(cfg->redis_prefix) - 1);
-        for (size_t i = 0; i < n; i++) {
-            if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-                return bad(err, err_len, "--redis-prefix: visible ASCII only");
+    switch (o->kind) {
+    case K_UINT:
+        rc = uint_flag(o->name, v, o->lo, o->hi, &u, err, err_len);
+        if (!rc)
+            set_field(cfg, o, u);
+        return rc;
+    case K_SECONDS:
+        rc = seconds_flag(o->name, v, o->lo, o->hi, &ms, err, err_len);
+        if (!rc)
+            *(int64_t *)(void *)((char *)cfg + o->off) = ms;
+        return rc;
+    case K_CUSTOM:
+        return o->parse(cfg, o->name, v, err, err_len);
+    }
+    return MW_EINVAL;
+}
+
+/* ---- Defaults and --help, from the table ------------------------------------ */
+
+void mw_config_defaults(struct mw_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (int i = 0; i < O__COUNT; i++) {
+        if (opts[i].def) {
+            int rc = apply_flag(cfg, (enum opt_id)i, opts[i].def, NULL, 0);
+
+            MW_ASSERT(rc == 0); /* every default is a valid value of its flag */
+            (void)rc;
         }
-        memcpy(cfg->redis_prefix, v, n + 1);
-        break;
     }
-    case O_REDIS_TIMEOUT:
-        rc = uint_flag(name, v, 50, 600000, &u, err, err_len);
+    /* Derived: sessions remember deliveries as long as the store keeps them. */
+    cfg->limits.retention_ms = cfg->assigned_ttl_ms;
+}
+
+int mw_config_usage(struct mw_buf *out)
+{
+    int rc = mw_buf_puts(out, "usage: matchwire-server [options]\n\n");
+
+    for (int i = 0; !rc && i < O__COUNT; i++) {
+        const struct opt *o = &opts[i];
+        char head[64];
+        int n = snprintf(head, sizeof(head), "  --%s %s", o->name, o->arg);
+        const char *h = o->help;
+
+        if (o->section)
+            rc = mw_buf_printf(out, "\n%s\n", o->section);
+        /* the help from column 30, or after two spaces when the flag is longer */
         if (!rc)
-            cfg->redis_timeout_ms = (int64_t)u;
-        break;
-    case O_MATCH_SIZE:
-        rc = uint_flag(name, v, 1, MW_MATCH_SIZE_MAX, &u, err, err_len);
+            rc = mw_buf_printf(out, "%-*s", n < 30 ? 30 : n + 2, head);
+        while (!rc && h) {
+            const char *nl = strchr(h, '\n');
+            int len = nl ? (int)(nl - h) : (int)strlen(h);
+
+            rc = mw_buf_printf(out, "%.*s", len, h);
+            if (!rc && nl)
+                rc = mw_buf_printf(out, "\n%30s", "");
+            h = nl ? nl + 1 : NULL;
+        }
+        if (!rc && o->show_def)
+            rc = mw_buf_printf(out, " (%s)", o->def);
         if (!rc)
-            cfg->worker.mm.match_size = (unsigned)u;
-        break;
-    case O_QUEUE_SIZE:
-        return parse_queue_size(cfg, v, err, err_len);
-    case O_GAME_SERVERS:
-        return parse_game_servers(cfg, v, err, err_len);
-    case O_TICKET_TTL:
-        rc = seconds_flag(name, v, 1, MAX_SECONDS, &ms, err, err_len);
-        if (!rc)
-            cfg->ticket_ttl_ms = ms;
-        break;
-    case O_ASSIGNED_TTL:
-        rc = seconds_flag(name, v, 1, MAX_SECONDS, &ms, err, err_len);
-        if (!rc)
-            cfg->assigned_ttl_ms = ms;
-        break;
-    case O_GRACE:
-        rc = seconds_flag(name, v, 0, MAX_SECONDS, &ms, err, err_len);
-        if (!rc)
-            cfg->grace_ms = ms;
-        break;
-    case O_MAX_CONNECTIONS:
-        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
-        if (!rc)
-            cfg->max_connections = (unsigned)u;
-        break;
-    case O_MAX_TICKETS:
-        rc = uint_flag(name, v, 1, 1024, &u, err, err_len);
-        if (!rc)
-            cfg->limits.max_tickets = (unsigned)u;
-        break;
-    case O_RATE:
-        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
-        if (!rc)
-            cfg->limits.rate_per_sec = (double)u;
-        break;
-    case O_RATE_BURST:
-        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
-        if (!rc)
-            cfg->limits.rate_burst = (double)u;
-        break;
-    case O_MAX_ERRORS:
-        rc = uint_flag(name, v, 1, 1000, &u, err, err_len);
-        if (!rc)
-            cfg->limits.max_consecutive_errors = (unsigned)u;
-        break;
-    case O_OUTBOUND_MAX_MESSAGES:
-        rc = uint_flag(name, v, 1, 1000000, &u, err, err_len);
-        if (!rc)
-            cfg->outbound_max_messages = (size_t)u;
-        break;
-    case O_OUTBOUND_MAX_BYTES:
-        /* at least one largest message (65,536 bytes) must fit */
-        rc = uint_flag(name, v, 65536, (uint64_t)1 << 30, &u, err, err_len);
-        if (!rc)
-            cfg->outbound_max_bytes = (size_t)u;
-        break;
-    case O_REASSEMBLY_BUDGET:
-        /* at least one largest message (65,536 bytes) must fit (MSG-122) */
-        rc = uint_flag(name, v, 65537, (uint64_t)1 << 32, &u, err, err_len);
-        if (!rc)
-            cfg->reassembly_budget = (size_t)u;
-        break;
-    case O_IDLE_TIMEOUT:
-        rc = uint_flag(name, v, 1, 86400, &u, err, err_len);
-        if (!rc)
-            cfg->idle_timeout_s = (int)u;
-        break;
-    case O_LOG_LEVEL:
-        rc = uint_flag(name, v, 0, 4, &u, err, err_len);
-        if (!rc)
-            cfg->log_level = (int)u;
-        break;
-    case O_AUTH_HS256_SECRET_FILE:
-        return parse_key_flag(cfg, name, MW_TOKEN_ALG_HS256, v, err, err_len);
-    case O_AUTH_PUBLIC_KEY:
-        return parse_public_key_flag(cfg, v, err, err_len);
-    case O_AUTH_AUDIENCE:
-        return parse_claim_flag(cfg->auth_audience, name, v, err, err_len);
-    case O_AUTH_ISSUER:
-        return parse_claim_flag(cfg->auth_issuer, name, v, err, err_len);
-    case O_AUTH_LEEWAY:
-        rc = uint_flag(name, v, 0, MW_TOKEN_LEEWAY_MAX, &u, err, err_len);
-        if (!rc)
-            cfg->auth_leeway_s = (int64_t)u;
-        break;
-    case O_ALLOWED_ORIGIN:
-        return parse_origin_flag(cfg, v, err, err_len);
-    case O_REDIS_PASSWORD_FILE: /* read at the end (mw_config_parse) */
-    case O_SERVICE_TOKEN_FILE:
-        break;
-    case O__COUNT:
-        break;
+            rc = mw_buf_puts(out, "\n");
     }
+    if (!rc)
+        rc = mw_buf_puts(
+            out,
+            "  -v                          one level more verbose (repeatable)\n"
+            "  -h, --help                  this text\n"
+            "\n"
+            "SECONDS may have up to three decimals (--grace 0.5). A flag may be written\n"
+            "--flag VALUE or --flag=VALUE.\n"
+            "\n"
+            "Environment (the seed service's variables; a flag always wins):\n"
+            "  REDIS_HOST, REDIS_PORT      Redis address when --redis is absent. When REDIS_HOST\n"
+            "                              is set and --channel is absent, the channel is redis\n"
+            "                              (and the store, unless --store says otherwise: the\n"
+            "                              seed used Redis whenever REDIS_HOST was set).\n"
+            "  MATCHMAKING_ROLE            api | worker | all, when --role is absent.\n"
+            "  REDIS_PASSWORD              the Redis password, when neither --redis nor\n"
+            "                              --redis-password-file gives one.\n"
+            "  MATCHWIRE_AUTH_HS256_SECRET an HS256 secret (one more key, no kid).\n"
+            "  MATCHWIRE_SERVICE_TOKEN     the service token, when --service-token-file is "
+            "absent.\n"
+            "Empty variables count as unset.\n");
     return rc;
 }
 
@@ -864,7 +930,7 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
         eq = strchr(name, '=');
         nl = eq ? (size_t)(eq - name) : strlen(name);
         for (o = 0; o < O__COUNT; o++) {
-            if (strlen(opt_names[o]) == nl && memcmp(opt_names[o], name, nl) == 0)
+            if (strlen(opts[o].name) == nl && memcmp(opts[o].name, name, nl) == 0)
                 break;
         }
         if (o == O__COUNT)
@@ -873,7 +939,7 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
             value = eq + 1;
         } else {
             if (i + 1 >= argc)
-                return bad(err, err_len, "--%s needs a value", opt_names[o]);
+                return bad(err, err_len, "--%s needs a value", opts[o].name);
             value = argv[++i];
         }
         rc = apply_flag(cfg, (enum opt_id)o, value, err, err_len);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "matchmaker.h"
 #include "session.h"
 #include "token.h"
@@ -97,9 +98,12 @@ int mw_config_read_file(const char *what, const char *path, char *buf, size_t ca
                         char *err, size_t err_len);
 /* Whether the auth configuration has any player-token key (AUTH-001). */
 bool mw_config_auth_on(const struct mw_config *cfg);
-/* Sets every default. */
+/* Sets every default (the option table's, config.c). */
 void mw_config_defaults(struct mw_config *cfg);
 /* The --help text. */
-const char *mw_config_usage(void);
+/* Appends the --help text, made from the option table (every option's
+ * name, value, default and help in one place). Returns 0, MW_ENOMEM or
+ * MW_ELIMIT. */
+int mw_config_usage(struct mw_buf *out);
 
 #endif /* MW_CONFIG_H */

@@ -34,8 +34,15 @@ int main(int argc, char **argv)
         return 2;
     }
     if (cfg.help) {
-        fputs(mw_config_usage(), stdout);
-        return 0;
+        struct mw_buf usage;
+        int urc;
+
+        mw_buf_init(&usage, 0);
+        urc = mw_config_usage(&usage);
+        if (!urc)
+            fputs(usage.data, stdout);
+        mw_buf_release(&usage);
+        return urc ? 1 : 0;
     }
     s = mw_server_new(&cfg);
     if (!s)

@@ -245,12 +245,22 @@ static void test_verbose_and_help(void **state)
             "MATCHMAKING_ROLE",
             "the channel is redis",
         };
-        const char *u = mw_config_usage();
+        struct mw_buf ub;
+        const char *u;
+
+        mw_buf_init(&ub, 0);
+        assert_int_equal(mw_config_usage(&ub), 0);
+        u = ub.data;
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             if (!strstr(u, names[i]))
                 print_error("usage lacks %s\n", names[i]);
             assert_non_null(strstr(u, names[i]));
         }
+        /* Defaults shown are the defaults applied (one table). */
+        assert_non_null(
+            strstr(u, "--ticket-ttl SECONDS        a queued ticket expires after this (600)"));
+        assert_non_null(strstr(u, "--reassembly-budget N"));
+        mw_buf_release(&ub);
     }
 }
 
