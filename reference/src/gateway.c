@@ -33,7 +33,7 @@
  * drain its socket and still see the 4001, bounded so a dead one goes. */
 #define GW_CLOSE_GRACE_S 20
 /* glibc keeps freed heap pages: after 10,000 idle connections closed, RSS
- * stayed at 27.5 MB until malloc_trim(0) brought it to 5.3 MB (measured).
+ * stayed high until malloc_trim(0) gave the pages back (reference/README.md).
  * The idle sweep trims once at least this many connections closed since
  * the last trim and they outnumber those still open (the population shrank;
  * steady churn trims rarely). */
