@@ -26,6 +26,8 @@ import tempfile
 import time
 import urllib.request
 
+from mwtest import free_port
+
 SECRET = b"auth-server-test-secret-0123456789abcdef"
 SERVICE = b"auth-server-test-service-token-0123456789"
 REDIS_PW = b"redis-password-that-must-not-leak"
@@ -41,14 +43,6 @@ def token(sub, exp_in=600, secret=SECRET, kid="k1"):
     p = {"sub": sub, "iat": now, "exp": now + exp_in}
     si = b64u(json.dumps(h).encode()) + "." + b64u(json.dumps(p).encode())
     return si + "." + b64u(hmac.new(secret, si.encode(), hashlib.sha256).digest())
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def handshake(port, path="/realtime", auth=None):
