@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build test run fuzz fuzz-coverage bench faults clean format
+.PHONY: all deps build test run fuzz fuzz-coverage bench faults mutation clean format
 
 all: build
 
@@ -32,6 +32,11 @@ bench: build
 
 faults: build
 	@PYTHON=$(PYTHON) scripts/faults.sh long $(BUILD)
+
+# Mutation analysis of reference/src against the suite (not in make test:
+# about an hour; conformance/MUTATION.md). MUTATION_ARGS, e.g. --sample 10.
+mutation: deps
+	@$(PYTHON) conformance/mutation/mutate.py $(MUTATION_ARGS)
 
 format:
 	@clang-format -i reference/src/*.[ch] reference/tests/*.[ch] reference/tools/*.c \

@@ -31,7 +31,7 @@ import mwclient  # noqa: E402
 import reqs as reqmod  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROFILES = ("core", "channel", "multi", "robustness", "faults")
+PROFILES = ("core", "channel", "multi", "robustness", "faults", "auth")
 RESULTS = []
 
 
@@ -67,6 +67,9 @@ def pytest_addoption(parser):
                 help="ws:// URL of a dedicated testee instance that --shutdown-cmd shuts down (MSG-099)")
     g.addoption("--shutdown-cmd", default=None,
                 help="command that makes the --shutdown-url instance shut down (e.g. kill -TERM PID)")
+    g.addoption("--redis-proxy", default=None, metavar="HOST:PORT",
+                help="control port of conformance/resp_proxy.py between the --url gateway and its Redis "
+                     "(profile channel, TST-030)")
 
 
 def pytest_configure(config):
@@ -342,39 +345,11 @@ def write_reports(config, d, counts):
     with open(os.path.join(d, "report.json"), "w", encoding="utf-8") as f:
         json.dump(idx, f, indent=1)
     with open(os.path.join(d, "report.html"), "w", encoding="utf-8") as f:
-        f.write(render_html(idx))
+        f.write(render_html(idx, getattr(config, "_mw_reqs", None)))
 
 
-def render_html(idx):
-    e = html.escape
-    color = {"pass": "#cfc", "fail": "#f99", "warn": "#fd8", "info": "#def", "skip": "#eee",
-             "not-requested": "#f7f7f7"}
-    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Matchwire conformance</title>",
-           "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
-           "td,th{border:1px solid #aaa;padding:3px 6px;vertical-align:top}"
-           "pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;font-size:12px}</style></head><body>",
-           "<h1>Matchwire conformance: %s</h1>" % e(idx["verdict"].upper()),
-           "<p>testee %s; profiles %s; strict %s; seed %d; generated %s</p>" % (
-               e(str(idx["testee"]["url"])), e(",".join(idx["profiles"])), idx["strict"], idx["seed"],
-               e(idx["generated"])),
-           "<table><tr>" + "".join("<th>%s</th>" % k for k in idx["summary"]) + "</tr><tr>" +
-           "".join("<td>%d</td>" % v for v in idx["summary"].values()) + "</tr></table>",
-           "<h2>Tests</h2><table><tr><th>test</th><th>requirements</th><th>level</th>"
-           "<th>verdict</th><th>seconds</th><th>reason</th></tr>"]
-    for i, t in enumerate(idx["tests"]):
-        anchor = "<a href='#t%d'>%s</a>" % (i, e(t["name"])) if t["verdict"] in ("fail", "warn", "info") else e(t["name"])
-        out.append("<tr style='background:%s'><td>%s<br><small>%s</small></td><td>%s</td><td>%s</td>"
-                   "<td>%s</td><td>%.2f</td><td>%s</td></tr>" % (
-                       color.get(t["verdict"], "#fff"), anchor, e(t["module"]), e(" ".join(t["requirements"])),
-                       t["level"], t["verdict"], t["duration"], e(t["reason"][:300])))
-    out.append("</table><h2>Failures and warnings: wire logs</h2>")
-    for i, t in enumerate(idx["tests"]):
-        if t["verdict"] not in ("fail", "warn", "info"):
-            continue
-        out.append("<h3 id='t%d'>%s (%s, %s)</h3><p>%s</p><pre>" % (
-            i, e(t["nodeid"]), t["level"], t["verdict"], e(t["reason"])))
-        for w in t["wire"]:
-            out.append(e("%8.3f %-6s %-4s %-10s %s\n" % (w["t"], w["conn"], w["dir"], w["kind"], w["text"])))
-        out.append("</pre>")
-    out.append("</body></html>")
-    return "".join(out)
+def render_html(idx, reqs=None):
+    """report.html (conformance/report_html.py): per-requirement summary,
+    failures first, grouped by document and section, verdict filter."""
+    import report_html
+    return report_html.render(idx, reqs)

@@ -39,6 +39,7 @@ RETRYABLE = {
     "unknown_type": False, "unsupported_version": False, "bad_message": False,
     "not_found": False, "already_assigned": False, "too_many_tickets": False,
     "rate_limited": True, "unavailable": True, "internal": True,
+    "unauthorized": False, "forbidden": False,  # auth.md AUTH-041, AUTH-061
 }
 PUSH_TYPES = ("match.assigned", "ticket.expired", "ticket.cancelled")
 
@@ -705,3 +706,25 @@ def wait_until(pred, timeout, what, interval=0.05):
 
 def json_text(v):
     return json.dumps(v)
+
+
+def pump(wss, until):
+    """Reads the open connections of wss until monotonic time `until`,
+    answering the server's idle pings (MSG-097) and keeping every message
+    for later recv()/wait_push(): for waits longer than the idle timeout."""
+    wss = [w for w in wss if w.closed is None]
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        if not wss:
+            time.sleep(left)
+            return
+        for w in list(wss):
+            try:
+                op, data = w.recv_message(min(0.05, max(0.0, until - time.monotonic())))
+                w.pending.append(ijson.loads(data))
+            except WaitTimeout:
+                pass
+            except Closed:
+                wss.remove(w)

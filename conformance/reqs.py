@@ -18,7 +18,7 @@ import json
 import os
 import re
 
-ID_RE = re.compile(r"^\s*[-*]\s+\[((?:ENV|MSG|CHN|TST|CLI)-\d{3})\]\s*(.*)$")
+ID_RE = re.compile(r"^\s*[-*]\s+\[((?:ENV|MSG|CHN|TST|CLI|AUTH)-\d{3})\]\s*(.*)$")
 CLIENT_PREFIX = "CLI-"
 CLIENT_SCENARIOS = "conformance/client/scenarios.py"
 START_RE = re.compile(r"^\s*([-*]\s+|#|\|)")

@@ -171,6 +171,9 @@ def test_player_id_invalid(ws, queue, p):
 @pytest.mark.parametrize("attrs", [
     {}, {"region": "eu"}, {"region": "r" * 64}, {"a": "x" * 256, "b": 1.5, "c": -3},
     {"k%d" % i: i for i in range(16)},
+    # Byte lengths with multi-byte UTF-8 at the boundary (bytes, not characters).
+    {"region": "\u00e9" * 32}, {"region": "\U0001F600" * 16}, {"a": "\u20ac" * 85 + "x"},
+    {"a": "\U0001F600" * 64},
 ])
 def test_attributes_valid(ws, queue, attrs):
     r = enq(ws, {"queue": queue, "playerId": uniq("p"), "attributes": attrs})
@@ -182,13 +185,16 @@ def test_attributes_valid(ws, queue, attrs):
 @pytest.mark.parametrize("attrs", [
     {"k%d" % i: i for i in range(17)}, {"a": True}, {"a": None}, {"a": {}}, {"a": []},
     {"a": "x" * 257}, {"region": ""}, {"region": "r" * 65}, {"region": 5}, "eu", [], 3,
+    # 65 bytes in 33 characters, 258 bytes in 86, 257 bytes in 65: over in bytes only.
+    {"region": "\u00e9" * 32 + "x"}, {"region": "\u20ac" * 22}, {"a": "\u20ac" * 86},
+    {"a": "\U0001F600" * 64 + "x"},
 ])
 def test_attributes_invalid(ws, queue, attrs):
     err(enq(ws, {"queue": queue, "playerId": "p", "attributes": attrs}), "bad_message")
 
 
 @pytest.mark.req("MSG-023")
-@pytest.mark.parametrize("k", ["k", "k" * 64])
+@pytest.mark.parametrize("k", ["k", "k" * 64, "\u00e9" * 32, "\U0001F600" * 16, "\u20ac" * 21 + "x"])
 def test_idempotency_key_valid(ws, queue, k):
     r = enq(ws, {"queue": queue, "playerId": uniq("p"), "idempotencyKey": k})
     assert r["type"] == "enqueued"
@@ -196,7 +202,8 @@ def test_idempotency_key_valid(ws, queue, k):
 
 
 @pytest.mark.req("MSG-023", "MSG-024")
-@pytest.mark.parametrize("k", ["", "k" * 65, 5, None, ["k"]])
+@pytest.mark.parametrize("k", ["", "k" * 65, 5, None, ["k"], "\u00e9" * 32 + "x", "\u20ac" * 22,
+                               "\U0001F600" * 16 + "x"])
 def test_idempotency_key_invalid(ws, queue, k):
     err(enq(ws, {"queue": queue, "playerId": "p", "idempotencyKey": k}), "bad_message")
 

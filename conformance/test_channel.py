@@ -179,3 +179,127 @@ def test_store_holds_assignment(testee, rds, conns, queue):
     assert ijson.loads(h["envelope"]) == m, "stored envelope differs from the pushed one"
     for f in ("id", "queue", "playerId", "region", "createdAt", "expiresAt", "endedAt", "watchers", "graceAt", "matchId"):
         assert f in h, "ticket hash lacks %s" % f
+
+
+# -- every payload rule on both sides, each drop under its own label -----------
+# (issue 17, class 5)
+
+def drop_counts(testee):
+    r = http(testee, "GET", "/metrics")
+    out = {}
+    for m in re.finditer(r'^matchwire_channel_drops_total\{reason="([a-z_]+)"\}\s+(\d+)', r.body.decode(), re.M):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def sized(t, env, total):
+    """A payload of exactly `total` bytes: padded with an ignored member (CHN-004)."""
+    base = json.dumps({"ticketId": t, "envelope": env, "pad": ""})
+    return base[:-2] + "x" * (total - len(base)) + base[-2:]
+
+
+def _with(env, **data_or_assignment):
+    e = json.loads(json.dumps(env))
+    for k, v in data_or_assignment.items():
+        if k in ("matchId", "connection", "players", "assignedAt"):
+            e["data"]["assignment"][k] = v
+        elif k == "top":
+            e.update(v)
+        else:
+            e["data"][k] = v
+    return e
+
+
+def payload_cases():
+    """(name, build(t, other) -> payload text, expected drop reason or None
+    when the payload is valid and must be pushed as its envelope)."""
+    j = json.dumps
+    return [
+        # CHN-004/CHN-010 too_large: exactly 65,536 bytes is valid, one byte over is dropped.
+        ("size-65536", lambda t, o: sized(t, assigned_env(t), 65536), None),
+        ("size-65537", lambda t, o: sized(t, assigned_env(t), 65537), "too_large"),
+        # bad_payload: ticketId 1..64 printable ASCII bytes, envelope an object.
+        ("ticketid-64", lambda t, o: j({"ticketId": "t" * 64, "envelope": assigned_env("t" * 64)}), "unknown"),
+        ("ticketid-65", lambda t, o: j({"ticketId": "t" * 65, "envelope": assigned_env("t" * 65)}), "bad_payload"),
+        ("ticketid-empty", lambda t, o: j({"ticketId": "", "envelope": assigned_env(t)}), "bad_payload"),
+        ("ticketid-non-ascii", lambda t, o: j({"ticketId": "t\u00e9", "envelope": assigned_env("t\u00e9")},
+                                               ensure_ascii=False), "bad_payload"),
+        ("no-envelope", lambda t, o: j({"ticketId": t}), "bad_payload"),
+        ("envelope-array", lambda t, o: j({"ticketId": t, "envelope": [assigned_env(t)]}), "bad_payload"),
+        # bad_envelope (ENV rules) vs not_match_assigned (MSG-060 and its schema).
+        ("env-no-data", lambda t, o: j({"ticketId": t, "envelope": {"type": "match.assigned", "v": 1}}),
+         "bad_envelope"),
+        ("env-bad-type", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), top={"type": "Match"})}),
+         "bad_envelope"),
+        ("env-v2", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), top={"v": 2})}),
+         "not_match_assigned"),
+        # A push never carries an id (MSG-010): a foreign envelope with one is not pushed as is.
+        ("env-with-id", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), top={"id": "w-1"})}),
+         "not_match_assigned"),
+        ("players-16", lambda t, o: j({"ticketId": t, "envelope": assigned_env(t, players=["p%d" % i for i in range(16)])}),
+         None),
+        ("players-17", lambda t, o: j({"ticketId": t, "envelope": assigned_env(t, players=["p%d" % i for i in range(17)])}),
+         "not_match_assigned"),
+        ("players-0", lambda t, o: j({"ticketId": t, "envelope": assigned_env(t, players=[])}), "not_match_assigned"),
+        ("matchid-128", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), matchId="m" * 128)}), None),
+        ("matchid-129", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), matchId="m" * 129)}),
+         "not_match_assigned"),
+        ("matchid-128-bytes-multibyte", lambda t, o: j({"ticketId": t, "envelope": _with(
+            assigned_env(t), matchId="\u00e9" * 64)}, ensure_ascii=False), None),
+        ("matchid-129-bytes-multibyte", lambda t, o: j({"ticketId": t, "envelope": _with(
+            assigned_env(t), matchId="\u00e9" * 64 + "m")}, ensure_ascii=False), "not_match_assigned"),
+        ("playerid-128-bytes", lambda t, o: j({"ticketId": t, "envelope": assigned_env(t, players=["\u00e9" * 64])},
+                                              ensure_ascii=False), None),
+        ("playerid-129-bytes", lambda t, o: j({"ticketId": t, "envelope": assigned_env(t, players=["\u20ac" * 43])},
+                                              ensure_ascii=False), "not_match_assigned"),
+        ("port-65535", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), connection="h:65535")}), None),
+        ("port-65536", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), connection="h:65536")}),
+         "not_match_assigned"),
+        ("port-0", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), connection="h:0")}),
+         "not_match_assigned"),
+        ("host-255", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), connection="h" * 255 + ":1")}),
+         None),
+        ("host-256", lambda t, o: j({"ticketId": t, "envelope": _with(assigned_env(t), connection="h" * 256 + ":1")}),
+         "not_match_assigned"),
+        ("assignedat-not-utc", lambda t, o: j({"ticketId": t, "envelope": _with(
+            assigned_env(t), assignedAt="2026-11-27T12:00:00+01:00")}), "not_match_assigned"),
+        ("version-0", lambda t, o: j({"ticketId": t, "envelope": assigned_env(t, version=0)}), "not_match_assigned"),
+        # Another ticket named in the envelope vs a payload that is not a match.assigned.
+        ("ticket-mismatch", lambda t, o: j({"ticketId": t, "envelope": assigned_env(o)}), "ticket_mismatch"),
+        ("not-match-assigned", lambda t, o: j({"ticketId": t, "envelope": {
+            "type": "ticket.expired", "v": 1, "data": {"ticketId": t, "version": 2}}}), "not_match_assigned"),
+    ]
+
+
+@pytest.mark.req("CHN-004", "CHN-010", "CHN-011", "CHN-012", "CHN-014", "MSG-060", "MSG-010")
+@pytest.mark.parametrize("name,build,reason", payload_cases(), ids=[c[0] for c in payload_cases()])
+def test_payload_rule_both_sides(testee, rds, conns, queue, name, build, reason):
+    """One payload: a valid one is pushed to its watcher as its envelope and
+    counts no drop; an invalid one is pushed to nobody and counts exactly one
+    drop under its own reason (no other label moves)."""
+    before = drop_counts(testee)
+    if not before:
+        pytest.fail("no matchwire_channel_drops_total in /metrics: CHN-012 drop counts are not observable")
+    ws, t = watched_ticket(conns, queue)
+    other_ws, other = watched_ticket(conns, uniq("cf"))
+    payload = build(t, other)
+    publish(rds, testee, payload)
+    # A sentinel after it: once it arrives, the payload above was consumed.
+    sws, st = watched_ticket(conns, uniq("cf"))
+    publish(rds, testee, {"ticketId": st, "envelope": assigned_env(st)})
+    sws.wait_push("match.assigned", st)
+    after = drop_counts(testee)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+    delta = {k: v for k, v in delta.items() if v}
+    if reason in (None, "unknown"):
+        assert delta == {}, "valid payload %s counted as drops %r" % (name, delta)
+        if reason is None:
+            m = ws.wait_push("match.assigned", t)
+            env = json.loads(payload)["envelope"]
+            assert m == env, "pushed %s, published %s" % (ijson.dumps(m)[:300], ijson.dumps(env)[:300])
+    else:
+        assert delta == {reason: 1}, "payload %s: drops rose by %r, expected {%r: 1}" % (name, delta, reason)
+        assert ws.ping()["type"] == "pong"
+        assert not [m for m in ws.pending if m["type"] == "match.assigned"], "dropped payload %s was pushed" % name
+    assert other_ws.ping()["type"] == "pong"
+    assert not other_ws.pending, "a payload for %s reached the watcher of another ticket" % t

@@ -135,3 +135,32 @@ def test_http_ticket_no_grace(testee, conns, queue):
     b = conns()
     b.enqueue_ok(queue)
     assert http(testee, "GET", "/v1/tickets/" + t).status == 200
+
+
+@pytest.mark.req("MSG-110", "MSG-020", "MSG-021", "MSG-022", "MSG-023", "MSG-024")
+@pytest.mark.parametrize("member,ok,bad", [
+    ("playerId", "\u00e9" * 64, "\u20ac" * 43),
+    ("region", "\u00e9" * 32, "\u00e9" * 32 + "x"),
+    ("attr", "\u20ac" * 85 + "x", "\u20ac" * 86),
+    ("idempotencyKey", "\U0001F600" * 16, "\U0001F600" * 16 + "x"),
+])
+def test_post_byte_lengths(testee, queue, member, ok, bad):
+    """POST /v1/tickets bounds strings in bytes of UTF-8 as the WebSocket
+    enqueue does: at the limit in multi-byte characters 201, one byte over
+    (fewer characters than the limit) 400 bad_message."""
+    def body(v):
+        b = {"queue": queue, "playerId": uniq("h")}
+        if member == "playerId":
+            b["playerId"] = v
+        elif member == "region":
+            b["attributes"] = {"region": v}
+        elif member == "attr":
+            b["attributes"] = {"note": v}
+        else:
+            b["idempotencyKey"] = v
+        return b
+    r = http(testee, "POST", "/v1/tickets", body(ok))
+    assert r.status == 201, "%s of %d bytes (%d characters) refused: %r" % (
+        member, len(ok.encode()), len(ok), r.body[:200])
+    http(testee, "DELETE", "/v1/tickets/" + r.json["ticketId"])
+    err_body(http(testee, "POST", "/v1/tickets", body(bad)), 400, "bad_message")

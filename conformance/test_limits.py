@@ -371,3 +371,95 @@ def test_shutdown_closes_1001(testee, pytestconfig):
     finally:
         a.close()
         b.close()
+
+
+def _served(hs, testee, rid):
+    """A ping over a raw handshake: True when answered with pong, False when
+    the connection was closed (1013) or refused."""
+    sock = hs.sock
+    buf = bytearray(hs.rest)
+    try:
+        sock.settimeout(testee.timeout)
+        sock.sendall(encode_frame(0x1, ('{"type":"ping","v":1,"id":"%s","data":{}}' % rid).encode()))
+        deadline = time.monotonic() + testee.timeout
+        while time.monotonic() < deadline:
+            while len(buf) >= 2:
+                n, off = buf[1] & 0x7F, 2
+                if n == 126:
+                    if len(buf) < 4:
+                        break
+                    n, off = struct.unpack("!H", buf[2:4])[0], 4
+                if len(buf) < off + n:
+                    break
+                op, payload = buf[0] & 0x0F, bytes(buf[off:off + n])
+                del buf[:off + n]
+                if op == 0x8:
+                    return False
+                if op == 0x1 and rid.encode() in payload:
+                    return b'"pong"' in payload
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            buf += chunk
+    except OSError:
+        return False
+    raise AssertionError("no reply to a ping within %.1fs" % testee.timeout)
+
+
+@pytest.mark.req("MSG-098")
+def test_connection_limit_exact(testee):
+    """Both sides of the limit: exactly --max-connections connections are
+    served (each answers a ping), the next one is refused (HTTP 503 or close
+    1013), and once one leaves a new one is served again. Connections of
+    earlier tests may still be closing on the server: the count is retried
+    (up to 3 times, 1 s apart) when the refusal comes early."""
+    mc = testee.decl["maxConnections"]
+    if not mc or mc > 200:
+        pytest.skip("declared maxConnections=%s: declare a small limit (<= 200) to test it" % mc)
+    mc = int(mc)
+    for attempt in range(4):
+        held, refused_at, how, retry = [], None, None, False
+        try:
+            for i in range(mc + 1):
+                hs = handshake(testee, ["matchwire.v1"])
+                if hs.status != 101:
+                    refused_at, how = i, "HTTP %d" % hs.status
+                    assert hs.status == 503, "connection %d refused with HTTP %d (503 or close 1013)" % (
+                        i + 1, hs.status)
+                    hs.sock.close()
+                    break
+                held.append(hs)
+            if refused_at is None:
+                # A 1013 right after the handshake: find the first refused one.
+                for i, hs in enumerate(held):
+                    if not _served(hs, testee, "c%d" % i):
+                        refused_at, how = i, "closed"
+                        break
+            if refused_at is not None and refused_at < mc and attempt < 3:
+                retry = True
+                continue  # leftovers of earlier tests: count again (after the finally below)
+            assert refused_at is not None, (
+                "%d connections served with --max-connections=%d (N+1 must be refused)" % (mc + 1, mc))
+            assert refused_at == mc, "connection %d refused (%s) with --max-connections=%d (N must be served)" % (
+                refused_at + 1, how, mc)
+            # The N served ones keep being served; one leaves, a new one is served.
+            assert _served(held[0], testee, "again"), "an existing connection stopped being served"
+            held[1].sock.close()
+            held.pop(1)
+            ok = False
+            deadline = time.monotonic() + testee.timeout
+            while time.monotonic() < deadline and not ok:
+                hs = handshake(testee, ["matchwire.v1"])
+                if hs.status == 101 and _served(hs, testee, "after"):
+                    held.append(hs)
+                    ok = True
+                else:
+                    hs.sock.close()
+                    time.sleep(0.1)
+            assert ok, "no new connection served after one of %d left" % mc
+            return
+        finally:
+            for hs in held:
+                hs.sock.close()
+            if retry:
+                time.sleep(1)

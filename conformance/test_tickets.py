@@ -8,7 +8,7 @@ import pytest
 
 import ijson
 from conftest import needs_timer
-from mwclient import UUID4_RE, TS_RE, http, uniq, wait_until
+from mwclient import UUID4_RE, TS_RE, WaitTimeout, http, pump, uniq, wait_until
 
 pytestmark = pytest.mark.profile("core")
 
@@ -114,6 +114,7 @@ def test_expiry_push(testee, conns, queue):
     t0 = time.monotonic()
     t = a.enqueue_ok(queue)["ticketId"]
     w.request("watch", {"ticketId": t})
+    pump([a, w], t0 + ttl - 0.5)  # both read meanwhile: a TTL may exceed twice the idle timeout
     p = a.wait_push("ticket.expired", t, timeout=ttl + testee.timeout)
     assert p["data"]["version"] == 2
     assert time.monotonic() - t0 >= ttl - 1, "expired before its time to live"
@@ -224,7 +225,7 @@ def test_timestamps(testee, conns, queue):
         assert TS_RE.match(g[k]), "%s %r" % (k, g[k])
 
 
-@pytest.mark.req("MSG-041", "MSG-072", "MSG-077", "MSG-115")
+@pytest.mark.req("MSG-041", "MSG-072", "MSG-077", "MSG-115", "TST-035")
 def test_late_watch_race(testee, conns, queue):
     """Tickets assigned in the same moment their watch arrives: each watcher
     receives exactly one match.assigned (the seed system lost these)."""
@@ -261,3 +262,81 @@ def test_late_watch_race(testee, conns, queue):
         assert r["type"] == "pong"
         dup = [m for m in w.pending if m["type"] == "match.assigned"]
         assert not dup, "duplicate match.assigned after all were delivered: %s" % dup[:1]
+
+
+# -- matching keys compared exactly (issue 17, class 4) ------------------------
+
+def _states(testee, tids):
+    return [get(testee, t).json["state"] for t in tids]
+
+
+@pytest.mark.req("MSG-081")
+def test_regions_compared_exactly(testee, conns, queue):
+    """Regions are compared byte for byte: another case, a longer name it is
+    a prefix of, or a shorter one that is its prefix never match; the same
+    region does (also in upper case)."""
+    size = testee.size_of(queue)
+    r = uniq("r")
+    others = [r.upper(), r + "x", r[:-1], r + " ", "x" + r]
+    first = [conns() for _ in range(size - 1)]
+    tf = [c.enqueue_ok(queue, region=r)["ticketId"] for c in first]
+    oc = [conns() for _ in others]
+    to = [c.enqueue_ok(queue, region=o)["ticketId"] for c, o in zip(oc, others)]
+    # Enough for a match of each other region with the first group, if compared loosely.
+    last = conns()
+    tl = last.enqueue_ok(queue, region=r)["ticketId"]
+    m = last.wait_push("match.assigned", tl)["data"]["assignment"]
+    for c, t in zip(first, tf):
+        assert c.wait_push("match.assigned", t)["data"]["assignment"]["matchId"] == m["matchId"]
+    st = _states(testee, to)
+    assert st == ["queued"] * len(others), "tickets of regions %r matched with region %r: %r" % (
+        others, r, list(zip(others, st)))
+    # Positive: the same upper-case region matches itself.
+    up = [conns() for _ in range(size - 1)]
+    for c in up:
+        c.enqueue_ok(queue, region=r.upper())
+    oc[0].wait_push("match.assigned", to[0])
+
+
+@pytest.mark.req("MSG-080", "MSG-082")
+def test_queues_compared_exactly(testee, conns, queue):
+    """Queue names are compared exactly: a queue never shares tickets with a
+    queue whose name is its prefix or extends it."""
+    size = testee.size_of(queue)
+    others = [queue + "x", queue[:-1], queue + "-", "x" + queue]
+    oc = [conns() for _ in others]
+    to = [c.enqueue_ok(o)["ticketId"] for c, o in zip(oc, others)]
+    cs = [conns() for _ in range(size)]
+    ts = [c.enqueue_ok(queue)["ticketId"] for c in cs]
+    ms = [c.wait_push("match.assigned", t)["data"]["assignment"]["matchId"] for c, t in zip(cs, ts)]
+    assert len(set(ms)) == 1
+    st = _states(testee, to)
+    assert st == ["queued"] * len(others), "tickets of queues %r matched with queue %r: %r" % (
+        others, queue, list(zip(others, st)))
+    for c, t in zip(oc, to):
+        c.request("cancel", {"ticketId": t})
+
+
+@pytest.mark.req("MSG-082", "MSG-080")
+def test_queue_size_applies_to_exact_queue_only(testee, conns):
+    """A declared per-queue match size applies to that queue only: queues
+    whose names extend it or are its prefix use the default size (each
+    isolated by a fresh region)."""
+    sizes = testee.decl["queueSizes"]
+    default = int(testee.decl["matchSize"])
+    other = {q: int(s) for q, s in sizes.items() if int(s) != default}
+    if not other:
+        pytest.skip("testee declares no queue with another match size (queueSizes)")
+    q = sorted(other)[0]
+    names = [q + "x", q + "-" + uniq("s")[-4:]] + ([q[:-1]] if len(q) > 1 else [])
+    names = [n for n in names if n not in sizes]
+    for name in names:
+        region = uniq("r")
+        cs = [conns() for _ in range(default)]
+        ts = [c.enqueue_ok(name, region=region)["ticketId"] for c in cs]
+        try:
+            ms = [c.wait_push("match.assigned", t)["data"]["assignment"] for c, t in zip(cs, ts)]
+        except WaitTimeout:
+            raise AssertionError("queue %r (declared: %r of size %d) did not match %d tickets (default size)"
+                                 % (name, q, other[q], default))
+        assert len(ms[0]["players"]) == default, "queue %r formed a match of %d" % (name, len(ms[0]["players"]))

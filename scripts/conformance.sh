@@ -10,8 +10,15 @@
 #    --redis-start-cmd stopping and starting it (TST-015). Redis requires a
 #    password and the instances use database 2, given as
 #    redis://:PASSWORD@HOST:PORT/2, so that AUTH and SELECT are observable
-#    (CHN-034, TST-017).
-# 3. Last: one reference server (memory channel) with the short test
+#    (CHN-034, TST-017). Then core and robustness against the same
+#    deployment (gateway 1, its tickets in Redis, matched by the worker), with
+#    a third api instance that --shutdown-cmd stops (MSG-099): behaviour is
+#    checked on both deployments, not only on the in-memory one (issue 17).
+#    Gateway 1 reaches Redis through the suite's fault-injection proxy
+#    (conformance/resp_proxy.py; --redis-proxy gives the suite its control
+#    port: spec/testing.md TST-030), so the race of MSG-041 is observable.
+# 3. Profile auth: one reference server with auth on (keys made at test time).
+# 4. Last: one reference server (memory channel) with the short test
 #    settings of spec/testing.md TST-010; profiles core and robustness, with a
 #    second, dedicated instance that --shutdown-cmd stops with SIGTERM
 #    (--shutdown-url, TST-016, MSG-099). Its pytest summary is the last
@@ -48,27 +55,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port, wait_healthy
+. scripts/lib.sh
 
-wait_healthy() { # URL: up to 10 s for 200 from /healthz
-    "$PYTHON" - "$1" <<'PY'
-import sys, time, urllib.request
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        if urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=1).status == 200:
-            sys.exit(0)
-    except Exception:
-        pass
-    time.sleep(0.1)
-print("not healthy: " + sys.argv[1], file=sys.stderr)
-sys.exit(1)
-PY
-}
-
-SHORT=(--queue-size conf3=3 --ticket-ttl 3 --grace 1 --assigned-ttl 3 --idle-timeout 2
+SHORT=(--queue-size conf3=3 --ticket-ttl 5 --grace 1 --assigned-ttl 3 --idle-timeout 2
        --max-connections 60 --rate 1000 --rate-burst 2000 --outbound-max-messages 64 --log-level 1)
 DECL=conformance/reference-testee.json
 
@@ -112,22 +102,35 @@ SH
     chmod +x "$TMP/stop-redis.sh" "$TMP/start-redis.sh" "$TMP/restart-redis.sh"
     "$TMP/start-redis.sh" || { echo "conformance: redis-server did not start"; status=1; }
     R="redis://:$RPW@127.0.0.1:$RP/2"
+    "$PYTHON" conformance/resp_proxy.py --listen 127.0.0.1:0 --upstream "127.0.0.1:$RP" \
+        --control 127.0.0.1:0 >"$TMP/proxy.out" 2>"$TMP/proxy.log" & PIDS+=($!)
+    for i in $(seq 50); do grep -q RESP-PROXY "$TMP/proxy.out" && break; sleep 0.1; done
+    read -r _ PXP PXC < "$TMP/proxy.out"
+    RX="redis://:$RPW@127.0.0.1:$PXP/2"
     WP=$(free_port); P1=$(free_port); P2=$(free_port)
     "$SERVER" --listen "127.0.0.1:$WP" --channel redis --role worker --redis "$R" "${SHORT[@]}" \
         >"$TMP/worker.log" 2>&1 & PIDS+=($!)
-    "$SERVER" --listen "127.0.0.1:$P1" --channel redis --role api --redis "$R" "${SHORT[@]}" \
+    "$SERVER" --listen "127.0.0.1:$P1" --channel redis --role api --redis "$RX" "${SHORT[@]}" \
         >"$TMP/api1.log" 2>&1 & PIDS+=($!)
     "$SERVER" --listen "127.0.0.1:$P2" --channel redis --role api --redis "$R" "${SHORT[@]}" \
         >"$TMP/api2.log" 2>&1 & PIDS+=($!)
+    RSP=$(free_port)
+    "$SERVER" --listen "127.0.0.1:$RSP" --channel redis --role api --redis "$R" "${SHORT[@]}" \
+        >"$TMP/api-shutdown.log" 2>&1 & RSPID=$!
+    PIDS+=($RSPID)
     # Health is itself under test (MSG-113): an instance that never turns
     # healthy is reported, and the suite still runs against it.
-    for u in "$WP" "$P1" "$P2"; do
+    for u in "$WP" "$P1" "$P2" "$RSP"; do
         wait_healthy "http://127.0.0.1:$u" || echo "conformance: instance on port $u never answered /healthz 200"
     done
     "$PYTHON" conformance/run --url "ws://127.0.0.1:$P1/realtime" --url2 "ws://127.0.0.1:$P2/realtime" \
         --redis "$R" --profile channel,multi --testee-config "$DECL" \
         --redis-restart-cmd "$TMP/restart-redis.sh" --redis-stop-cmd "$TMP/stop-redis.sh" \
-        --redis-start-cmd "$TMP/start-redis.sh" --report "$BUILD/conformance-redis" "$@" || status=1
+        --redis-start-cmd "$TMP/start-redis.sh" --redis-proxy "127.0.0.1:$PXC" \
+        --report "$BUILD/conformance-redis" "$@" || status=1
+    "$PYTHON" conformance/run --url "ws://127.0.0.1:$P1/realtime" --profile core,robustness \
+        --testee-config "$DECL" --shutdown-url "ws://127.0.0.1:$RSP/realtime" \
+        --shutdown-cmd "kill -TERM $RSPID" --report "$BUILD/conformance-redis-core" "$@" || status=1
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     PIDS=()
     "$TMP/stop-redis.sh"
@@ -135,7 +138,42 @@ else
     echo "conformance: no redis-server or no Redis channel in $SERVER: profiles channel and multi not run"
 fi
 
-# 3. Core and robustness against one reference server (last: its summary ends the output).
+# 3. Profile auth (spec/auth.md, TST-042..TST-046): one reference server with
+#    HS256, EdDSA and RS256 keys, an audience, an issuer, a service token and an Origin
+#    allow-list. Secrets and keys are made here, in $TMP, never committed; the
+#    declaration names them through $MW_AUTH_DIR.
+if command -v openssl >/dev/null; then
+    export MW_AUTH_DIR="$TMP/auth"
+    mkdir -p "$MW_AUTH_DIR" && chmod 700 "$MW_AUTH_DIR"
+    openssl rand -base64 48 | tr -d '\n' >"$MW_AUTH_DIR/hs256.secret"
+    openssl rand -hex 32 >"$MW_AUTH_DIR/service.token"
+    openssl genpkey -algorithm ed25519 -out "$MW_AUTH_DIR/ed25519.key" 2>/dev/null
+    openssl pkey -in "$MW_AUTH_DIR/ed25519.key" -pubout -out "$MW_AUTH_DIR/ed25519.pub"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$MW_AUTH_DIR/rsa.key" 2>/dev/null
+    openssl pkey -in "$MW_AUTH_DIR/rsa.key" -pubout -out "$MW_AUTH_DIR/rsa.pub"
+    APORT=$(free_port)
+    "$SERVER" --listen "127.0.0.1:$APORT" "${SHORT[@]}" \
+        --auth-hs256-secret-file "$MW_AUTH_DIR/hs256.secret:hs-1" \
+        --auth-public-key "EdDSA:$MW_AUTH_DIR/ed25519.pub:ed-1" \
+        --auth-public-key "RS256:$MW_AUTH_DIR/rsa.pub:rs-1" \
+        --auth-audience matchwire-conformance --auth-issuer https://issuer.conformance.example \
+        --service-token-file "$MW_AUTH_DIR/service.token" \
+        --allowed-origin https://play.example.com >"$TMP/auth.log" 2>&1 & APID=$!
+    PIDS+=($APID)
+    if wait_healthy "http://127.0.0.1:$APORT"; then
+        "$PYTHON" conformance/run --url "ws://127.0.0.1:$APORT/realtime" --profile auth \
+            --testee-config conformance/auth-testee.json --report "$BUILD/conformance-auth" "$@" || status=1
+    else
+        tail -n 20 "$TMP/auth.log"
+        status=1
+    fi
+    kill "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
+else
+    echo "conformance: no openssl command: profile auth not run"
+    status=1
+fi
+
+# 4. Core and robustness against one reference server (last: its summary ends the output).
 PORT=$(free_port)
 "$SERVER" --listen "127.0.0.1:$PORT" "${SHORT[@]}" >"$TMP/server.log" 2>&1 & PIDS+=($!)
 SPORT=$(free_port)

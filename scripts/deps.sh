@@ -9,6 +9,7 @@ PKGS=(
     libjansson-dev libssl-dev
     redis-server redis-tools
     python3 python3-pytest python3-websockets python3-redis python3-jsonschema
+    chromium
 )
 
 missing=()

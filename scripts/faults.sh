@@ -2,7 +2,7 @@
 # The fault suite (faults/README.md, issue 11). Usage:
 #
 #   scripts/faults.sh short [BUILD]   # `make test` (a few minutes)
-#   scripts/faults.sh long  [BUILD]   # `make faults` (under ~20 minutes)
+#   scripts/faults.sh long  [BUILD]   # `make faults` (under ~15 minutes)
 #
 # 1. The conformance suite's `faults` profile (spec/testing.md TST-018..025)
 #    against a reference deployment it starts: one redis-server, two api
@@ -15,7 +15,9 @@
 #    processes (Redis kill -9 and SIGSTOP, worker kill -9 and the
 #    commit/publish failpoint, gateway SIGTERM, HTTP pipelining, slowloris,
 #    fragment floods), with stage 1's verdict as one more row. Its last line
-#    is `faults: N passed, M failed`.
+#    is `faults: N passed, M failed`. MW_FAULTS_AUTH=1 passes --auth: every
+#    run with auth on (spec/auth.md; faults/README.md "Auth mode"). Stage 1
+#    runs with auth off either way.
 #
 # BUILD (default: $BUILD or build) holds reference/matchwire-server and
 # reference/matchwire-server-failpoints. Everything started here is stopped
@@ -71,7 +73,7 @@ if [ "${MW_FAULTS_CONFORMANCE:-1}" != 0 ]; then
     conf_verdict=fail
     RP=$(free_port); WP=$(free_port); P1=$(free_port); P2=$(free_port)
     R="redis://127.0.0.1:$RP/2"
-    FLAGS=(--channel redis --redis "$R" --ticket-ttl 3 --grace 1 --assigned-ttl 3 --idle-timeout 2
+    FLAGS=(--channel redis --redis "$R" --ticket-ttl 5 --grace 1 --assigned-ttl 3 --idle-timeout 2
            --max-connections 60 --rate 1000 --rate-burst 2000 --outbound-max-messages 64
            --queue-size conf3=3 --log-level 1)
     redis-server --port "$RP" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes \
@@ -118,4 +120,7 @@ fi
 cleanup
 trap - EXIT INT TERM
 
-exec "$PYTHON" faults/run.py --suite "$MODE" --build "$BUILD" --external "conformance-faults=$conf_verdict"
+AUTH_ARG=()
+[ "${MW_FAULTS_AUTH:-0}" = 1 ] && AUTH_ARG=(--auth)
+exec "$PYTHON" faults/run.py --suite "$MODE" --build "$BUILD" "${AUTH_ARG[@]}" \
+    --external "conformance-faults=$conf_verdict"

@@ -16,7 +16,10 @@ Usage: server.py [--host H] [--port P (0: any; the chosen port is printed as
 "LISTENING <port>")] [--match-size N] [--queue-size q=N] [--ticket-ttl S]
 [--grace S] [--assigned-ttl S] [--idle-timeout S] [--max-connections N]
 [--rate R] [--rate-burst B] [--outbound-max-messages N]
-[--outbound-max-bytes N] [--fault NAME]...
+[--outbound-max-bytes N] [--fault NAME]... [--redis redis://:PW@H:P/DB
+[--redis-prefix P]] (channel mode: subscribes to P + matchmaking:assigned and
+validates, counts and pushes payloads as spec/channel.md §1-2 says; the
+store stays in memory)
 """
 
 import argparse
@@ -70,7 +73,29 @@ FAULTS = {
     "no_bad_message_check": "enqueue data is not validated (queue syntax)",
     "reply_without_id_gets_id": "replies to requests without id carry id \"\"",
     "shutdown_close_1000": "shutting down closes connections with 1000, not 1001",
+    # issue 17: the classes the suite used to miss (each caught by its test).
+    "grace_from_creation": "the grace period is counted from the ticket's creation, not from its last watcher leaving",
+    "grace_from_first_leave": "the grace period is counted from the first departure of a watcher",
+    "ttl_slides_on_watch": "a watch (or idempotent enqueue) restarts the ticket's time to live",
+    "ttl_from_retention": "a queued ticket's time to live is the retention setting",
+    "retention_from_creation": "retention is counted from the ticket's creation, not from when it became final",
+    "connection_limit_plus_one": "the connection limit admits one connection too many",
+    "connection_limit_minus_one": "the connection limit refuses the N-th connection",
+    "region_len_chars": "region length counted in characters, not bytes",
+    "attr_len_chars": "attribute string length counted in characters, not bytes",
+    "key_len_chars": "idempotencyKey length counted in characters, not bytes",
+    "region_case_insensitive": "regions compared case-insensitively",
+    "region_prefix_match": "a region matches another it is a prefix of",
+    "queue_prefix_match": "a queue shares the pool of another queue it is a prefix of",
+    "queue_size_prefix": "a queue takes the match size of a declared queue that is its prefix",
+    # Channel mode (--redis) only: caught by the channel profile's test_channel.py.
+    "channel_reason_lumped": "channel: a payload naming another ticket is counted as not_match_assigned",
+    "channel_push_with_id": "channel: a foreign envelope carrying an id is pushed as is",
+    "channel_size_off_by_one": "channel: a payload of exactly 65,536 bytes is dropped as too_large",
 }
+CHANNEL_FAULTS = ("channel_reason_lumped", "channel_push_with_id", "channel_size_off_by_one")
+DROP_REASONS = ("too_large", "bad_json", "bad_payload", "bad_envelope", "not_match_assigned", "ticket_mismatch")
+RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?[Zz]$")
 
 CLIENT_TYPES = ("enqueue", "cancel", "watch", "ping")
 KNOWN_TYPES = CLIENT_TYPES + ("enqueued", "cancelled", "watching", "pong", "error",
@@ -144,27 +169,50 @@ class Server:
                 return t, False
         now = now_ms()
         attrs = req.get("attributes")
+        ttl = self.cfg.assigned_ttl if "ttl_from_retention" in self.f else self.cfg.ticket_ttl
         t = Ticket(str(uuid.uuid4()), req["queue"], req["playerId"],
                    (attrs or {}).get("region"), attrs, key, now,
-                   now + int(self.cfg.ticket_ttl * 1000), watcher is not None)
+                   now + int(ttl * 1000), watcher is not None)
         self.tickets[t.id] = t
         if key is not None:
             self.idem[(t.player, key)] = t.id
         if "no_expiry" not in self.f:
-            t.timers.append(self.loop.call_later(self.cfg.ticket_ttl, self.expire, t))
+            t.expiry = self.loop.call_later(ttl, self.expire, t)
+            t.timers.append(t.expiry)
         if watcher is not None:
             t.watchers.add(watcher)
             watcher.watched.add(t.id)
         self.add_to_pool(t)
         return t, True
 
+    def pool_key(self, t):
+        queue, region = t.queue, None if "region_mix" in self.f else t.region
+        if "region_case_insensitive" in self.f and region is not None:
+            region = region.lower()
+        for q, r in self.pools:
+            if "queue_prefix_match" in self.f and q != queue and r == region and (
+                    q.startswith(queue) or queue.startswith(q)):
+                queue = q
+            if "region_prefix_match" in self.f and q == queue and None not in (r, region) and r != region \
+                    and (r.startswith(region) or region.startswith(r)):
+                region = r
+        return queue, region
+
+    def size_of(self, queue):
+        if "queue_size_prefix" in self.f:
+            for q, n in self.sizes.items():
+                if queue.startswith(q):
+                    return int(n)
+        return int(self.sizes.get(queue, self.cfg.match_size))
+
     def add_to_pool(self, t):
-        region = None if "region_mix" in self.f else t.region
-        pool = self.pools.setdefault((t.queue, region), [])
+        t.pool = self.pool_key(t)
+        queue, region = t.pool
+        pool = self.pools.setdefault((queue, region), [])
         pool.append(t.id)
-        size = int(self.sizes.get(t.queue, self.cfg.match_size))
+        size = self.size_of(t.queue)
         # Formed on the next loop turn so a reply is sent before its pushes.
-        self.loop.call_soon(self.form, t.queue, region, size)
+        self.loop.call_soon(self.form, queue, region, size)
 
     def form(self, queue, region, size):
         pool = self.pools.get((queue, region), [])
@@ -209,10 +257,12 @@ class Server:
         for h in t.timers:
             h.cancel()
         t.timers = []
-        pool = self.pools.get((t.queue, None if "region_mix" in self.f else t.region))
+        pool = self.pools.get(getattr(t, "pool", None))
         if pool and t.id in pool:
             pool.remove(t.id)
         ret = 0 if "no_retention" in self.f else self.cfg.assigned_ttl
+        if "retention_from_creation" in self.f:
+            ret = max(0.0, (t.created - now_ms()) / 1000 + ret)
         t.timers.append(self.loop.call_later(ret, self.forget, t))
         for c in t.watchers:
             c.ticket_final(t)
@@ -239,10 +289,25 @@ class Server:
     def detach(self, t, conn):
         t.watchers.discard(conn)
         if t.state == "queued" and not t.watchers and t.had_watcher and "no_grace_cancel" not in self.f:
-            t.timers.append(self.loop.call_later(self.cfg.grace, self.grace_end, t))
+            delay = self.cfg.grace
+            if "grace_from_creation" in self.f:
+                delay = max(0.0, (t.created - now_ms()) / 1000 + delay)
+            if "grace_from_first_leave" in self.f:
+                t.first_leave = getattr(t, "first_leave", None) or time.monotonic()
+                delay = max(0.0, t.first_leave + delay - time.monotonic())
+            t.grace_token = token = object()  # only the latest departure's timer counts
+            t.timers.append(self.loop.call_later(delay, self.grace_end, t, token))
 
-    def grace_end(self, t):
-        if t.state == "queued" and not t.watchers:
+    def slide_ttl(self, t):
+        """Fault ttl_slides_on_watch: a watch restarts the time to live."""
+        if "ttl_slides_on_watch" in self.f and t.state == "queued" and getattr(t, "expiry", None):
+            t.expiry.cancel()
+            t.expires = now_ms() + int(self.cfg.ticket_ttl * 1000)
+            t.expiry = self.loop.call_later(self.cfg.ticket_ttl, self.expire, t)
+            t.timers.append(t.expiry)
+
+    def grace_end(self, t, token=None):
+        if t.state == "queued" and not t.watchers and getattr(t, "grace_token", None) is token:
             self.end(t, "cancelled")
 
     def resource(self, t):
@@ -331,13 +396,14 @@ def check_enqueue(srv, d, id=None):
         for k, v in a.items():
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
                 bad("attribute values are strings or numbers")
-            if isinstance(v, str) and len(v.encode()) > 256:
+            if isinstance(v, str) and len(v if "attr_len_chars" in srv.f else v.encode()) > 256:
                 bad("attribute string over 256 bytes")
-        if "region" in a and not (isinstance(a["region"], str) and 1 <= len(a["region"].encode()) <= 64):
+        if "region" in a and not (isinstance(a["region"], str) and 1 <= len(
+                a["region"] if "region_len_chars" in srv.f else a["region"].encode()) <= 64):
             bad("region must be a string of 1..64 bytes")
     if "idempotencyKey" in d:
         k = d["idempotencyKey"]
-        if not isinstance(k, str) or not 1 <= len(k.encode()) <= 64:
+        if not isinstance(k, str) or not 1 <= len(k if "key_len_chars" in srv.f else k.encode()) <= 64:
             bad("idempotencyKey must be 1..64 bytes")
 
 
@@ -469,6 +535,9 @@ class Conn(asyncio.Protocol):
             return self.respond(200, {"status": "ok"})
         if path == "/metrics" and method == "GET":
             text = "".join("selftest_%s %d\n" % kv for kv in srv.metrics.items())
+            if srv.cfg.redis:
+                text += "".join('matchwire_channel_drops_total{reason="%s"} %d\n' % (r, srv.drops.get(r, 0))
+                                for r in DROP_REASONS)
             return self.respond(200, text.encode(), "text/plain; version=0.0.4")
         if path == "/v1/tickets" and method == "POST":
             try:
@@ -513,7 +582,9 @@ class Conn(asyncio.Protocol):
         if not key or (hdr.get("sec-websocket-version") or [""])[0] != "13":
             return self.respond(400, self.err_body("bad_message", "bad WebSocket handshake"))
         mc = self.cfg.max_connections
-        if mc and len(srv.conns) >= mc:
+        limit = mc + (1 if "connection_limit_plus_one" in self.f else 0) - (
+            1 if "connection_limit_minus_one" in self.f else 0)
+        if mc and len(srv.conns) >= limit:
             return self.respond(503, self.err_body("unavailable", "connection limit reached"))
         acc = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
         lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
@@ -699,6 +770,7 @@ class Conn(asyncio.Protocol):
             return self.error("too_many_tickets", "at most %d live tickets" % self.cfg.max_tickets, id)
         t, new = srv.create(d, self)
         if not new:
+            srv.slide_ttl(t)
             t.watchers.add(self)
             t.had_watcher = True
             self.watched.add(t.id)
@@ -730,6 +802,7 @@ class Conn(asyncio.Protocol):
                 and "no_ticket_limit" not in self.f:
             return self.error("too_many_tickets", "at most %d live tickets" % self.cfg.max_tickets, id)
         # Register, then read (single-threaded here, so trivially in order).
+        srv.slide_ttl(t)
         t.watchers.add(self)
         t.had_watcher = True
         self.watched.add(t.id)
@@ -759,6 +832,106 @@ class Conn(asyncio.Protocol):
                 self.t.write(ws_frame(0x9, b"mw"))
 
 
+# ---------------------------------------------------------------------------
+# Channel mode (spec/channel.md §1-2): the consumer side only
+# ---------------------------------------------------------------------------
+
+def channel_reason(srv, raw):
+    """The drop reason of CHN-010 for one payload, or None when valid."""
+    f = srv.f
+    if len(raw) > (MAX_MSG - 1 if "channel_size_off_by_one" in f else MAX_MSG):
+        return "too_large", None
+    try:
+        p = ijson.loads(raw)
+    except ijson.Fault:
+        return "bad_json", None
+    tid = p.get("ticketId") if isinstance(p, dict) else None
+    if not (isinstance(tid, str) and 1 <= len(tid.encode()) <= 64 and all(0x21 <= ord(c) <= 0x7E for c in tid)) \
+            or not isinstance(p.get("envelope"), dict):
+        return "bad_payload", None
+    env = p["envelope"]
+    t, v = env.get("type"), env.get("v")
+    if not (isinstance(t, str) and 1 <= len(t) <= 64 and TYPE_RE.match(t)) or not (
+            type(v) is int and 1 <= v <= 2 ** 31 - 1) or not isinstance(env.get("data"), dict) or (
+            "id" in env and _plain_text_id(env) is None):
+        return "bad_envelope", None
+    d = env["data"]
+    a = d.get("assignment")
+
+    def b(x, lo, hi):
+        return isinstance(x, str) and lo <= len(x.encode()) <= hi
+
+    def conn_ok(c):
+        if not isinstance(c, str) or ":" not in c:
+            return False
+        host, _, port = c.rpartition(":")
+        return 1 <= len(host) <= 255 and all(0x21 <= ord(ch) <= 0x7E for ch in host) and port.isdigit() \
+            and 1 <= int(port) <= 65535 and port == str(int(port))
+    ok = (t == "match.assigned" and v == 1 and ("id" not in env or "channel_push_with_id" in f)
+          and isinstance(d.get("ticketId"), str) and type(d.get("version")) is int and d["version"] >= 1
+          and isinstance(a, dict) and b(a.get("matchId"), 1, 128) and conn_ok(a.get("connection"))
+          and isinstance(a.get("players"), list) and 1 <= len(a["players"]) <= 16
+          and all(isinstance(x, dict) and b(x.get("playerId"), 1, 128) for x in a["players"])
+          and isinstance(a.get("assignedAt"), str) and RFC3339_RE.match(a["assignedAt"]))
+    if not ok:
+        return "not_match_assigned", None
+    if d["ticketId"] != tid:
+        return ("not_match_assigned" if "channel_reason_lumped" in f else "ticket_mismatch"), None
+    return None, env
+
+
+def channel_message(srv, raw):
+    reason, env = channel_reason(srv, raw)
+    if reason:
+        srv.drops[reason] = srv.drops.get(reason, 0) + 1
+        return
+    t = srv.get(env["data"]["ticketId"])
+    if t is None:
+        return
+    for c in list(t.watchers):
+        c.push_version(t, env)
+
+
+async def channel_subscribe(srv):
+    """AUTH, SELECT, SUBSCRIBE over a minimal RESP2 client (no dependency)."""
+    import urllib.parse
+    u = urllib.parse.urlsplit(srv.cfg.redis)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port or 6379)
+
+    def cmd(*args):
+        out = b"*%d\r\n" % len(args)
+        for x in args:
+            x = x.encode() if isinstance(x, str) else x
+            out += b"$%d\r\n%s\r\n" % (len(x), x)
+        writer.write(out)
+
+    async def read_reply():
+        line = await reader.readline()
+        if line[:1] == b"*":
+            return [await read_reply() for _ in range(int(line[1:]))]
+        if line[:1] == b"$":
+            n = int(line[1:])
+            return None if n < 0 else (await reader.readexactly(n + 2))[:-2]
+        if line[:1] == b"-":
+            raise RuntimeError("redis: %r" % line)
+        return line[1:].strip()
+    if u.password:
+        cmd("AUTH", urllib.parse.unquote(u.password))
+        await read_reply()
+    db = (u.path or "/0").lstrip("/") or "0"
+    cmd("SELECT", db)
+    await read_reply()
+    cmd("SUBSCRIBE", srv.cfg.redis_prefix + "matchmaking:assigned")
+    await read_reply()
+
+    async def pump():
+        while True:
+            m = await read_reply()
+            if isinstance(m, list) and len(m) == 3 and m[0] == b"message":
+                channel_message(srv, m[2])
+    srv.channel_task = asyncio.get_event_loop().create_task(pump())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -777,6 +950,8 @@ def main():
     ap.add_argument("--outbound-max-messages", type=int, default=256)
     ap.add_argument("--outbound-max-bytes", type=int, default=1 << 20)
     ap.add_argument("--fault", action="append", choices=sorted(FAULTS))
+    ap.add_argument("--redis", default=None, help="redis://:PW@H:P/DB: subscribe to the channel (CHN-010..014)")
+    ap.add_argument("--redis-prefix", default="")
     ap.add_argument("--list-faults", action="store_true")
     cfg = ap.parse_args()
     if cfg.list_faults:
@@ -786,6 +961,9 @@ def main():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     srv = Server(cfg)
+    srv.drops = {}
+    if cfg.redis:
+        loop.run_until_complete(channel_subscribe(srv))
     server = loop.run_until_complete(loop.create_server(lambda: Conn(srv), cfg.host, cfg.port))
     port = server.sockets[0].getsockname()[1]
     print("LISTENING %d" % port, flush=True)
