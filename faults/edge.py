@@ -15,6 +15,13 @@ against every role, slowloris, and a fragment flood.
                clear) of a text message and then nothing: the server's RSS
                may grow by at most the stated bound over the same N idle
                WebSockets; a new client still works.
+
+Auth on (run.py --auth): every server gets the secret and service token
+files; the HTTP API requests of the pipelining patterns carry the service
+token (`/healthz` none), plus one pattern whose first request has none (401,
+then closed); every WebSocket these scenarios open (probes, the fragment
+flood) carries a fresh player token, and a probe also checks that a
+handshake without one is refused 401. Rows are named `<scenario>/auth`.
 """
 
 import select
@@ -23,35 +30,47 @@ import struct
 import threading
 import time
 
-from harness import Proc, Redis, RunDir, Sampler, cpu_percent, free_port, rss_mb, server_argv
+from harness import (Proc, Redis, RunDir, Sampler, cpu_percent, free_port, handshake_status, rss_mb, server_argv,
+                     upgrade_request)
 from scenarios import Result, finish
 
 BODY = b'{"queue":"q","playerId":"a1"}'
 assert len(BODY) == 29
-POST = (b"POST /v1/tickets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 29\r\n\r\n" + BODY)
-POST_HEAD = POST[:-29]
 GET = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-GETT = b"GET /v1/tickets/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-DELETE = b"DELETE /v1/tickets/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
-# name -> list of writes; None between writes means "wait for a response first"
-PATTERNS = {
-    "GET+POST": [GET + POST],
-    "POST+POST": [POST + POST],
-    "POST+DELETE": [POST + DELETE],
-    "POST+GET": [POST + GET],
-    "DELETE+POST": [DELETE + POST],
-    "GET+GET+GET": [GET + GETT + GET],
-    "body-split": [POST_HEAD + BODY[:10], BODY[10:] + GET + POST[:40], POST[40:]],
-    "head-body-split": [POST_HEAD, BODY + POST + GET],
-    "keep-alive": [GET, None, POST, None, DELETE, None, POST + GET],
-}
+
+def patterns(auth=None):
+    """name -> list of writes; None between writes means "wait for a
+    response first". With auth (an auth.Auth), the HTTP API requests carry
+    the service token (AUTH-070), and one more pattern sends a POST without
+    it first (401, AUTH-072: the server closes without reading the body)."""
+    cred = auth.service_header() if auth is not None else b""
+    post = (b"POST /v1/tickets HTTP/1.1\r\nHost: 127.0.0.1\r\n" + cred + b"Content-Type: application/json\r\n"
+            b"Content-Length: 29\r\n\r\n" + BODY)
+    post_head = post[:-29]
+    gett = b"GET /v1/tickets/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n" + cred + b"\r\n"
+    delete = (b"DELETE /v1/tickets/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n" + cred
+              + b"\r\n")
+    p = {
+        "GET+POST": [GET + post],
+        "POST+POST": [post + post],
+        "POST+DELETE": [post + delete],
+        "POST+GET": [post + GET],
+        "DELETE+POST": [delete + post],
+        "GET+GET+GET": [GET + gett + GET],
+        "body-split": [post_head + BODY[:10], BODY[10:] + GET + post[:40], post[40:]],
+        "head-body-split": [post_head, BODY + post + GET],
+        "keep-alive": [GET, None, post, None, delete, None, post + GET],
+    }
+    if auth is not None:
+        p["unauth-POST+POST"] = [post.replace(cred, b"") + post]
+    return p
+
+
+PATTERNS = patterns()
 SHORT_PATTERNS = ["GET+POST", "POST+POST", "DELETE+POST", "head-body-split", "keep-alive"]
+AUTH_PATTERNS = ["unauth-POST+POST"]    # added with auth on, in both suites
 
-UPGRADE = (b"GET /realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-           b"Sec-WebSocket-Protocol: matchwire.v1\r\n\r\n")
 PING = b'{"type":"ping","v":1,"id":"p","data":{}}'
 
 
@@ -94,16 +113,28 @@ def read_some(s, seconds, until=None):
     return buf
 
 
-def ws_probe(port, timeout=3.0):
+PROBES = [0]
+
+
+def ws_probe(port, timeout=3.0, auth=None):
     """Seconds for a new WebSocket client: connect, handshake (101), ping ->
-    pong. (None, why) when it did not complete within timeout."""
+    pong. (None, why) when it did not complete within timeout. With auth (an
+    auth.Auth) the client presents a fresh player token, and first a
+    handshake without one must be refused 401 within 1 s (not counted in
+    the seconds)."""
+    if auth is not None:
+        st = handshake_status(port, None, 1.0)
+        if st != 401:
+            return None, "a handshake without a token answered %s within 1 s (want 401)" % st
+    PROBES[0] += 1
+    token = auth.token("probe-%d" % PROBES[0]) if auth is not None else None
     t0 = time.monotonic()
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     except OSError as e:
         return None, "connect: %s" % e
     try:
-        s.sendall(UPGRADE)
+        s.sendall(upgrade_request(token))
         head = read_some(s, timeout, b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 101"):
             return None, "handshake: %r" % head[:60]
@@ -140,7 +171,11 @@ def send_pattern(port, writes):
 
 
 def pipelining(ctx):
-    rd = RunDir(ctx.root, "pipelining")
+    auth = ctx.auth_for(False)
+    sfx = "/auth" if auth is not None else ""
+    pats = patterns(auth)
+    names = list(ctx.patterns) + (AUTH_PATTERNS if auth is not None else [])
+    rd = RunDir(ctx.root, "pipelining" + sfx.replace("/", "-"))
     sampler = Sampler()
     redis = None
     procs = {}
@@ -150,18 +185,18 @@ def pipelining(ctx):
         url = redis.url()
         for role, channel in (("all", "memory"), ("api", "redis"), ("worker", "redis")):
             port = free_port()
-            procs[role] = Proc(role, server_argv(ctx.server, port, role, channel, url if channel == "redis" else None),
-                               rd.file("%s.log" % role), port)
+            procs[role] = Proc(role, server_argv(ctx.server, port, role, channel, url if channel == "redis" else None,
+                                                 auth=auth), rd.file("%s.log" % role), port)
             sampler.watch(procs[role])
         sampler.start()
         for p in procs.values():
             if p.wait_healthy(15) is None:
                 raise RuntimeError("%s not healthy at start" % p.name)
-        for i, name in enumerate(ctx.patterns):
-            res = Result("pipelining:" + name, 1)
+        for i, name in enumerate(names):
+            res = Result("pipelining:" + name + sfx, 1)
             worst = 0.0
             for role, p in procs.items():
-                s, got = send_pattern(p.port, PATTERNS[name])
+                s, got = send_pattern(p.port, pats[name])
                 try:
                     st, body, secs = p.healthz(1.0)
                     cpu = cpu_percent(p.pid, 1.0) if p.alive() else None
@@ -191,13 +226,13 @@ def pipelining(ctx):
                     if p.wait_healthy(15) is None:
                         res.fail("%s: not healthy after restart" % role)
             results.append(res)
-        end = Result("pipelining:SIGTERM", 1)
+        end = Result("pipelining:SIGTERM" + sfx, 1)
         for role, p in procs.items():
             if p.sigterm(3.0) is None:
                 end.fail("%s ignored SIGTERM for 3 s" % role)
         results.append(end)
     except Exception as e:  # noqa: BLE001
-        r = Result("pipelining", 0)
+        r = Result("pipelining" + sfx, 0)
         r.fail("harness error: %r" % e)
         results.append(r)
     finally:
@@ -206,7 +241,7 @@ def pipelining(ctx):
         if redis is not None:
             redis.kill9()
         sampler.stop()
-        agg = Result("pipelining", 0)
+        agg = Result("pipelining" + sfx, 0)
         agg.notes = [n for r in results for n in r.notes]
         finish(rd, agg)
         for r in results:
@@ -245,10 +280,12 @@ def open_many(port, n):
 
 def slowloris(ctx):
     n, hold = ctx.p("slowloris_conns"), ctx.p("slowloris_hold")
-    res = Result("slowloris-%d" % n, 1)
-    rd = RunDir(ctx.root, "slowloris")
+    auth = ctx.auth_for(False)
+    sfx = "/auth" if auth is not None else ""
+    res = Result("slowloris-%d%s" % (n, sfx), 1)
+    rd = RunDir(ctx.root, "slowloris" + sfx.replace("/", "-"))
     port = free_port()
-    p = Proc("all", server_argv(ctx.server, port, "all", "memory"), rd.file("server.log"), port)
+    p = Proc("all", server_argv(ctx.server, port, "all", "memory", auth=auth), rd.file("server.log"), port)
     socks = []
     stop = threading.Event()
     try:
@@ -295,7 +332,7 @@ def slowloris(ctx):
         probes = 0
         t_end = time.monotonic() + hold
         while time.monotonic() < t_end:
-            secs, why = ws_probe(port, 3.0)
+            secs, why = ws_probe(port, 3.0, auth)
             probes += 1
             if secs is None:
                 res.fail("probe %d: new WebSocket client: %s" % (probes, why))
@@ -348,14 +385,15 @@ def _still_open(s):
 # Fragment flood
 # ---------------------------------------------------------------------------
 
-def ws_many(port, n, batch=50):
-    """n WebSockets by raw handshakes, in batches; returns the open sockets."""
+def ws_many(port, n, batch=50, auth=None):
+    """n WebSockets by raw handshakes, in batches; returns the open sockets.
+    With auth, each presents a fresh token of its own player."""
     out = []
     for i in range(0, n, batch):
         socks = []
-        for _ in range(min(batch, n - i)):
+        for j in range(min(batch, n - i)):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(UPGRADE)
+            s.sendall(upgrade_request(auth.token("frag-%d" % (i + j)) if auth is not None else None))
             socks.append(s)
         for s in socks:
             head = read_some(s, 5.0, b"\r\n\r\n")
@@ -368,16 +406,18 @@ def ws_many(port, n, batch=50):
 
 def fragments(ctx):
     n, bound = ctx.p("fragment_conns"), ctx.frag_bound
-    res = Result("fragments-%d" % n, 1)
-    rd = RunDir(ctx.root, "fragments")
+    auth = ctx.auth_for(False)
+    sfx = "/auth" if auth is not None else ""
+    res = Result("fragments-%d%s" % (n, sfx), 1)
+    rd = RunDir(ctx.root, "fragments" + sfx.replace("/", "-"))
     port = free_port()
-    p = Proc("all", server_argv(ctx.server, port, "all", "memory"), rd.file("server.log"), port)
+    p = Proc("all", server_argv(ctx.server, port, "all", "memory", auth=auth), rd.file("server.log"), port)
     socks = []
     try:
         if p.wait_healthy(15) is None:
             raise RuntimeError("server not healthy at start")
         base = rss_mb(p.pid)
-        socks = ws_many(port, n)
+        socks = ws_many(port, n, auth=auth)
         if len(socks) < n:
             res.fail("only %d of %d WebSockets opened" % (len(socks), n))
         time.sleep(1.0)
@@ -405,7 +445,7 @@ def fragments(ctx):
         if grew > bound:
             res.fail("unfinished fragments grew RSS by %.1f MB over %d idle connections (bound %.0f MB)"
                      % (grew, len(socks), bound))
-        secs, why = ws_probe(port, 3.0)
+        secs, why = ws_probe(port, 3.0, auth)
         if secs is None or secs > 1.0:
             res.fail("new client during the flood: %s" % why)
         res.recovery = secs

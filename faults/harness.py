@@ -93,6 +93,41 @@ def http_get(port, path="/healthz", timeout=1.0):
         return None, str(e).encode(), time.monotonic() - t0
 
 
+UPGRADE = (b"GET /realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Protocol: matchwire.v1\r\n")
+
+
+def upgrade_request(token=None):
+    """A raw WebSocket handshake to /realtime, with `Authorization: Bearer
+    token` when a token is given."""
+    return UPGRADE + (b"Authorization: Bearer " + token.encode("ascii") + b"\r\n" if token else b"") + b"\r\n"
+
+
+def handshake_status(port, token=None, timeout=1.0):
+    """The HTTP status of a raw handshake (None: no answer within timeout)."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return None
+    try:
+        s.settimeout(timeout)
+        s.sendall(upgrade_request(token))
+        head = b""
+        end = time.monotonic() + timeout
+        while b"\r\n" not in head and time.monotonic() < end:
+            d = s.recv(4096)
+            if not d:
+                break
+            head += d
+        parts = head.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
 class Proc:
     """One process we started: name, Popen, port, log path."""
 
@@ -294,11 +329,14 @@ class Redis(Proc):
         return (200 if self.alive() else None), b"", 0.0
 
 
-def server_argv(binary, port, role="all", channel="memory", redis_url=None, extra=()):
+def server_argv(binary, port, role="all", channel="memory", redis_url=None, extra=(), auth=None):
+    """auth: an auth.Auth (auth mode: its secret and service token files)."""
     a = [binary, "--listen", "127.0.0.1:%d" % port, "--role", role, "--channel", channel,
          "--grace", "1", "--ticket-ttl", "30", "--assigned-ttl", "60", "--log-level", "1"]
     if redis_url:
         a += ["--redis", redis_url]
+    if auth is not None:
+        a += auth.args
     return a + list(extra)
 
 

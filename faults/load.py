@@ -13,6 +13,15 @@ tell a duplicate on one connection (same ticket and version twice), two
 different assignments for one ticket, and one player (= one ticket: player
 ids are unique per ticket) in two matches.
 
+With auth on (Load(auth=...), faults/auth.py) each client is one player,
+`<tag>-c<N>`, for all its tickets: on every (re)connect it mints a fresh
+HS256 token with that player as `sub` and sends it as `Authorization:
+Bearer`, and it enqueues with playerId = sub (AUTH-061). A handshake refused
+401 is counted (Load.unauthorized; the run fails on any). Then a player is
+in one match per ticket, so "one player in two matches" becomes: a player in
+a match their client never received, beyond their acknowledged tickets
+that were never delivered (each already counted as lost).
+
 The main thread drives it through start() / stop_enqueue() / drain() /
 close() and reads figures after close().
 """
@@ -24,6 +33,7 @@ import threading
 import time
 
 import websockets
+import websockets.exceptions
 
 TERMINAL_CLOSES = {1002, 1003, 1007, 1008, 1009, 1010}
 RETRYABLE = {"unavailable", "internal", "rate_limited"}
@@ -134,6 +144,8 @@ class Client:
         self.load, self.idx = load, idx
         self.gw = idx % len(load.urls)
         self.conn = None
+        # auth on: one player for all of this client's tickets (the token's sub)
+        self.player = "%s-c%d" % (load.tag, idx) if load.auth is not None else None
         self.seq = 0
         self.wake = asyncio.Event()   # set when its ticket ends or its connection closes
 
@@ -154,12 +166,18 @@ class Client:
         backoff = 0.05
         while not load.closing:
             url = load.urls[self.gw]
+            headers = {}
+            if load.auth is not None:   # a fresh token on every (re)connect (AUTH-013)
+                headers["Authorization"] = load.auth.bearer(self.player)
+                load.tokens += 1
             try:
                 ws = await websockets.connect(url, subprotocols=["matchwire.v1"], open_timeout=5,
                                               ping_interval=None, close_timeout=1, max_size=2 ** 20,
-                                              max_queue=None)
+                                              max_queue=None, extra_headers=headers)
             except Exception as e:  # noqa: BLE001 - refused, 503, timeout: try the other gateway
                 load.connect_failures += 1
+                if isinstance(e, websockets.exceptions.InvalidStatusCode) and e.status_code == 401:
+                    load.unauthorized += 1
                 load.log("client %d connect %s failed: %r" % (self.idx, url, e))
                 self.gw = (self.gw + 1) % len(load.urls)
                 await asyncio.sleep(backoff)
@@ -178,7 +196,7 @@ class Client:
             if load.stopping or load.closing:
                 break
             self.seq += 1
-            p = "%s-c%d-%d" % (load.tag, self.idx, self.seq)
+            p = self.player or "%s-c%d-%d" % (load.tag, self.idx, self.seq)
             t = Ticket(self, self.seq, p, "k%d-%d" % (self.idx, self.seq))
             load.started += 1
             if await self.enqueue(t):
@@ -268,8 +286,9 @@ class Client:
 
 
 class Load:
-    def __init__(self, urls, clients, rate, queue, tag, events_path, reply_timeout=30.0):
+    def __init__(self, urls, clients, rate, queue, tag, events_path, reply_timeout=30.0, auth=None):
         self.urls, self.nclients, self.rate, self.queue, self.tag = urls, clients, rate, queue, tag
+        self.auth = auth             # auth.Auth: auth on (one player per client, a token per connect)
         self.reply_timeout = reply_timeout
         self.events = open(events_path, "a", buffering=1 << 16)
         self.stopping = False
@@ -287,6 +306,7 @@ class Load:
         self.assign_times = []       # monotonic time of each match.assigned received
         self.ticket_assigns = collections.defaultdict(set)   # ticketId -> {matchId}
         self.player_matches = collections.defaultdict(set)   # playerId -> {matchId}
+        self.client_matches = collections.defaultdict(set)   # client idx -> {matchId} it received
         self.dup_same_conn = []
         self.closes = collections.Counter()
         self.terminal_closes = []
@@ -298,6 +318,8 @@ class Load:
         self.sigterms = []          # monotonic times a gateway was sent SIGTERM
         self.connects = 0
         self.connect_failures = 0
+        self.unauthorized = 0        # handshakes answered 401 (auth on: never expected)
+        self.tokens = 0              # tokens minted (auth on: one per connect attempt)
         self.reply_timeouts = 0
         self.replays = 0
         self.rewatches = 0
@@ -438,6 +460,7 @@ class Load:
             conn.seen.add(key)
             self.assign_times.append(time.monotonic())
             self.ticket_assigns[tid].add(mid)
+            self.client_matches[conn.client.idx].add(mid)
             for p in a.get("players", []):
                 self.player_matches[p.get("playerId")].add(mid)
             t = self.tickets.get(tid)
@@ -472,9 +495,24 @@ class Load:
         return None
 
     def conflicts(self):
-        """Tickets with two different matchIds, players in two matches."""
+        """Tickets with two different matchIds, players in two matches.
+
+        Auth on, a player (= client) has one ticket after another, so it is
+        rightly in one match per ticket; instead: the matches that name the
+        player but never reached its client, more of them than the client's
+        acknowledged tickets that were never delivered (each such ticket
+        may be in one match and is counted as lost already). An extra one
+        is a ticket in a second match, or a phantom ticket matched."""
         two = [tid for tid, ms in self.ticket_assigns.items() if len(ms) > 1]
-        multi = [p for p, ms in self.player_matches.items() if len(ms) > 1]
+        if self.auth is None:
+            multi = [p for p, ms in self.player_matches.items() if len(ms) > 1]
+            return two, multi
+        undelivered = collections.Counter(t.client.idx for t in list(self.acked_list) if t.final != "assigned")
+        multi = []
+        for c in self.clients:
+            unexplained = self.player_matches.get(c.player, set()) - self.client_matches.get(c.idx, set())
+            if len(unexplained) > undelivered[c.idx]:
+                multi.append(c.player)
         return two, multi
 
     def max_latency(self, t_from, t_to):

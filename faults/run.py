@@ -1,7 +1,13 @@
 #!/usr/bin/python3
 """Matchwire fault suite runner (see faults/README.md).
 
-  /usr/bin/python3 faults/run.py --suite short|long [--build DIR] [--only NAME[,NAME]]
+  /usr/bin/python3 faults/run.py --suite short|long [--build DIR] [--only NAME[,NAME]] [--auth]
+
+--auth (or MW_FAULTS_AUTH=1) runs every scenario with auth on (spec/auth.md):
+every matchwire-server gets a generated HS256 secret file and a service
+token file, the clients present a fresh player token at every handshake.
+Without it, each suite still runs the scenarios it lists in `auth_extra`
+once more with auth on (rows named `<scenario>/auth`).
 
 Prints one table per run, a summary table, and last, alone on its line,
 `faults: N passed, M failed`; exit status 1 when a run failed. Failing runs
@@ -19,6 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import auth  # noqa: E402
 import edge  # noqa: E402
 import harness  # noqa: E402
 import scenarios  # noqa: E402
@@ -30,12 +37,17 @@ SUITES = {
     "short": dict(clients=100, rate=600, warmup=2.0, after=2.0, between=2.0, drain=15.0, quiet=3.0,
                   redis_runs=1, redis_kills=3, stalls=[5.0], worker_runs=1, worker_kills=1,
                   failpoint_runs=1, gateway_runs=1, gateway_kills=1,
-                  slowloris_conns=1000, slowloris_hold=5.0, fragment_conns=2000),
-    # long: `make faults` (target: under ~20 minutes)
+                  slowloris_conns=1000, slowloris_hold=5.0, fragment_conns=2000,
+                  # one more run with auth on (issue 12), about 20 s
+                  auth_extra=["redis-kill9-always"], auth_stall=5.0),
+    # long: `make faults` (target: under ~15 minutes)
     "long": dict(clients=120, rate=800, warmup=3.0, after=4.0, between=3.0, drain=20.0, quiet=4.0,
                  redis_runs=3, redis_kills=3, stalls=[5.0, 10.0, 10.0], worker_runs=3, worker_kills=2,
                  failpoint_runs=2, gateway_runs=3, gateway_kills=2,
-                 slowloris_conns=1000, slowloris_hold=20.0, fragment_conns=4000),
+                 slowloris_conns=1000, slowloris_hold=20.0, fragment_conns=4000,
+                 # every load scenario once more with auth on (issue 12), about 3 min
+                 auth_extra=["redis-kill9-always", "redis-kill9-everysec", "redis-sigstop", "worker-kill9",
+                             "worker-failpoint", "gateway-sigterm"], auth_stall=10.0),
 }
 
 SCENARIOS = [
@@ -77,9 +89,22 @@ class Ctx:
         self.rss_bound = args.rss_bound
         self.frag_bound = args.frag_bound
         self.patterns = edge.SHORT_PATTERNS if args.suite == "short" else list(edge.PATTERNS)
+        # Credentials of this suite run, in a private dir under root (removed at the end).
+        self.creds = auth.Auth(self.root)
+        self.all_auth = args.auth   # --auth: every run with auth on
 
     def p(self, k):
         return self.params[k]
+
+    def auth_for(self, want):
+        """The auth.Auth a run uses (None: auth off): every run with --auth,
+        otherwise the suite's extra auth-on runs (want=True)."""
+        return self.creds if (self.all_auth or want) else None
+
+    def auth_extra(self, scenario):
+        """Whether the suite runs `scenario` once more with auth on (not with
+        --auth, where every run is)."""
+        return not self.all_auth and scenario in self.params["auth_extra"]
 
 
 def table(rows):
@@ -111,6 +136,9 @@ def main():
                     help="MB the fragment flood may add to RSS over the same number of idle WebSockets "
                          "(MSG-122: the reference's reassembly budget is 64 MiB; the flood holds 2,000-4,000 "
                          "x 60,000 bytes)")
+    ap.add_argument("--auth", action="store_true", default=os.environ.get("MW_FAULTS_AUTH") == "1",
+                    help="every run with auth on (spec/auth.md): an HS256 secret and a service token "
+                         "generated in the run's tmp dir, a fresh player token per connection (env MW_FAULTS_AUTH=1)")
     ap.add_argument("--external", action="append", default=[], metavar="NAME=pass|fail|skip",
                     help="a verdict reached elsewhere (scripts/faults.sh: the conformance faults profile), "
                          "shown as one more row and counted")
@@ -120,6 +148,7 @@ def main():
             print(n)
         return 0
     ctx = Ctx(args)
+    atexit.register(ctx.creds.remove)   # the secrets never outlive the run, whatever happens
     if not os.access(ctx.server, os.X_OK):
         print("faults: no server at %s (build it first)" % ctx.server)
         print("faults: 0 passed, 1 failed")
@@ -127,6 +156,7 @@ def main():
 
     def on_signal(sig, _frame):
         harness.cleanup()
+        ctx.creds.remove()
         print("\nfaults: interrupted by signal %d; logs in %s" % (sig, ctx.root))
         os._exit(130)
     atexit.register(harness.cleanup)
@@ -139,8 +169,10 @@ def main():
         if s not in known:
             print("faults: unknown scenario %r (known: %s)" % (s, ", ".join(known)))
             return 2
-    print("faults: suite %s, server %s, %d clients at %.0f enqueues/s, tmp %s"
-          % (ctx.suite, ctx.server, ctx.clients, ctx.rate, ctx.root), flush=True)
+    print("faults: suite %s, server %s, %d clients at %.0f enqueues/s, auth %s, tmp %s"
+          % (ctx.suite, ctx.server, ctx.clients, ctx.rate,
+             "on (every run)" if ctx.all_auth else "off (on in the extra runs of %s)"
+             % ", ".join(ctx.params["auth_extra"]), ctx.root), flush=True)
     t_all = time.monotonic()
     results = []
     for name, fn in SCENARIOS:
@@ -170,6 +202,7 @@ def main():
         results.append(r)
     passed = sum(1 for r in results if r.verdict == "pass")
     failed = len(results) - passed
+    ctx.creds.remove()
     print("\n== summary (%.0f s)" % (time.monotonic() - t_all))
     print(table([r.row() for r in results]))
     if failed and os.listdir(ctx.root):

@@ -22,6 +22,12 @@ not hold):
   recovery      from the end of each fault to /healthz 200 on every process
                 and to the first match.assigned: within the stated bound;
   RSS           every matchwire-server's VmRSS stays under the bound.
+
+Auth on (a run given an auth.Auth: `run.py --auth`, or the suites' extra
+`/auth` runs): every server gets the HS256 secret and service token files,
+each client is one player with a token per connection (load.py), and no
+handshake may be refused 401. The checks are the same, with "no player in
+two matches" read per ticket (load.Load.conflicts).
 """
 
 import os
@@ -29,7 +35,7 @@ import signal
 import time
 import uuid
 
-from harness import Proc, Redis, RunDir, Sampler, cpu_percent, free_port, server_argv
+from harness import Proc, Redis, RunDir, Sampler, cpu_percent, free_port, handshake_status, server_argv
 from load import Load
 
 GRACE = 1.0
@@ -65,20 +71,20 @@ class Result:
 class Deployment:
     """redis + api x2 + worker, each with its own log in the run dir."""
 
-    def __init__(self, ctx, rd, appendfsync="always", worker_binary=None, worker_env=None):
-        self.ctx, self.rd = ctx, rd
+    def __init__(self, ctx, rd, appendfsync="always", worker_binary=None, worker_env=None, auth=None):
+        self.ctx, self.rd, self.auth = ctx, rd, auth
         self.sampler = Sampler()
         self.redis = Redis(rd.path, appendfsync)
         url = self.redis.url()
         self.gateways = []
         for i in (1, 2):
             port = free_port()
-            self.gateways.append(Proc("api%d" % i, server_argv(ctx.server, port, "api", "redis", url),
+            self.gateways.append(Proc("api%d" % i, server_argv(ctx.server, port, "api", "redis", url, auth=auth),
                                       rd.file("api%d.log" % i), port))
         self.worker_port = free_port()
         self.worker = Proc("worker", server_argv(worker_binary or ctx.server, self.worker_port, "worker",
-                                                 "redis", url), rd.file("worker.log"), self.worker_port,
-                           env=worker_env)
+                                                 "redis", url, auth=auth), rd.file("worker.log"),
+                           self.worker_port, env=worker_env)
         for p in self.servers():
             self.sampler.watch(p)
         self.sampler.start()
@@ -93,7 +99,7 @@ class Deployment:
         if self.worker.alive():
             self.worker.kill9()
         self.worker = Proc("worker", server_argv(binary or self.ctx.server, self.worker_port, "worker",
-                                                 "redis", self.redis.url()),
+                                                 "redis", self.redis.url(), auth=self.auth),
                            self.rd.file("worker.log"), self.worker_port, env=env)
         self.sampler.watch(self.worker)
 
@@ -145,6 +151,18 @@ def check_idle(dep, res):
             res.fail("%s /healthz after the fault: %s %s" % (p.name, st, body[:80]))
 
 
+def check_auth_on(dep, auth, res):
+    """Auth really on: on each gateway a handshake without a token is
+    refused 401 (AUTH-040) and one with a fresh token upgraded (101)."""
+    for g in dep.gateways:
+        st = handshake_status(g.port, None, 1.0)
+        if st != 401:
+            res.fail("auth on, yet %s answered a handshake without a token with %s (want 401)" % (g.name, st))
+        st = handshake_status(g.port, auth.token("auth-check-%s" % g.name), 1.0)
+        if st != 101:
+            res.fail("auth on, yet %s answered a handshake with a valid token with %s (want 101)" % (g.name, st))
+
+
 def classify(dep, load, res):
     """Lost, delivered, duplicated; via the clients' records and Redis."""
     r = dep.redis.client()
@@ -184,8 +202,11 @@ def classify(dep, load, res):
                                                                            load.dup_same_conn[0]))
     if two:
         res.fail("%d tickets with two different assignments (e.g. %s)" % (len(two), two[0]))
-    if multi:
+    if multi and load.auth is None:
         res.fail("%d players in two matches (e.g. %s)" % (len(multi), multi[0]))
+    elif multi:
+        res.fail("%d players named in more matches that never reached their client than they have "
+                 "undelivered tickets: a ticket in two matches or a phantom (e.g. %s)" % (len(multi), multi[0]))
     acked_players = {t.player for t in acked}
     ghosts = [p for p in load.player_matches if p.startswith(load.tag + "-") and p not in acked_players]
     if ghosts:
@@ -208,11 +229,14 @@ def classify(dep, load, res):
         if old:
             res.fail("%d requests sent %.0f ms or more before their gateway's SIGTERM got no reply before its "
                      "1001 close (e.g. conn %s %s, %.3f s old)" % ((len(old), UNANSWERED_AGE * 1000) + old[0][:3]))
+    if load.unauthorized:
+        res.fail("%d WebSocket handshakes refused 401 with a fresh token" % load.unauthorized)
     if load.bad_replies:
         res.fail("%d unexpected replies (e.g. %s)" % (len(load.bad_replies), str(load.bad_replies[0])[:160]))
-    res.info.append("ended %d, leftover queued %d, retries %s, reconnects %d, reply timeouts %d, closes %s"
+    res.info.append("ended %d, leftover queued %d, retries %s, reconnects %d, reply timeouts %d, closes %s%s"
                     % (ended, len(queued), dict(load.retries), load.connects - load.nclients,
-                       load.reply_timeouts, dict(load.closes)))
+                       load.reply_timeouts, dict(load.closes),
+                       ", auth on: %d tokens minted" % load.tokens if load.auth is not None else ""))
     r.close()
 
 
@@ -238,18 +262,24 @@ def phantom_check(dep, load, res):
 
 
 def load_run(ctx, name, run_no, fault, appendfsync="always", worker_binary=None, worker_env=None,
-             recovery_bound=10.0, rss_bound=None, warmup_check=True):
+             recovery_bound=10.0, rss_bound=None, warmup_check=True, auth=False):
+    """auth: True for auth on in this run (always on with run.py --auth)."""
+    auth = ctx.auth_for(auth)
+    if auth is not None:
+        name += "/auth"
     res = Result(name, run_no)
-    rd = RunDir(ctx.root, "%s-%d" % (name, run_no))
+    rd = RunDir(ctx.root, "%s-%d" % (name.replace("/", "-"), run_no))
     dep = load = None
     rss_bound = rss_bound or ctx.rss_bound
     try:
-        dep = Deployment(ctx, rd, appendfsync, worker_binary, worker_env)
+        dep = Deployment(ctx, rd, appendfsync, worker_binary, worker_env, auth=auth)
         if dep.wait_all_healthy(15) is None and warmup_check:
             res.fail("deployment not healthy within 15 s")
             return res
+        if auth is not None:
+            check_auth_on(dep, auth, res)
         queue = "fq" + uuid.uuid4().hex[:10]
-        load = Load(dep.urls(), ctx.clients, ctx.rate, queue, queue, rd.file("events.log"))
+        load = Load(dep.urls(), ctx.clients, ctx.rate, queue, queue, rd.file("events.log"), auth=auth)
         load.start()
         time.sleep(ctx.warmup)
         if warmup_check and not load.assign_times:
@@ -453,41 +483,55 @@ def fault_gateway_sigterm(kills):
 # Scenarios
 # ---------------------------------------------------------------------------
 
+# Each scenario runs its suite's runs, then, when the suite lists it in
+# `auth_extra` (and the whole suite is not auth on already: run.py --auth),
+# one more run with auth on, shown as `<scenario>/auth`.
+
+def runs(ctx, name, n, one):
+    """one(i, auth) -> Result; n runs, then the extra auth-on run."""
+    out = [one(i, False) for i in range(n)]
+    if ctx.auth_extra(name):
+        out.append(one(0, True))
+    return out
+
+
 def redis_kill9(ctx, fsync):
     name = "redis-kill9-" + fsync
-    n = ctx.p("redis_runs")
-    return [load_run(ctx, name, i + 1, fault_redis_kill9(ctx.p("redis_kills"), 1.0), appendfsync=fsync,
-                     recovery_bound=ctx.recovery_bound) for i in range(n)]
+    return runs(ctx, name, ctx.p("redis_runs"),
+                lambda i, auth: load_run(ctx, name, i + 1, fault_redis_kill9(ctx.p("redis_kills"), 1.0),
+                                         appendfsync=fsync, recovery_bound=ctx.recovery_bound, auth=auth))
 
 
 def redis_sigstop(ctx):
-    out = []
-    for i, stall in enumerate(ctx.p("stalls")):
-        out.append(load_run(ctx, "redis-sigstop", i + 1, fault_redis_sigstop(stall),
-                            recovery_bound=ctx.recovery_bound))
-    return out
+    stalls = ctx.p("stalls")
+
+    def one(i, auth):
+        stall = stalls[i] if not auth else ctx.p("auth_stall")
+        return load_run(ctx, "redis-sigstop", i + 1, fault_redis_sigstop(stall),
+                        recovery_bound=ctx.recovery_bound, auth=auth)
+    return runs(ctx, "redis-sigstop", len(stalls), one)
 
 
 def worker_kill9(ctx):
-    return [load_run(ctx, "worker-kill9", i + 1, fault_worker_kill9(ctx.p("worker_kills")),
-                     recovery_bound=ctx.worker_recovery_bound) for i in range(ctx.p("worker_runs"))]
+    return runs(ctx, "worker-kill9", ctx.p("worker_runs"),
+                lambda i, auth: load_run(ctx, "worker-kill9", i + 1, fault_worker_kill9(ctx.p("worker_kills")),
+                                         recovery_bound=ctx.worker_recovery_bound, auth=auth))
 
 
 def worker_failpoint(ctx):
-    out = []
-    for i in range(ctx.p("failpoint_runs")):
+    def one(i, auth):
         if not os.access(ctx.failpoint_server, os.X_OK):
-            r = Result("worker-failpoint", i + 1)
+            r = Result("worker-failpoint" + ("/auth" if ctx.auth_for(auth) else ""), i + 1)
             r.fail("binary missing: %s (the test-only server with MW_FAILPOINTS)" % ctx.failpoint_server)
-            out.append(r)
-            continue
-        out.append(load_run(ctx, "worker-failpoint", i + 1, fault_failpoint,
-                            worker_binary=ctx.failpoint_server,
-                            worker_env={"MW_FAILPOINTS": "worker_after_commit"},
-                            recovery_bound=ctx.worker_recovery_bound, warmup_check=False))
-    return out
+            return r
+        return load_run(ctx, "worker-failpoint", i + 1, fault_failpoint,
+                        worker_binary=ctx.failpoint_server,
+                        worker_env={"MW_FAILPOINTS": "worker_after_commit"},
+                        recovery_bound=ctx.worker_recovery_bound, warmup_check=False, auth=auth)
+    return runs(ctx, "worker-failpoint", ctx.p("failpoint_runs"), one)
 
 
 def gateway_sigterm(ctx):
-    return [load_run(ctx, "gateway-sigterm", i + 1, fault_gateway_sigterm(ctx.p("gateway_kills")),
-                     recovery_bound=ctx.recovery_bound) for i in range(ctx.p("gateway_runs"))]
+    return runs(ctx, "gateway-sigterm", ctx.p("gateway_runs"),
+                lambda i, auth: load_run(ctx, "gateway-sigterm", i + 1, fault_gateway_sigterm(ctx.p("gateway_kills")),
+                                         recovery_bound=ctx.recovery_bound, auth=auth))
