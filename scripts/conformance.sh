@@ -64,7 +64,7 @@ DECL=conformance/reference-testee.json
 
 # 1. Selftest fault catching.
 if [ "${MW_SKIP_FAULTS:-0}" != 1 ]; then
-    "$PYTHON" conformance/selftest/run-faults --jobs 2 || status=1
+    "$PYTHON" conformance/selftest/run-faults --jobs 3 || status=1
 fi
 
 # 2. Channel and multi profiles, when Redis and the Redis channel exist.

@@ -49,24 +49,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_healthy() { # URL: up to 15 s for 200 from /healthz
-    "$PYTHON" - "$1" <<'PY'
-import sys, time, urllib.request
-deadline = time.monotonic() + 15
-while time.monotonic() < deadline:
-    try:
-        if urllib.request.urlopen(sys.argv[1] + "/healthz", timeout=1).status == 200:
-            sys.exit(0)
-    except Exception:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-PY
-}
+# free_port, wait_healthy
+. scripts/lib.sh
 
 conf_verdict=skip
 if [ "${MW_FAULTS_CONFORMANCE:-1}" != 0 ]; then
@@ -102,7 +86,7 @@ SH
     "$TMP/start-worker.sh" || echo "faults: the worker did not turn healthy"
     "$SERVER" --listen "127.0.0.1:$P1" --role api "${FLAGS[@]}" >"$TMP/api1.log" 2>&1 & PIDS+=($!)
     "$SERVER" --listen "127.0.0.1:$P2" --role api "${FLAGS[@]}" >"$TMP/api2.log" 2>&1 & PIDS+=($!)
-    wait_healthy "http://127.0.0.1:$P1" && wait_healthy "http://127.0.0.1:$P2" \
+    wait_healthy "http://127.0.0.1:$P1" 15 && wait_healthy "http://127.0.0.1:$P2" 15 \
         || echo "faults: a gateway never answered /healthz 200"
     if "$PYTHON" conformance/run --url "ws://127.0.0.1:$P1/realtime" --url2 "ws://127.0.0.1:$P2/realtime" \
         --redis "$R" --profile faults --testee-config conformance/reference-testee.json \
