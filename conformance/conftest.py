@@ -1,6 +1,8 @@
 """Fixtures, options, requirement levels, verdicts and reports.
 
 Options (also accepted by conformance/run): --url, --http, --redis, --url2,
+--ca FILE, --insecure (a wss:// or https:// testee: trust only the CA file,
+host names checked; or verify nothing, with a warning),
 --profile, --strict, --report DIR, --matrix, --spec DIR, --testee-config
 FILE, --seed N, --robust-count N, and the harness hooks --redis-restart-cmd,
 --redis-stop-cmd, --redis-start-cmd, --redis-pause-cmd, --redis-resume-cmd,
@@ -31,14 +33,20 @@ import mwclient  # noqa: E402
 import reqs as reqmod  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROFILES = ("core", "channel", "multi", "robustness", "faults", "auth")
+PROFILES = ("core", "channel", "multi", "robustness", "faults", "auth", "tls")
 RESULTS = []
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("matchwire", "Matchwire conformance")
-    g.addoption("--url", default=os.environ.get("MW_URL"), help="ws://HOST:PORT/realtime of the testee")
-    g.addoption("--http", default=None, help="HTTP base URL (default: from --url)")
+    g.addoption("--url", default=os.environ.get("MW_URL"),
+                help="ws://HOST:PORT/realtime or wss://HOST:PORT/realtime of the testee")
+    g.addoption("--http", default=None, help="HTTP base URL (default: from --url; https for wss)")
+    g.addoption("--ca", default=None, metavar="FILE",
+                help="wss/https: trust only the CA certificates in FILE (PEM); host names are checked")
+    g.addoption("--insecure", action="store_true",
+                help="wss/https: verify no certificate (a warning is printed; TLS tests that need "
+                     "verification skip)")
     g.addoption("--redis", default=None, help="redis://HOST:PORT of the testee's channel (profile channel)")
     g.addoption("--url2", default=None, help="second gateway sharing the Redis (profile multi)")
     g.addoption("--profile", default="core", help="comma list of: " + ",".join(PROFILES))
@@ -91,6 +99,13 @@ def pytest_configure(config):
             config.option.xmlpath = os.path.join(rep, "report.xml")
     if config.getoption("--matrix"):
         config.option.verbose = -1
+    if config.getoption("--ca") and config.getoption("--insecure"):
+        raise pytest.UsageError("--ca and --insecure exclude each other")
+    if config.getoption("--ca") and not os.path.isfile(config.getoption("--ca")):
+        raise pytest.UsageError("--ca %s: no such file" % config.getoption("--ca"))
+    if config.getoption("--insecure"):
+        sys.stderr.write("WARNING: --insecure: the testee's TLS certificate is NOT verified; "
+                         "a result says nothing about its certificate\n")
 
 
 def level_of(config, ids):
@@ -175,7 +190,8 @@ def testee(pytestconfig):
         with open(path, encoding="utf-8") as f:
             decl = json.load(f)
     return mwclient.Testee(url, pytestconfig.getoption("--http"), pytestconfig.getoption("--redis"),
-                           pytestconfig.getoption("--url2"), decl)
+                           pytestconfig.getoption("--url2"), decl, ca=pytestconfig.getoption("--ca"),
+                           insecure=pytestconfig.getoption("--insecure"))
 
 
 @pytest.fixture
@@ -307,8 +323,13 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_report_header(config):
-    return ["matchwire: profiles=%s seed=%d spec=%s requirements=%d" % (
+    lines = ["matchwire: profiles=%s seed=%d spec=%s requirements=%d" % (
         ",".join(config._mw_profiles), config._mw_seed, config._mw_spec, len(config._mw_reqs))]
+    if config.getoption("--insecure"):
+        lines.append("matchwire: WARNING --insecure: TLS certificates are not verified")
+    elif config.getoption("--ca"):
+        lines.append("matchwire: TLS trust anchors: %s (host names checked)" % config.getoption("--ca"))
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -334,7 +355,8 @@ def write_reports(config, d, counts):
         "schema": "matchwire-conformance-report/1",
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "testee": {"url": config.getoption("--url"), "url2": config.getoption("--url2"),
-                   "redis": config.getoption("--redis")},
+                   "redis": config.getoption("--redis"), "ca": config.getoption("--ca"),
+                   "insecure": bool(config.getoption("--insecure"))},
         "profiles": config._mw_profiles,
         "strict": bool(config.getoption("--mw-strict")),
         "seed": config._mw_seed,

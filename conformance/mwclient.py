@@ -8,6 +8,11 @@ the checks every server message goes through (envelope rules, ENV; message
 shapes, MSG-064). Every frame sent and received is appended to the current
 test's wire log, which the reports show for failures.
 
+Over TLS (a wss:// --url, spec/messages.md §1.1) every connection is a
+TLS connection with the same interface (TLSSocket): the tests send the same
+bytes inside TLS. The suite verifies the certificate against --ca (host name
+checked) or the system's trust store, or not at all with --insecure.
+
 Every wait takes a timeout; nothing sleeps where an event can be awaited.
 """
 
@@ -20,6 +25,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import struct
 import time
 import urllib.parse
@@ -112,14 +118,136 @@ DEFAULTS = {
 LONGEST_WAIT = 10  # seconds: tests needing a longer declared timer skip (TST)
 
 
+def tls_context(ca=None, insecure=False):
+    """The client TLS context of a wss:// testee: the CA file's certificates
+    as the only trust anchors (host name checked), or no verification at all
+    (insecure), or the system's trust store. TLS 1.2 at least (MSG-150)."""
+    if insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+class TLSSocket:
+    """A TLS connection with the socket interface the tests use (recv, send,
+    sendall, select on it, settimeout, setblocking, setsockopt, close).
+
+    Non-blocking reads and writes that TLS cannot complete raise
+    BlockingIOError, as a plain socket does. A socket that select() found
+    readable may hold only part of a TLS record (or a TLS message that is
+    not data: TLS 1.3 session tickets): recv() then waits up to 1 s for the
+    rest, so "readable" still means "has data" to a test written for plain
+    sockets. pending() says whether data already decrypted waits (select()
+    cannot see it)."""
+
+    def __init__(self, raw, ctx, server_hostname, timeout):
+        self.raw = raw
+        raw.settimeout(timeout)
+        self.s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+
+    def __getattr__(self, k):
+        return getattr(self.s, k)
+
+    def pending(self):
+        return self.s.pending()
+
+    def recv(self, n, flags=0):
+        deadline = None
+        while True:
+            try:
+                return self.s.recv(n)
+            except ssl.SSLWantReadError:
+                if self.s.gettimeout() is not None and self.s.gettimeout() > 0:
+                    raise socket.timeout("timed out")
+                deadline = deadline or time.monotonic() + 1.0
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.s], [], [], left)[0]:
+                    raise BlockingIOError("TLS: no complete record yet")
+            except ssl.SSLWantWriteError:
+                raise BlockingIOError("TLS: cannot write")
+
+    def send(self, data, flags=0):
+        try:
+            return self.s.send(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            raise BlockingIOError("TLS: cannot write now")
+
+    def sendall(self, data, flags=0):
+        if self.s.gettimeout() == 0.0:
+            # Non-blocking: as a plain socket, BlockingIOError when full.
+            view = memoryview(bytes(data))
+            while view:
+                n = self.send(view)
+                view = view[n:]
+            return
+        try:
+            self.s.sendall(data)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, BrokenPipeError, ConnectionResetError) as e:
+            # The server closed while TLS was still writing record after
+            # record (a plain sendall() hands the kernel all the bytes at once
+            # and returns first: e.g. a 65,537-byte message closed 1009 on its
+            # first record). What the server sent before it closed is still
+            # readable: the close is seen by the next read, as on a plain socket.
+            wire("tls", "info", "send", "peer closed during a TLS write: %s" % type(e).__name__)
+
+    def close(self):
+        try:
+            self.s.close()
+        finally:
+            self.raw.close()
+
+
+def readable(sock, timeout):
+    """select() for reading that also sees data a TLSSocket holds."""
+    if isinstance(sock, TLSSocket) and sock.pending():
+        return True
+    return bool(select.select([sock], [], [], timeout)[0])
+
+
+def connect(testee, host=None, port=None, timeout=None, tls=None, rcvbuf=None, mss=None):
+    """A new connection to the testee (host and port of --url unless
+    given): a plain socket, or for a wss:// testee a TLSSocket whose TLS
+    handshake is done. rcvbuf/mss are set before connecting."""
+    host = host or testee.host
+    port = port or testee.port
+    timeout = timeout or testee.timeout
+    tls = testee.tls if tls is None else tls
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if mss:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            return TLSSocket(sock, testee.ssl_context, host, timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Testee:
-    def __init__(self, url, http=None, redis=None, url2=None, decl=None):
+    def __init__(self, url, http=None, redis=None, url2=None, decl=None, ca=None, insecure=False):
         self.url = url
         u = urllib.parse.urlsplit(url)
+        self.tls = u.scheme == "wss"
         self.path = u.path or "/"
         self.host = u.hostname
-        self.port = u.port or 80
-        self.http = (http or "http://%s:%d" % (self.host, self.port)).rstrip("/")
+        self.port = u.port or (443 if self.tls else 80)
+        self.http = (http or "%s://%s:%d" % ("https" if self.tls else "http", self.host,
+                                             self.port)).rstrip("/")
+        self.ca = ca
+        self.insecure = insecure
+        self.ssl_context = tls_context(ca, insecure) if (
+            self.tls or self.http.startswith("https:")) else None
         self.redis = redis
         self.url2 = url2
         self.decl = dict(DEFAULTS)
@@ -244,8 +372,7 @@ def _recv_until(sock, marker, limit, deadline):
         left = deadline - time.monotonic()
         if left <= 0:
             raise WaitTimeout("no complete HTTP response head within the timeout")
-        r, _, _ = select.select([sock], [], [], left)
-        if not r:
+        if not readable(sock, left):
             continue
         chunk = sock.recv(4096)
         if not chunk:
@@ -285,20 +412,14 @@ def handshake(testee, subprotocols=None, path=None, raw_protocol_header=None, ur
     """Sends an upgrade request and reads the response head. Returns a
     Handshake (sock left open: the caller wraps or closes it)."""
     u = urllib.parse.urlsplit(url or testee.url)
-    host, port = u.hostname, u.port or 80
+    tls = u.scheme == "wss"
+    host, port = u.hostname, u.port or (443 if tls else 80)
     path = path if path is not None else (u.path or "/")
     timeout = timeout or testee.timeout
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    if mss:
-        # A small MSS and receive buffer keep the peer's send buffer small
-        # too (Linux sizes it from the MSS), so a test that never reads
-        # reaches the server's own outbound bound quickly (MSG-096).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
-    sock.settimeout(timeout)
-    sock.connect((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A small MSS and receive buffer keep the peer's send buffer small too
+    # (Linux sizes it from the MSS), so a test that never reads reaches the
+    # server's own outbound bound quickly (MSG-096).
+    sock = connect(testee, host, port, timeout, tls=tls, rcvbuf=rcvbuf, mss=mss)
     key = base64.b64encode(os.urandom(16)).decode()
     lines = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port), "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Key: %s" % key, "Sec-WebSocket-Version: 13"]
@@ -441,11 +562,12 @@ class WS:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimeout("%s: nothing received within the timeout" % self.name)
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
+            if not readable(self.sock, left):
                 continue
             try:
                 chunk = self.sock.recv(262144)
+            except socket.timeout:
+                continue  # TLS: readable, but no whole record within the timeout
             except (ConnectionResetError, OSError) as e:
                 wire(self.name, "recv", "eof", "TCP error %s" % e)
                 self.closed = Closed(eof=True)
@@ -665,7 +787,11 @@ class HttpReply:
 
 def http(testee, method, path, body=None, headers=None, base=None, timeout=None):
     u = urllib.parse.urlsplit(base or testee.http)
-    conn = httpclient.HTTPConnection(u.hostname, u.port or 80, timeout=timeout or testee.timeout)
+    if u.scheme == "https":
+        conn = httpclient.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout or testee.timeout,
+                                          context=testee.ssl_context or tls_context())
+    else:
+        conn = httpclient.HTTPConnection(u.hostname, u.port or 80, timeout=timeout or testee.timeout)
     h = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = ijson.dumps(body).encode()

@@ -139,8 +139,7 @@ def raw_handshake(testee, path=None, headers=(), timeout=None):
     """An upgrade request with extra header lines; returns mwclient.Handshake."""
     host, port = testee.host, testee.port
     timeout = timeout or testee.timeout
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = mwclient.connect(testee, timeout=timeout)  # TLS too for a wss:// testee
     key = base64.b64encode(os.urandom(16)).decode()
     lines = ["GET %s HTTP/1.1" % (path or testee.path), "Host: %s:%d" % (host, port),
              "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: %s" % key,
@@ -755,7 +754,7 @@ def test_chunked_post_is_411(testee, auth, with_length):
             "Authorization: Bearer " + auth.service.decode()]
     if with_length:
         head.append("Content-Length: %d" % len(chunked))
-    s = socket.create_connection((testee.host, testee.port), timeout=testee.timeout)
+    s = mwclient.connect(testee)
     try:
         s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + chunked)
         buf = mwclient._recv_until(s, b"\r\n\r\n", 65536, time.monotonic() + testee.timeout)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import ijson
+import mwclient
 from mwclient import Closed, encode_frame, handshake
 
 pytestmark = pytest.mark.profile("faults")
@@ -27,13 +28,14 @@ class Raw:
 
     def __init__(self, testee, timeout=None):
         self.timeout = timeout or testee.timeout
-        self.sock = socket.create_connection((testee.host, testee.port), timeout=self.timeout)
+        self.sock = mwclient.connect(testee, timeout=self.timeout)
         self.buf = b""
         self.eof = False
 
     def _fill(self, deadline):
         left = deadline - time.monotonic()
-        r, _, _ = select.select([self.sock], [], [], max(0.0, left))
+        pending = getattr(self.sock, "pending", lambda: 0)()  # TLS: already decrypted
+        r = pending or select.select([self.sock], [], [], max(0.0, left))[0]
         if not r:
             raise AssertionError("no response within %.1f s (the server stopped serving?)" % self.timeout)
         try:
@@ -184,7 +186,7 @@ def test_slowloris_does_not_lock_out_new_clients(testee):
     socks = []
     try:
         for i in range(SLOW):
-            s = socket.create_connection((testee.host, testee.port), timeout=testee.timeout)
+            s = mwclient.connect(testee)
             if i % 3 == 1:
                 s.sendall(b"GET /realtime HTTP/1.1\r\nHost: t\r\n")  # never finished
             socks.append(s)
@@ -210,8 +212,8 @@ def test_slowloris_does_not_lock_out_new_clients(testee):
 @pytest.mark.req("MSG-121")
 def test_unfinished_headers_are_dropped(testee):
     t0 = time.monotonic()
-    silent = socket.create_connection((testee.host, testee.port), timeout=testee.timeout)
-    partial = socket.create_connection((testee.host, testee.port), timeout=testee.timeout)
+    silent = mwclient.connect(testee)
+    partial = mwclient.connect(testee)
     try:
         partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
         for s in (silent, partial):

@@ -18,6 +18,8 @@
 #    (conformance/resp_proxy.py; --redis-proxy gives the suite its control
 #    port: spec/testing.md TST-030), so the race of MSG-041 is observable.
 # 3. Profile auth: one reference server with auth on (keys made at test time).
+# 3b. Profiles core and tls against a reference server on wss:// (a test
+#    certificate made at test time).
 # 4. Last: one reference server (memory channel) with the short test
 #    settings of spec/testing.md TST-010; profiles core and robustness, with a
 #    second, dedicated instance that --shutdown-cmd stops with SIGTERM
@@ -170,6 +172,38 @@ if command -v openssl >/dev/null; then
     kill "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
 else
     echo "conformance: no openssl command: profile auth not run"
+    status=1
+fi
+
+# 3b. TLS (spec/messages.md §1.1, issue 15): a test CA and server certificate
+#     made now (conformance/testcert.py, into $BUILD/tls-cert, never
+#     committed); then profiles core and tls against a
+#     reference server on wss:// and https:// (--ca: chain and host name
+#     verified), with a second TLS instance for --shutdown-cmd. Every core
+#     test then runs inside TLS. (About 75 s here.) The start-up refusals
+#     are ctest's tls_server (reference/tests/tls_server.py).
+if command -v openssl >/dev/null; then
+    TLSD="$BUILD/tls-cert"
+    "$PYTHON" conformance/testcert.py "$TLSD" >/dev/null || status=1
+    TPORT=$(free_port)
+    "$SERVER" --listen "127.0.0.1:$TPORT" "${SHORT[@]}" --tls-cert "$TLSD/server.pem" \
+        --tls-key "$TLSD/server.key" >"$TMP/tls.log" 2>&1 & PIDS+=($!)
+    TSPORT=$(free_port)
+    "$SERVER" --listen "127.0.0.1:$TSPORT" "${SHORT[@]}" --tls-cert "$TLSD/server.pem" \
+        --tls-key "$TLSD/server.key" >"$TMP/tls-shutdown.log" 2>&1 & TSPID=$!
+    PIDS+=($TSPID)
+    if SSL_CERT_FILE="$TLSD/ca.pem" wait_healthy "https://localhost:$TPORT" &&
+        SSL_CERT_FILE="$TLSD/ca.pem" wait_healthy "https://localhost:$TSPORT"; then
+        "$PYTHON" conformance/run --url "wss://localhost:$TPORT/realtime" --ca "$TLSD/ca.pem" \
+            --profile core,tls --testee-config "$DECL" \
+            --shutdown-url "wss://localhost:$TSPORT/realtime" --shutdown-cmd "kill -TERM $TSPID" \
+            --report "$BUILD/conformance-tls" "$@" || status=1
+    else
+        tail -n 20 "$TMP/tls.log" "$TMP/tls-shutdown.log"
+        status=1
+    fi
+else
+    echo "conformance: no openssl command: profile tls not run"
     status=1
 fi
 

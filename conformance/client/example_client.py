@@ -6,15 +6,22 @@ break one client requirement.
     await client.connect("ws://127.0.0.1:8080/realtime")
     await client.enqueue("e1", "ranked", "alice", {"region": "eu"})
 
+    # wss:// trusting a CA file, with a player token and a refresh callback
+    # (client.md section 9: called on 4003 and 401, returns a token or None)
+    await client.connect("wss://localhost:8443/realtime", ca="ca.pem", token=tok, refresh=fetch_token)
+
 Events go to `emit(dict)` in the adapter contract's shape (spec/testing.md
 TST-060..079). Python 3 with Debian's python3-websockets (10.x).
 """
 
 import asyncio
+import inspect
 import json
 import random
 import re
+import ssl
 import time
+import urllib.parse
 import uuid
 
 import websockets
@@ -80,6 +87,25 @@ FAULTS = {
     "rate_limited_hot_loop": ("resends at once after rate_limited", ["rate_limited"]),
     "no_pong": ("does not answer WebSocket pings", ["server_ping"]),
     "no_liveness": ("never notices a silent, stalled connection", ["stall"]),
+    "token_first_only": ("presents its token on the first handshake only, not on reconnects",
+                         ["token_every_handshake"]),
+    "token_stale_after_refresh": ("after one handshake with a refreshed token, goes back to the first token",
+                                  ["token_expired_refresh"]),
+    "no_refresh_on_4003": ("reconnects after 4003 with the expired token, without calling the refresh callback",
+                           ["token_expired_refresh"]),
+    "no_backoff_after_4003": ("reconnects at once after 4003", ["token_expired_refresh"]),
+    "reconnect_after_4003_without_token": ("reconnects with the expired token when the refresh callback gives none",
+                                           ["token_expired_no_token"]),
+    "silent_stop_on_4003": ("stops after 4003 with no new token without telling the application",
+                            ["token_expired_no_token"]),
+    "no_backoff_after_401": ("retries a 401 at once with the new token", ["unauthorized_refresh_retry"]),
+    "no_retry_on_401": ("stops on 401 without refreshing its token and retrying once",
+                        ["unauthorized_refresh_retry"]),
+    "retry_401_forever": ("retries a handshake refused 401 again and again", ["unauthorized_twice_stop"]),
+    "count_401s_forever": ("stops at the second 401 ever, even after a successful handshake in between",
+                           ["unauthorized_after_success"]),
+    "retry_401_without_token": ("retries a 401 with the refused token when the callback gives none",
+                                ["unauthorized_no_token_stop"]),
 }
 
 
@@ -127,9 +153,17 @@ def strict_loads(text):
 
 
 class Client:
-    def __init__(self, emit, faults=()):
+    def __init__(self, emit, faults=(), token_form="header"):
         self.emit, self.faults = emit, set(faults)
+        self.token_form = token_form   # "header" (Authorization: Bearer) or "query" (access_token)
         self.url = None
+        self.ca = None
+        self.token = None      # the token presented at every handshake (CLI-090)
+        self.first_token = None
+        self.refresh = None    # the application's refresh callback: () -> token or None
+        self.handshakes = 0
+        self.uses_of_token = 0
+        self.refused_401 = False   # the previous attempt was refused 401 (CLI-093, CLI-094)
         self.ws = None
         self.closing = False
         self.attempt = 0
@@ -150,8 +184,13 @@ class Client:
 
     # ---- application API ----------------------------------------------------
 
-    async def connect(self, url):
-        self.url = url
+    async def connect(self, url, ca=None, token=None, refresh=None):
+        """url: ws:// or wss:// (trusting the CA file ca, or the system's);
+        token: the player token; refresh: called when the server refuses the
+        token (4003, 401), returns a new token or None (may be async)."""
+        self.url, self.ca = url, ca
+        self.token = self.first_token = token
+        self.refresh = refresh
         self.task = asyncio.ensure_future(self._run())
 
     async def enqueue(self, ref, queue, player, attributes=None):
@@ -242,6 +281,36 @@ class Client:
         if ref in self.unacked and self.ws is not None:
             await self._send_enqueue(ref, self._replay_data(self.unacked[ref]))
 
+    # ---- tokens (client.md section 9) -----------------------------------------
+
+    def _handshake_auth(self):
+        """The URL and headers of the next handshake: the token it holds, in
+        the Authorization header or the access_token parameter (CLI-090)."""
+        self.handshakes += 1
+        tok = self.token
+        if tok is not None and "token_stale_after_refresh" in self.faults and self.uses_of_token >= 1:
+            tok = self.first_token
+        self.uses_of_token += 1
+        if tok is None or ("token_first_only" in self.faults and self.handshakes > 1):
+            return self.url, []
+        if self.token_form == "query":
+            sep = "&" if "?" in self.url else "?"
+            return self.url + sep + "access_token=" + urllib.parse.quote(tok, safe=""), []
+        return self.url, [("Authorization", "Bearer " + tok)]
+
+    async def _refresh(self):
+        """A new token from the application, or None (no callback, or it has
+        none). The next handshake presents it."""
+        if self.refresh is None:
+            return None
+        new = self.refresh()
+        if inspect.isawaitable(new):
+            new = await new
+        if new:
+            self.token = new
+            self.uses_of_token = 0
+        return new or None
+
     # ---- connection loop -------------------------------------------------------
 
     def _delay(self):
@@ -257,17 +326,34 @@ class Client:
         return random.uniform(FLOOR, hi)
 
     async def _run(self):
+        tls = None
+        if self.url.startswith("wss://"):
+            # chain and host-name verification on; trust only the given CA
+            tls = ssl.create_default_context(cafile=self.ca) if self.ca else ssl.create_default_context()
         while not self.closing:
             retry_after = 0.0
+            no_wait = False
+            # was the previous attempt refused 401? (any other outcome ends a row)
+            prev_401 = self.refused_401
+            if "count_401s_forever" not in self.faults:
+                self.refused_401 = False
             try:
                 kw = {} if "no_subprotocol" in self.faults else {"subprotocols": [SUBPROTOCOL]}
+                if tls is not None:
+                    kw["ssl"] = tls
+                url, headers = self._handshake_auth()
                 ws = await websockets.connect(
-                    self.url, open_timeout=10, close_timeout=2, max_size=65536 + 16, compression=None,
+                    url, open_timeout=10, close_timeout=2, max_size=65536 + 16, compression=None,
                     ping_interval=None if "no_liveness" in self.faults else PING_INTERVAL,
-                    ping_timeout=PING_TIMEOUT, **kw)
+                    ping_timeout=PING_TIMEOUT, extra_headers=headers, **kw)
             except websockets.InvalidStatusCode as e:
                 status = e.status_code
-                if status not in RETRY_STATUS and not (500 <= status <= 599) \
+                if status == 401:
+                    if not await self._on_401(prev_401):
+                        self.emit({"event": "closed", "code": None, "status": 401, "reconnect": False})
+                        return
+                    no_wait = "no_backoff_after_401" in self.faults
+                elif status not in RETRY_STATUS and not (500 <= status <= 599) \
                         and "retry_400_forever" not in self.faults:
                     self.emit({"event": "closed", "code": None, "status": status, "reconnect": False})
                     return                      # CLI-042: a refusal to stop on
@@ -284,6 +370,14 @@ class Client:
                 code = await self._session(ws)
                 if self.closing:
                     return
+                if code == 4003 and "no_refresh_on_4003" not in self.faults:
+                    # CLI-091, CLI-092: a new token before the next attempt, or stop
+                    new = await self._refresh()
+                    if new is None and "reconnect_after_4003_without_token" not in self.faults:
+                        if "silent_stop_on_4003" not in self.faults:
+                            self.emit({"event": "closed", "code": code, "reconnect": False})
+                        return
+                    no_wait = "no_backoff_after_4003" in self.faults
                 if code in TERMINAL_CLOSE or (code == 1012 and "terminal_on_1012" in self.faults):
                     if not (code == 1008 and "reconnect_after_1008" in self.faults):
                         self.emit({"event": "closed", "code": code, "reconnect": False})
@@ -292,9 +386,22 @@ class Client:
             if self.closing:
                 return
             self.attempt += 1
-            delay = max(self._delay(), retry_after)
+            delay = 0.0 if no_wait else max(self._delay(), retry_after)
             self.emit({"event": "reconnecting", "attempt": self.attempt, "delayMs": int(delay * 1000)})
             await asyncio.sleep(delay)
+
+    async def _on_401(self, prev_401):
+        """A handshake refused 401: True to retry (once, with a new token,
+        CLI-093), False to stop (CLI-094)."""
+        self.refused_401 = True
+        if "no_retry_on_401" in self.faults:
+            return False
+        if prev_401 and "retry_401_forever" not in self.faults:
+            return False                  # a second 401 in a row
+        new = await self._refresh()
+        if new is None and not ({"retry_401_forever", "retry_401_without_token"} & self.faults):
+            return False
+        return True
 
     async def _session(self, ws):
         opened = time.monotonic()

@@ -21,6 +21,15 @@ Where spec/testing.md section 6 is implemented:
   server suite's test_traceability.py.
 - TST-068 (the example client's faults, `client faults caught: N/M`):
   `run-faults`.
+- TST-069 (TLS mode: wss:// with a throwaway CA, `ca` in `connect`,
+  scenarios excluded over TLS, the `core` tag): Tls, Server.start,
+  Ctx.client, run_one.
+- TST-070 (tokens: `token`, `tokens`, `tokenRefresh`; the token read from
+  the handshake as auth.md AUTH-010..012 say): handshake_token, Ctx.client,
+  and the scenarios of client.md section 9.
+- TST-071 (a client's run for the project's tests: every scenario plain,
+  then the core set over TLS, reports per client): scripts/client-kit.sh
+  adapter NAME "CMD".
 """
 
 import asyncio
@@ -28,9 +37,14 @@ import html
 import http
 import json
 import os
+import re
+import shutil
 import signal
+import ssl
 import sys
+import tempfile
 import time
+import urllib.parse
 import uuid
 
 import websockets
@@ -40,6 +54,7 @@ SUITE = os.path.dirname(HERE)
 sys.path.insert(0, SUITE)
 import ijson  # noqa: E402  (strict I-JSON, shared with the server suite)
 import reqs as reqmod  # noqa: E402
+import testcert  # noqa: E402  (the throwaway test CA, shared with the server suite)
 
 SUBPROTOCOL = "matchwire.v1"
 FLOOR = 0.25          # client.md CLI-043
@@ -138,6 +153,97 @@ def check_client_frame(is_text, payload):
 
 
 # ---------------------------------------------------------------------------
+# Tokens at the handshake (auth.md AUTH-010..AUTH-012; client.md CLI-090)
+# ---------------------------------------------------------------------------
+
+BEARER_RE = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +(\S(?:.*\S)?)\s*$")
+
+
+def handshake_token(path, headers):
+    """(token or None, form, problem or None) of one handshake request, read
+    as a Matchwire server reads it: the `Authorization: Bearer` header wins;
+    otherwise the `access_token` query parameter, percent-decoded (not `+`
+    as a space). Two headers, two parameters or another scheme are a
+    problem (the server refuses them, AUTH-012), and so are both forms with
+    different tokens (CLI-090)."""
+    auth = headers.get_all("Authorization")
+    query = urllib.parse.urlsplit(path).query
+    params = [kv.split("=", 1) for kv in query.split("&") if kv]
+    qtok = [urllib.parse.unquote(kv[1]) if len(kv) == 2 else "" for kv in params if kv[0] == "access_token"]
+    if len(auth) > 1:
+        return None, "header", "%d Authorization headers" % len(auth)
+    if auth:
+        m = BEARER_RE.match(auth[0])
+        if not m:
+            return None, "header", "Authorization is not 'Bearer <token>': %r" % auth[0][:80]
+        if qtok and qtok != [m.group(1)]:
+            return m.group(1), "header", "the Authorization header and access_token carry different tokens"
+        return m.group(1), "header", None
+    if len(qtok) > 1:
+        return None, "query", "%d access_token parameters" % len(qtok)
+    if qtok:
+        return qtok[0], "query", None
+    return None, None, None
+
+
+def selfcheck_handshake_token():
+    """The kit's own check of handshake_token (run by run-faults): returns
+    the list of cases it gets wrong."""
+    from websockets.datastructures import Headers
+    cases = [
+        ("/realtime", [], (None, None, None)),
+        ("/realtime?access_token=a.b.c", [], ("a.b.c", "query", None)),
+        ("/realtime?x=1&access_token=a%2Eb.c-_", [], ("a.b.c-_", "query", None)),
+        ("/realtime?access_token=a+b", [], ("a+b", "query", None)),
+        ("/realtime", [("Authorization", "bearer   x.y.z")], ("x.y.z", "header", None)),
+        ("/realtime?access_token=h", [("Authorization", "Bearer h")], ("h", "header", None)),
+        ("/realtime", [("Authorization", "Basic eDp5")], (None, "header", "x")),
+        ("/realtime", [("Authorization", "Bearer")], (None, "header", "x")),
+        ("/realtime", [("Authorization", "Bearer a"), ("Authorization", "Bearer a")], (None, "header", "x")),
+        ("/realtime?access_token=a&access_token=a", [], (None, "query", "x")),
+        ("/realtime?access_token=q", [("Authorization", "Bearer h")], ("h", "header", "x")),
+    ]
+    wrong = []
+    for path, hdrs, want in cases:
+        got = handshake_token(path, Headers(hdrs))
+        if got[:2] != want[:2] or (got[2] is None) != (want[2] is None):
+            wrong.append("%s %s: got %r, want %r" % (path, hdrs, got, want))
+    return wrong
+
+
+def new_token(label="t"):
+    """A token-shaped string (three base64url segments); the kit never
+    verifies it, it only compares what the client presents."""
+    return "eyJhbGciOiJIUzI1NiJ9.%s.%s" % (label + uuid.uuid4().hex[:12], uuid.uuid4().hex[:22])
+
+
+# ---------------------------------------------------------------------------
+# TLS mode (spec/testing.md TST-069)
+# ---------------------------------------------------------------------------
+
+TLS_HOST = "localhost"    # the test certificate's DNS name (also 127.0.0.1 and ::1)
+
+
+class Tls:
+    """The run's TLS material: a throwaway CA and server certificate made
+    once per run by conformance/testcert.py in a temporary directory, and
+    the server-side ssl context every scripted server uses."""
+
+    def __init__(self, directory=None):
+        self.own = directory is None
+        self.dir = directory or tempfile.mkdtemp(prefix="mw-client-kit-tls-")
+        paths = testcert.make(self.dir)
+        self.ca, self.cert, self.key = paths["ca"], paths["cert"], paths["key"]
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context.load_cert_chain(self.cert, self.key)
+
+    def cleanup(self):
+        if self.own:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
 # The adversarial server
 # ---------------------------------------------------------------------------
 
@@ -215,6 +321,9 @@ class Conn:
         return data["assignment"]["matchId"]
 
     async def close(self, code, reason=""):
+        # Over TLS (TST-069) ws.transport is the TLS transport: the raw close
+        # frame below is encrypted like any frame, and abort() drops the TCP
+        # connection without a TLS close_notify (the client sees 1006).
         self.ctx.log(self.name, "send", "close", "%d %s" % (code, reason))
         self.closed_at = now()
         if code == 1005:   # a close frame without a status code
@@ -286,6 +395,8 @@ class Server:
 
     def __init__(self, ctx, name):
         self.ctx, self.name = ctx, name
+        self.tls = ctx.tls
+        self.srv6 = None
         self.attempts = []
         self.refuse = []
         self.refuse_all = None
@@ -297,12 +408,23 @@ class Server:
         self.url = None
 
     async def start(self):
-        self.srv = await websockets.serve(
-            self._handler, "127.0.0.1", 0, process_request=self._process_request,
-            subprotocols=[SUBPROTOCOL], ping_interval=None, close_timeout=1, max_size=1 << 20,
-            compression=None, select_subprotocol=self._select)
+        kw = dict(process_request=self._process_request, subprotocols=[SUBPROTOCOL], ping_interval=None,
+                  close_timeout=1, max_size=1 << 20, compression=None, select_subprotocol=self._select)
+        if self.tls:
+            kw["ssl"] = self.tls.context
+        self.srv = await websockets.serve(self._handler, "127.0.0.1", 0, **kw)
         port = self.srv.sockets[0].getsockname()[1]
-        self.url = "ws://127.0.0.1:%d/realtime" % port
+        if self.tls:
+            # wss://localhost: the host name the certificate names. Also on
+            # ::1 (same port, when free) for a client that resolves
+            # localhost to ::1 first.
+            try:
+                self.srv6 = await websockets.serve(self._handler, "::1", port, **kw)
+            except OSError:
+                self.srv6 = None
+            self.url = "wss://%s:%d/realtime" % (TLS_HOST, port)
+        else:
+            self.url = "ws://127.0.0.1:%d/realtime" % port
         return self
 
     def _select(self, offered, supported):
@@ -313,14 +435,20 @@ class Server:
 
     async def _process_request(self, path, headers):
         offered = ",".join(headers.get_all("Sec-WebSocket-Protocol"))
-        self.attempts.append({"t": now(), "path": path, "protocols": offered})
-        self.ctx.log(self.name, "recv", "handshake", "GET %s Sec-WebSocket-Protocol: %s" % (path, offered or "-"))
+        token, form, problem = handshake_token(path, headers)
+        self.attempts.append({"t": now(), "path": path, "protocols": offered, "token": token,
+                              "token_form": form, "token_problem": problem})
+        shown = "" if form is None else " token(%s): %s" % (form, problem or token)
+        self.ctx.log(self.name, "recv", "handshake", "GET %s Sec-WebSocket-Protocol: %s%s" % (
+            path, offered or "-", shown))
         refusal = self.refuse.pop(0) if self.refuse else self.refuse_all
         if refusal is None:
             return None
-        status, hdrs = refusal if isinstance(refusal, tuple) else (refusal, [])
+        if not isinstance(refusal, tuple):
+            refusal = (refusal,)
+        status, hdrs, body = (tuple(refusal) + ([], b"refused by the client kit\n"))[:3]
         self.ctx.log(self.name, "send", "refuse", "HTTP %d %s" % (status, hdrs))
-        return http.HTTPStatus(status), list(hdrs), b"refused by the client kit\n"
+        return http.HTTPStatus(status), list(hdrs), body
 
     async def _handler(self, ws, path):
         c = Conn(self, ws, len(self.all_conns) + 1)
@@ -352,6 +480,8 @@ class Server:
         return [b - a for a, b in zip(ts_, ts_[1:])]
 
     async def stop(self):
+        if self.srv6:
+            self.srv6.close()
         if self.srv:
             self.srv.close()
             for c in self.all_conns:
@@ -481,8 +611,8 @@ class Adapter:
 # ---------------------------------------------------------------------------
 
 class Ctx:
-    def __init__(self, scenario, client_cmd):
-        self.scenario, self.client_cmd = scenario, client_cmd
+    def __init__(self, scenario, client_cmd, tls=None):
+        self.scenario, self.client_cmd, self.tls = scenario, client_cmd, tls
         self.t0 = now()
         self.wire = []
         self.violations = []   # invalid client frames (CLI-002/003)
@@ -500,18 +630,27 @@ class Ctx:
         self.servers.append(s)
         return s
 
-    async def client(self, server=None, name="client", connect=True):
+    async def client(self, server=None, name="client", connect=True, token=None, tokens=None):
+        """Starts an adapter; with a server, tells it to connect (with `ca`
+        in TLS mode, and `token` / `tokens` when given: TST-061)."""
         a = Adapter(self, self.client_cmd, name)
         self.adapters.append(a)
         await a.start()
         if connect and server is not None:
-            await a.send(cmd="connect", url=server.url)
+            cmd = {"url": server.url}
+            if self.tls:
+                cmd["ca"] = self.tls.ca
+            if token is not None:
+                cmd["token"] = token
+            if tokens is not None:
+                cmd["tokens"] = list(tokens)
+            await a.send(cmd="connect", **cmd)
         return a
 
-    async def setup(self, name="srv"):
+    async def setup(self, name="srv", token=None, tokens=None):
         """A server, a client connected to it, and the first connection."""
         s = await self.server(name)
-        c = await self.client(s)
+        c = await self.client(s, token=token, tokens=tokens)
         conn = await s.accept(10.0, "first connection")
         await c.expect("open", 5.0)
         return s, c, conn
@@ -524,21 +663,48 @@ class Ctx:
 
 
 class Scenario:
-    def __init__(self, name, reqs, fn, timeout, doc):
+    def __init__(self, name, reqs, fn, timeout, tags=(), no_tls=None):
         self.name, self.reqs, self.fn, self.timeout = name, list(reqs), fn, timeout
-        self.doc = " ".join((doc or "").split())
+        self.tags = list(tags)
+        self.no_tls = no_tls      # None, or why the scenario does not run over TLS
+
+    @property
+    def doc(self):
+        # read late: generated scenarios set their __doc__ after decoration
+        return " ".join((self.fn.__doc__ or "").split())
+
+    def label(self):
+        """The tags shown by --list: `core` (in the TLS core set) and
+        `no-tls` (excluded from TLS mode, with its reason)."""
+        out = list(self.tags)
+        if self.no_tls:
+            out.append("no-tls")
+        return " ".join(out) or "-"
 
 
 SCENARIOS = {}
+TAGS = ("core",)
 
 
-def scenario(*reqs, name=None, timeout=30.0):
+def scenario(*reqs, name=None, timeout=30.0, tags="", no_tls=None):
+    """Registers a scenario. tags: a space-separated string (`core`: part of
+    the set run over TLS by `--tls --only core`); no_tls: why the scenario
+    cannot mean the same over TLS (it is then skipped in TLS mode)."""
     def deco(fn):
         n = name or fn.__name__
         assert n not in SCENARIOS, n
-        SCENARIOS[n] = Scenario(n, reqs, fn, timeout, fn.__doc__)
+        t = tags.split()
+        assert set(t) <= set(TAGS), t
+        SCENARIOS[n] = Scenario(n, reqs, fn, timeout, t, no_tls)
         return fn
     return deco
+
+
+def select(names):
+    """Scenarios chosen by name, by CLI id or by tag (`core`); all when
+    names is empty."""
+    return [sc for sc in SCENARIOS.values()
+            if not names or sc.name in names or set(sc.reqs) & set(names) or set(sc.tags) & set(names)]
 
 
 def level_of(spec, ids):
@@ -549,12 +715,15 @@ def level_of(spec, ids):
     return "MUST"
 
 
-async def run_one(sc, client_cmd, spec, strict, sem):
+async def run_one(sc, client_cmd, spec, strict, sem, tls=None):
     async with sem:
-        ctx = Ctx(sc, client_cmd)
+        ctx = Ctx(sc, client_cmd, tls)
         t0 = now()
         outcome, reason = "passed", ""
+        excluded = bool(tls and sc.no_tls)    # TST-069: not-requested in TLS mode, with the reason
         try:
+            if excluded:
+                raise CannotRun("not run over TLS: " + sc.no_tls)
             await asyncio.wait_for(sc.fn(ctx), sc.timeout)
             if ctx.contract:
                 raise Failure("adapter contract: " + "; ".join(ctx.contract[:3]))
@@ -572,16 +741,27 @@ async def run_one(sc, client_cmd, spec, strict, sem):
             except Exception:
                 pass
         level = level_of(spec, sc.reqs)
-        return {"nodeid": "client::" + sc.name, "name": sc.name, "module": "scenarios.py",
+        return {"nodeid": ("client-tls::" if tls else "client::") + sc.name, "name": sc.name,
+                "module": "scenarios.py", "transport": "wss" if tls else "ws",
                 "requirements": sorted(sc.reqs), "level": level,
-                "verdict": reqmod.verdict(level, outcome, strict), "phase": "call", "reason": reason[:1000],
+                "verdict": reqmod.verdict(level, outcome, strict, excluded), "phase": "call",
+                "reason": reason[:1000],
                 "duration": round(now() - t0, 3), "wire": ctx.wire}
 
 
 async def run_many(jobs_list, jobs=10):
-    """jobs_list: [(scenario, client_cmd, spec, strict)] -> results in order."""
+    """jobs_list: [(scenario, client_cmd, spec, strict[, tls])] -> results in
+    order; tls is a Tls (the scenario runs over wss://) or None."""
     sem = asyncio.Semaphore(jobs)
-    return await asyncio.gather(*(run_one(sc, cmd, spec, strict, sem) for sc, cmd, spec, strict in jobs_list))
+    # The long scenarios (backoff growth to the cap, jitter, stall) start
+    # first: the run then lasts about as long as the longest of them.
+    order = sorted(range(len(jobs_list)), key=lambda i: -jobs_list[i][0].timeout)
+    tasks = {}
+    for i in order:
+        j = jobs_list[i]
+        tasks[i] = asyncio.ensure_future(run_one(j[0], j[1], j[2], j[3], sem, j[4] if len(j) > 4 else None))
+    await asyncio.gather(*tasks.values())
+    return [tasks[i].result() for i in range(len(jobs_list))]
 
 
 # ---------------------------------------------------------------------------
@@ -598,12 +778,13 @@ def summary(results):
     return out
 
 
-def write_reports(d, results, client_cmd, strict):
+def write_reports(d, results, client_cmd, strict, transport="ws"):
     os.makedirs(d, exist_ok=True)
     s = summary(results)
     idx = {"schema": "matchwire-conformance-report/1", "kind": "client",
            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "testee": {"url": None, "url2": None, "redis": None, "clientCmd": client_cmd},
+           "testee": {"url": None, "url2": None, "redis": None, "clientCmd": client_cmd,
+                      "transport": transport},
            "profiles": ["client"], "strict": bool(strict), "seed": 0, "summary": s,
            "verdict": "fail" if s["fail"] else "pass", "tests": results}
     with open(os.path.join(d, "report.json"), "w", encoding="utf-8") as f:
@@ -644,8 +825,9 @@ def render_html(idx):
            "td,th{border:1px solid #aaa;padding:3px 6px;vertical-align:top}"
            "pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;font-size:12px}</style></head><body>",
            "<h1>Matchwire client conformance: %s</h1>" % e(idx["verdict"].upper()),
-           "<p>client %s; strict %s; generated %s</p>" % (e(str(idx["testee"]["clientCmd"])), idx["strict"],
-                                                          e(idx["generated"])),
+           "<p>client %s; transport %s; strict %s; generated %s</p>" % (
+               e(str(idx["testee"]["clientCmd"])), e(idx["testee"].get("transport", "ws")), idx["strict"],
+               e(idx["generated"])),
            "<table><tr>" + "".join("<th>%s</th>" % k for k in idx["summary"]) + "</tr><tr>" +
            "".join("<td>%d</td>" % v for v in idx["summary"].values()) + "</tr></table>",
            "<h2>Scenarios</h2><table><tr><th>scenario</th><th>requirements</th><th>level</th>"

@@ -7,7 +7,8 @@ TST-060..TST-079). Timing is measured on the wire, at the kit's server.
 import asyncio
 import json
 
-from kit import (CAP, FLOOR, FLOOR_SLACK, LATE_SLACK, Failure, env, new_ticket_id, now, scenario)
+from kit import (CAP, FLOOR, FLOOR_SLACK, LATE_SLACK, Failure, env, new_ticket_id, new_token, now,
+                 scenario)
 
 
 def check(cond, msg):
@@ -34,7 +35,7 @@ async def no_attempt(s, seconds, why):
 
 # ---- 1. Connecting ---------------------------------------------------------
 
-@scenario("CLI-001")
+@scenario("CLI-001", tags="core")
 async def handshake(ctx):
     """The client connects to /realtime and offers matchwire.v1."""
     s, c, conn = await ctx.setup()
@@ -59,7 +60,7 @@ async def handshake_wrong_subprotocol(ctx):
         check(m is None, "the client sent a message on it: %s" % m)
 
 
-@scenario("CLI-002")
+@scenario("CLI-002", tags="core")
 async def requests_valid(ctx):
     """Every frame the client sends is one text message holding a valid v1
     envelope with an id, whose data follows messages.md section 3."""
@@ -77,7 +78,7 @@ async def requests_valid(ctx):
     check(not ctx.violations, "; ".join(ctx.violations[:3]))
 
 
-@scenario("CLI-003")
+@scenario("CLI-003", tags="core")
 async def local_validation(ctx):
     """An enqueue the application asks for that breaks MSG-020 is refused
     locally (an error event, code bad_message) and never sent."""
@@ -91,7 +92,7 @@ async def local_validation(ctx):
 
 # ---- 2. Requests -----------------------------------------------------------
 
-@scenario("CLI-010", "CLI-013")
+@scenario("CLI-010", "CLI-013", tags="core")
 async def idempotency_key(ctx):
     """Every enqueue carries an idempotencyKey, a new one per new enqueue."""
     s, c, conn = await ctx.setup()
@@ -102,7 +103,7 @@ async def idempotency_key(ctx):
     check(k1 != k2, "two different enqueues share the idempotencyKey %r" % k1)
 
 
-@scenario("CLI-011", "CLI-013")
+@scenario("CLI-011", "CLI-013", tags="core")
 async def replay_unacked_enqueue(ctx):
     """An enqueue whose reply never came (TCP dropped) is sent again after
     the reconnect, with the same idempotencyKey, playerId, queue and
@@ -122,7 +123,7 @@ async def replay_unacked_enqueue(ctx):
     check(len(c.find("enqueued", ref="e1")) == 1, "enqueued reported more than once")
 
 
-@scenario("CLI-012")
+@scenario("CLI-012", tags="core")
 async def enqueue_unavailable(ctx):
     """`unavailable` to an enqueue: the outcome is unknown (MSG-135); the
     client retries after a delay with the same idempotencyKey."""
@@ -141,7 +142,7 @@ async def enqueue_unavailable(ctx):
     await c.expect("enqueued", 5.0, ref="e1", ticketId=tid)
 
 
-@scenario("CLI-025")
+@scenario("CLI-025", tags="core")
 async def non_retryable_error(ctx):
     """A request answered with a non-retryable error is reported to the
     application and not sent again."""
@@ -174,7 +175,7 @@ async def unknown_error_code(ctx):
 
 # ---- 3. Receiving ----------------------------------------------------------
 
-@scenario("CLI-020")
+@scenario("CLI-020", tags="core")
 async def malformed_message(ctx):
     """Malformed server messages (not I-JSON, duplicate names, not an
     envelope) are reported as protocol errors and skipped; the connection
@@ -210,7 +211,7 @@ async def unknown_members(ctx):
     await c.expect("assigned", 5.0, ticketId=tid, matchId="m-extra")
 
 
-@scenario("CLI-022")
+@scenario("CLI-022", tags="core")
 async def unknown_type(ctx):
     """A message of a type the client does not know is ignored."""
     s, c, conn = await ctx.setup()
@@ -250,7 +251,7 @@ async def binary_frame(ctx):
     check(ev.get("matchId") == mid, "the client applied a binary frame (matchId %r)" % ev.get("matchId"))
 
 
-@scenario("CLI-027")
+@scenario("CLI-027", tags="core")
 async def push_before_reply(ctx):
     """A match.assigned that arrives before the enqueued reply naming its
     ticket is applied once the reply arrives (never lost, never twice)."""
@@ -296,7 +297,7 @@ async def timestamps_liberal(ctx):
 
 # ---- 4. Assignments and ticket state ---------------------------------------
 
-@scenario("CLI-030")
+@scenario("CLI-030", tags="core")
 async def dedup_across_reconnect(ctx):
     """The same match.assigned received again on a new connection (after a
     re-watch, a replayed enqueue, or a duplicated hint) is not applied
@@ -320,7 +321,7 @@ async def dedup_across_reconnect(ctx):
     check(n == 1, "the assignment was applied %d times across connections" % n)
 
 
-@scenario("CLI-031")
+@scenario("CLI-031", tags="core")
 async def stale_version(ctx):
     """Pushes with a version not above the one the client holds change
     nothing: no 'ended' after an assignment, no going back."""
@@ -351,8 +352,11 @@ async def ended_push(ctx):
 
 # ---- 5. Reconnecting -------------------------------------------------------
 
+CORE_CODES = (1005, 1006, 1000, 1008, 503, 400)   # of the generated scenarios, these are in the core set
+
+
 def _retry_close(code):
-    @scenario("CLI-040", name="close_retry_%d" % code)
+    @scenario("CLI-040", name="close_retry_%d" % code, tags="core" if code in CORE_CODES else "")
     async def fn(ctx):
         s, c, conn = await ctx.setup()
         await conn.close(code)
@@ -369,7 +373,7 @@ for _code in (1001, 1005, 1006, 1011, 1012, 1013, 1014, 4001, 4002, 4999):
 
 
 def _terminal_close(code):
-    @scenario("CLI-041", name="close_terminal_%d" % code)
+    @scenario("CLI-041", name="close_terminal_%d" % code, tags="core" if code in CORE_CODES else "")
     async def fn(ctx):
         s, c, conn = await ctx.setup()
         await conn.close(code)
@@ -384,7 +388,7 @@ for _code in (1000, 1002, 1003, 1007, 1008, 1009):
 
 
 def _retry_status(status):
-    @scenario("CLI-042", name="handshake_retry_%d" % status)
+    @scenario("CLI-042", name="handshake_retry_%d" % status, tags="core" if status in CORE_CODES else "")
     async def fn(ctx):
         s = await ctx.server()
         s.refuse = [status]
@@ -402,7 +406,7 @@ for _st in (408, 429, 500, 502, 503, 504):
 
 
 def _stop_status(status):
-    @scenario("CLI-042", name="handshake_stop_%d" % status)
+    @scenario("CLI-042", name="handshake_stop_%d" % status, tags="core" if status in CORE_CODES else "")
     async def fn(ctx):
         s = await ctx.server()
         s.refuse_all = status
@@ -418,7 +422,7 @@ for _st in (400, 403, 404, 426):
     _stop_status(_st)
 
 
-@scenario("CLI-043", timeout=40)
+@scenario("CLI-043", timeout=40, tags="core")
 async def backoff_floor(ctx):
     """Every reconnection waits at least the floor (250 ms), also after a
     connection that opened and was dropped at once."""
@@ -496,7 +500,7 @@ async def retry_after(ctx):
     check(gap >= 3 - FLOOR_SLACK, "retried %.2fs after a 503 with Retry-After: 3" % gap)
 
 
-@scenario("CLI-050")
+@scenario("CLI-050", tags="core")
 async def rewatch(ctx):
     """After a reconnect the client watches again every ticket it holds
     that has not ended."""
@@ -510,7 +514,7 @@ async def rewatch(ctx):
     check({t1, t2} <= watched, "re-watched %s of %s" % (sorted(watched), sorted({t1, t2})))
 
 
-@scenario("CLI-051")
+@scenario("CLI-051", tags="core")
 async def rewatch_not_found(ctx):
     """not_found to a re-watch: the ticket is gone; the application is told
     (lost) and the client stops watching it."""
@@ -580,7 +584,7 @@ async def rate_limited(ctx):
 
 # ---- 7. Liveness -----------------------------------------------------------
 
-@scenario("CLI-070")
+@scenario("CLI-070", tags="core")
 async def server_ping(ctx):
     """A WebSocket ping from the server is answered with a pong."""
     s, c, conn = await ctx.setup()
@@ -600,7 +604,7 @@ async def stall(ctx):
 
 # ---- 8. Closing ------------------------------------------------------------
 
-@scenario("CLI-080")
+@scenario("CLI-080", tags="core")
 async def close_command(ctx):
     """The application closes: a close frame with 1000, no reconnection."""
     s, c, conn = await ctx.setup()
@@ -611,3 +615,175 @@ async def close_command(ctx):
         raise Failure("the connection was not closed within 5s")
     check(conn.ws.close_code == 1000, "closed with %s, not 1000" % conn.ws.close_code)
     await no_attempt(s, 1.5, "after the application's close")
+
+
+# ---- 9. Authentication -------------------------------------------------------
+#
+# The kit gives the client a token (and the answers of its refresh callback,
+# `tokens`) in `connect`, reads the token of every handshake as a server does
+# (auth.md AUTH-010..012: the Authorization header wins, else access_token)
+# and compares it byte for byte with the one the client must present.
+
+UNAUTHORIZED = (401, [("WWW-Authenticate", 'Bearer realm="matchwire", error="invalid_token"'),
+                      ("Content-Type", "application/json")],
+                b'{"code":"unauthorized","message":"token refused by the client kit","retryable":false}')
+
+
+def check_token(s, n, expected, what):
+    """Handshake attempt n (0-based) presented exactly `expected`."""
+    a = s.attempts[n]
+    check(a["token_problem"] is None, "%s (handshake %d): %s (CLI-090)" % (what, n + 1, a["token_problem"]))
+    check(a["token"] == expected, "%s (handshake %d): presented %s, expected %r (CLI-090)" % (
+        what, n + 1, "no token" if a["token"] is None else repr(a["token"]), expected))
+
+
+async def refreshed(c, timeout=2.0):
+    """The client called its refresh callback (the adapter printed
+    tokenRefresh)."""
+    try:
+        await c.expect("tokenRefresh", timeout)
+    except Failure:
+        raise Failure("the client did not call its token refresh callback (no tokenRefresh event)")
+
+
+async def expect_stop(s, c, why, quiet=3.0):
+    """The client stopped: no further attempt for `quiet` seconds, and the
+    application was told (a closed event with reconnect false)."""
+    await no_attempt(s, quiet, why)
+    try:
+        await c.expect("closed", 2.0, reconnect=False)
+    except Failure:
+        raise Failure("%s, but the application was not told (no closed event with reconnect:false; got %s)" % (
+            why, [{k: v for k, v in e.items() if not k.startswith("_")} for e in c.find("closed")]))
+
+
+@scenario("CLI-090", tags="core")
+async def token_every_handshake(ctx):
+    """A client with a token presents exactly that token (Authorization:
+    Bearer, or access_token) on its first handshake, on the retry after a
+    refused handshake (503) and on reconnections after 1006."""
+    tok = new_token("every")
+    s = await ctx.server()
+    s.refuse = [503]
+    c = await ctx.client(s, token=tok, tokens=[])
+    conn = await s.accept(10.0, "connection after the 503")
+    await c.expect("open", 5.0)
+    for i in range(2):
+        conn.abort()
+        conn = await s.accept(LATE_SLACK + 3, "reconnection %d after 1006" % (i + 1))
+    check(len(s.attempts) == 4, "%d handshakes, expected 4" % len(s.attempts))
+    for n, what in enumerate(("first handshake", "retry after 503", "reconnection after 1006",
+                              "second reconnection after 1006")):
+        check_token(s, n, tok, what)
+
+
+@scenario("CLI-090", "CLI-091", tags="core")
+async def token_expired_refresh(ctx):
+    """Close 4003 (token expired): the client calls its refresh callback,
+    reconnects after a backoff delay (at least the floor) presenting the new
+    token, and keeps presenting the new one (a 1006 later)."""
+    t1, t2 = new_token("old"), new_token("new")
+    s, c, conn = await ctx.setup(token=t1, tokens=[t2])
+    check_token(s, 0, t1, "first handshake")
+    await conn.close(4003, "token expired")
+    t = conn.closed_at
+    a = await s.next_attempt(1, 0.5 + LATE_SLACK + 1)
+    check(a is not None, "no reconnection after close 4003 with a new token available (CLI-091)")
+    gap = a["t"] - t
+    check(gap >= FLOOR - FLOOR_SLACK, "reconnected %.3fs after 4003, before the backoff floor (CLI-091)" % gap)
+    check_token(s, 1, t2, "reconnection after 4003")
+    await refreshed(c)
+    conn2 = await s.accept(5.0, "the connection after 4003")
+    await c.expect("open", 5.0)
+    conn2.abort()
+    await s.accept(LATE_SLACK + 3, "reconnection after 1006")
+    check_token(s, 2, t2, "reconnection after 1006 (after the refresh)")
+
+
+@scenario("CLI-092", tags="core")
+async def token_expired_no_token(ctx):
+    """Close 4003 and the refresh callback has no token: the client stops
+    (no reconnection) and tells the application (closed, reconnect false)."""
+    s, c, conn = await ctx.setup(token=new_token("only"), tokens=[])
+    await conn.close(4003, "token expired")
+    await refreshed(c, 3.0)
+    await expect_stop(s, c, "4003 with no new token is final")
+
+
+@scenario("CLI-093", tags="core")
+async def unauthorized_refresh_retry(ctx):
+    """A handshake refused 401: the client calls its refresh callback and
+    retries once, after a backoff delay, with the new token."""
+    t1, t2 = new_token("old"), new_token("new")
+    s = await ctx.server()
+    s.refuse = [UNAUTHORIZED]
+    c = await ctx.client(s, token=t1, tokens=[t2])
+    a = await s.next_attempt(1, 5 + 0.5 + LATE_SLACK + 1)
+    check(a is not None, "no new attempt after a 401 with a new token available (CLI-093)")
+    gap = a["t"] - s.attempts[0]["t"]
+    check(gap >= FLOOR - FLOOR_SLACK, "retried %.3fs after the 401, before the backoff floor" % gap)
+    check_token(s, 0, t1, "first handshake")
+    check_token(s, 1, t2, "retry after 401")
+    await refreshed(c)
+    await c.expect("open", 5.0)
+
+
+@scenario("CLI-094", tags="core")
+async def unauthorized_twice_stop(ctx):
+    """401, a new token, 401 again: the client stops (no third attempt,
+    although its callback would give another token) and tells the
+    application."""
+    t1, t2, t3 = new_token("a"), new_token("b"), new_token("c")
+    s = await ctx.server()
+    s.refuse_all = UNAUTHORIZED
+    c = await ctx.client(s, token=t1, tokens=[t2, t3])
+    a = await s.next_attempt(1, 5 + 0.5 + LATE_SLACK + 1)
+    check(a is not None, "no retry after the first 401 with a new token available (CLI-093)")
+    check_token(s, 1, t2, "retry after 401")
+    await expect_stop(s, c, "a second 401 in a row is final")
+    check(len(s.attempts) == 2, "%d handshakes after two 401s" % len(s.attempts))
+
+
+@scenario("CLI-093", "CLI-094")
+async def unauthorized_after_success(ctx):
+    """A successful handshake ends a row of 401s: 401, retry with a new
+    token (open), TCP dropped, 401 again: the client refreshes and retries
+    again with the next token."""
+    t1, t2, t3 = new_token("a"), new_token("b"), new_token("c")
+    s = await ctx.server()
+    s.refuse = [UNAUTHORIZED]
+    c = await ctx.client(s, token=t1, tokens=[t2, t3])
+    conn = await s.accept(10.0, "the connection after the first 401")
+    await c.expect("open", 5.0)
+    check_token(s, 1, t2, "retry after the first 401")
+    s.refuse = [UNAUTHORIZED]
+    conn.abort()
+    a = await s.next_attempt(3, 2 * (LATE_SLACK + 2))
+    check(a is not None, "no retry after a 401 that followed a successful handshake (%d handshakes)" %
+          len(s.attempts))
+    check_token(s, 3, t3, "retry after the second 401 (not in a row)")
+    await s.accept(5.0, "the connection after the second 401")
+
+
+@scenario("CLI-094", tags="core")
+async def unauthorized_no_token_stop(ctx):
+    """401 and the refresh callback has no token: the client stops after
+    the one attempt and tells the application."""
+    s = await ctx.server()
+    s.refuse_all = UNAUTHORIZED
+    c = await ctx.client(s, token=new_token("only"), tokens=[])
+    await s.next_attempt(0, 5.0)
+    await refreshed(c, 3.0)
+    await expect_stop(s, c, "a 401 with no new token is final")
+    check(len(s.attempts) == 1, "%d handshakes after a 401 with no new token" % len(s.attempts))
+
+
+@scenario("CLI-094")
+async def unauthorized_without_token(ctx):
+    """A client given no token and no refresh callback, refused 401: it
+    stops after the one attempt and tells the application."""
+    s = await ctx.server()
+    s.refuse_all = UNAUTHORIZED
+    c = await ctx.client(s)
+    await s.next_attempt(0, 5.0)
+    await expect_stop(s, c, "a 401 without a token to present is final")

@@ -308,6 +308,8 @@ enum opt_id {
     O_AUTH_LEEWAY,
     O_SERVICE_TOKEN_FILE,
     O_ALLOWED_ORIGIN,
+    O_TLS_CERT,
+    O_TLS_KEY,
     O__COUNT
 };
 
@@ -541,6 +543,28 @@ static int p_origin(struct mw_config *cfg, const char *name, const char *v, char
     return parse_origin_flag(cfg, v, err, n);
 }
 
+/* A file name kept for the server, which reads the file at start. */
+static int path_flag(char *out, const char *name, const char *v, char *err, size_t err_len)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > MW_CONFIG_PATH_MAX)
+        return bad(err, err_len, "--%s: expected a file name of 1 to %d bytes", name,
+                   MW_CONFIG_PATH_MAX);
+    memcpy(out, v, n + 1);
+    return 0;
+}
+
+static int p_tls_cert(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    return path_flag(cfg->tls_cert, name, v, err, n);
+}
+
+static int p_tls_key(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
+{
+    return path_flag(cfg->tls_key, name, v, err, n);
+}
+
 /* A file read once parsing is done (mw_config_parse, apply_secrets). */
 static int p_later(struct mw_config *cfg, const char *name, const char *v, char *err, size_t n)
 {
@@ -644,6 +668,16 @@ static const struct opt opts[O__COUNT] = {
     [O_ALLOWED_ORIGIN] = {"allowed-origin", "ORIGIN", NULL, false,
                           "WebSocket Origin allow-list, repeatable (unset: any)", NULL,
                           CUSTOM(p_origin)},
+    [O_TLS_CERT] = {"tls-cert", "FILE", NULL, false,
+                    "PEM certificate chain, the server's first (with\n"
+                    "--tls-key: wss:// and https:// only, TLS 1.2+)",
+                    "TLS (spec/messages.md section 1.1; without both the port speaks plain\n"
+                    "ws:// and http://):",
+                    CUSTOM(p_tls_cert)},
+    [O_TLS_KEY] = {"tls-key", "FILE", NULL, false,
+                   "its PEM private key, unencrypted (a secret: keep the\n"
+                   "file mode 0600)",
+                   NULL, CUSTOM(p_tls_key)},
 };
 
 static void set_field(struct mw_config *cfg, const struct opt *o, uint64_t u)
@@ -763,6 +797,8 @@ int mw_config_usage(struct mw_buf *out)
             "  MATCHWIRE_AUTH_HS256_SECRET an HS256 secret (one more key, no kid).\n"
             "  MATCHWIRE_SERVICE_TOKEN     the service token, when --service-token-file is "
             "absent.\n"
+            "  MATCHWIRE_TLS_CERT, MATCHWIRE_TLS_KEY\n"
+            "                              --tls-cert and --tls-key, when absent.\n"
             "Empty variables count as unset.\n");
     return rc;
 }
@@ -839,6 +875,35 @@ int mw_config_read_file(const char *what, const char *path, char *buf, size_t ca
         return bad(err, err_len, "%s: '%s' is empty", what, path);
     buf[n] = '\0';
     *len = n;
+    return 0;
+}
+
+bool mw_config_tls_on(const struct mw_config *cfg)
+{
+    return cfg->tls_cert[0] && cfg->tls_key[0];
+}
+
+/* --tls-cert and --tls-key, else their variables: both or neither. */
+static int apply_tls(struct mw_config *cfg, char *const env[], const bool seen[O__COUNT], char *err,
+                     size_t err_len)
+{
+    const char *v;
+    int rc;
+
+    if (!seen[O_TLS_CERT] && (v = env_get(env, "MATCHWIRE_TLS_CERT")) != NULL) {
+        rc = path_flag(cfg->tls_cert, "tls-cert (MATCHWIRE_TLS_CERT)", v, err, err_len);
+        if (rc)
+            return rc;
+    }
+    if (!seen[O_TLS_KEY] && (v = env_get(env, "MATCHWIRE_TLS_KEY")) != NULL) {
+        rc = path_flag(cfg->tls_key, "tls-key (MATCHWIRE_TLS_KEY)", v, err, err_len);
+        if (rc)
+            return rc;
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return bad(err, err_len, "--tls-cert and --tls-key go together: %s is missing",
+                   cfg->tls_cert[0] ? "--tls-key (or MATCHWIRE_TLS_KEY)"
+                                    : "--tls-cert (or MATCHWIRE_TLS_CERT)");
     return 0;
 }
 
@@ -957,6 +1022,9 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
     if (rc)
         return rc;
     rc = apply_secrets(cfg, env, redis_pw_file, service_file, err, err_len);
+    if (rc)
+        return rc;
+    rc = apply_tls(cfg, env, seen, err, err_len);
     if (rc)
         return rc;
     /* AUTH-003: claims checks without a key would silently do nothing. */

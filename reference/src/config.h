@@ -1,7 +1,8 @@
 /* config: the server's command line and environment (the seed's REDIS_HOST,
  * REDIS_PORT, MATCHMAKING_ROLE), parsed into one const struct. Pure, except
  * that it reads the files of --redis-password-file and --service-token-file
- * (mw_config_read_file; key files are read by the server). */
+ * (mw_config_read_file; key files and the TLS certificate and key are read
+ * by the server). */
 #ifndef MW_CONFIG_H
 #define MW_CONFIG_H
 
@@ -77,6 +78,12 @@ struct mw_config {
     /* --allowed-origin (AUTH-090) */
     char allowed_origins[MW_CONFIG_ORIGINS_MAX][MW_CONFIG_ORIGIN_MAX + 1];
     size_t n_allowed_origins;
+    /* --tls-cert FILE and --tls-key FILE, or MATCHWIRE_TLS_CERT and
+     * MATCHWIRE_TLS_KEY: both or neither ("": plain ws:// and http://).
+     * Only the file names: the gateway reads and checks the files at start
+     * (spec/messages.md MSG-150). */
+    char tls_cert[MW_CONFIG_PATH_MAX + 1];
+    char tls_key[MW_CONFIG_PATH_MAX + 1];
 };
 
 /* Fills cfg from argv and env (env: NULL-terminated "K=V" array, or NULL for
@@ -96,6 +103,8 @@ int mw_config_parse(struct mw_config *cfg, int argc, char *const argv[], char *c
  * content) in err. */
 int mw_config_read_file(const char *what, const char *path, char *buf, size_t cap, size_t *len,
                         char *err, size_t err_len);
+/* Whether --tls-cert and --tls-key were given (the port speaks TLS only). */
+bool mw_config_tls_on(const struct mw_config *cfg);
 /* Whether the auth configuration has any player-token key (AUTH-001). */
 bool mw_config_auth_on(const struct mw_config *cfg);
 /* Sets every default (the option table's, config.c). */

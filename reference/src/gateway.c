@@ -1,14 +1,23 @@
 /* gateway: libwebsockets on the foreign libev loop; WebSocket transport for
- * sessions, transport limits, close codes; HTTP requests go to http.c. */
+ * sessions, transport limits, close codes, optional TLS; HTTP requests go to
+ * http.c. */
+#define _GNU_SOURCE /* RTLD_NEXT (see "Unmasked client frames") */
 #include "gateway.h"
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <ev.h>
 #include <libwebsockets.h>
 #include <openssl/crypto.h> /* OPENSSL_cleanse */
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h> /* SSL_OP_* and the SSL_read prototype only: libssl is lws's */
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -100,6 +109,18 @@
 #define GW_CLOSE_PROTOCOL 1002
 #define GW_AH_MIN         4096
 #define GW_AH_MAX         65535u
+/* TLS (MSG-150): TLS 1.2 and 1.3 only, no compression, no renegotiation;
+ * TLS 1.2 with forward-secret AEAD suites only (TLS 1.3 has only such
+ * suites; OpenSSL's default list is kept). ALPN offers http/1.1 alone: lws
+ * is built with HTTP/2, and h2 would bypass the h1 handling http.c
+ * relies on (pipelining, MSG-116). */
+#define GW_TLS_OPTIONS                                                                             \
+    ((long)(SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |              \
+            SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE))
+#define GW_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define GW_TLS_ALPN "http/1.1"
 
 /* ---- Types ---------------------------------------------------------------- */
 
@@ -146,6 +167,7 @@ enum gw_scan_state {
 };
 struct gw_rxscan {
     uint8_t state;   /* enum gw_scan_state */
+    bool tls;        /* read through SSL_read (plaintext), not recv() */
     uint8_t crlf;    /* bytes of "\r\n\r\n" matched */
     uint8_t hlen;    /* bytes of the current frame header collected */
     bool had_http;   /* an HTTP request was served before (keep-alive) */
@@ -186,6 +208,11 @@ struct mw_gateway {
     struct gw_rxscan *scan;
     size_t scan_cap;
     ev_timer unmasked_timer;
+    /* With TLS: libssl's SSL_read and SSL_get_fd (resolved at start with
+     * dlsym: the program does not link libssl itself, lws does). */
+    bool tls;
+    int (*ssl_read)(SSL *ssl, void *buf, int num);
+    int (*ssl_get_fd)(const SSL *ssl);
     /* Scratch for direct writes (gw_io_send): LWS_PRE headroom for the frame
      * header lws_write() puts in front, then the payload. lws_write() copies
      * what the kernel does not take, so it is free again when it returns. */
@@ -271,7 +298,34 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     struct mw_gateway *g = gw_recv_owner;
 
     if (n > 0 && g && !(flags & MSG_PEEK) && fd >= 0 && (size_t)fd < g->scan_cap &&
-        g->scan[fd].state != GW_SCAN_OFF)
+        g->scan[fd].state != GW_SCAN_OFF && !g->scan[fd].tls)
+        gw_scan(g, &g->scan[fd], buf, (size_t)n);
+    return n;
+}
+
+/* Under TLS recv() would see ciphertext (and OpenSSL reads with read(2)
+ * anyway): lws reads every TLS connection's plaintext with SSL_read()
+ * (lws_ssl_capable_read, tls/openssl/openssl-ssl.c), so the program defines
+ * that too, forwards to libssl's (RTLD_NEXT) and runs the same parser over
+ * the plaintext. Only TLS connections call it: the plain path is unchanged. */
+int SSL_read(SSL *ssl, void *buf, int num)
+{
+    struct mw_gateway *g = gw_recv_owner;
+    int (*real)(SSL *, void *, int) = g && g->ssl_read ? g->ssl_read : NULL;
+    int n, fd;
+
+    if (!real) {
+        /* Not through the gateway (a gateway without TLS, or none yet). */
+        *(void **)(&real) = dlsym(RTLD_NEXT, "SSL_read");
+        if (!real)
+            return -1;
+        return real(ssl, buf, num);
+    }
+    n = real(ssl, buf, num);
+    if (n <= 0 || !g->ssl_get_fd)
+        return n;
+    fd = g->ssl_get_fd(ssl);
+    if (fd >= 0 && (size_t)fd < g->scan_cap && g->scan[fd].state != GW_SCAN_OFF)
         gw_scan(g, &g->scan[fd], buf, (size_t)n);
     return n;
 }
@@ -296,6 +350,7 @@ static void gw_scan_start(struct mw_gateway *g, int fd)
     }
     memset(&g->scan[fd], 0, sizeof(g->scan[fd]));
     g->scan[fd].state = GW_SCAN_HEADERS;
+    g->scan[fd].tls = g->tls; /* every connection of a TLS port is TLS */
 }
 
 static struct gw_rxscan *gw_scan_of(const struct mw_gateway *g, struct lws *wsi)
@@ -855,6 +910,7 @@ static int gw_established(struct mw_gateway *g, struct lws *wsi, struct gw_pss *
         if (x && (x->had_http || x->state != GW_SCAN_FRAMES)) {
             memset(x, 0, sizeof(*x));
             x->state = GW_SCAN_FRAMES;
+            x->tls = g->tls;
         }
     }
     c->session = mw_session_new(g->env, &g->io, c);
@@ -1123,6 +1179,103 @@ static unsigned short gw_header_pool(unsigned max_connections)
     return (unsigned short)n;
 }
 
+/* ---- TLS (MSG-150) ---------------------------------------------------------
+ *
+ * lws loads the files itself (SSL_CTX_use_certificate_chain_file,
+ * SSL_CTX_use_PrivateKey_file, SSL_CTX_check_private_key), but its errors
+ * are lws log lines in the middle of its own, and an encrypted key would
+ * make OpenSSL ask for a passphrase on the terminal. So the files are
+ * checked here first, with libcrypto, and any problem refuses the start
+ * with one line naming the file (never its content): nothing listens
+ * until both are usable. */
+
+/* OpenSSL's passphrase callback: an encrypted key is refused, never asked
+ * for. */
+static int gw_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+static FILE *gw_tls_open(const char *what, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+
+    if (!f)
+        mw_log(MW_LOG_ERR, "gateway: %s %s: cannot read: %s", what, path, strerror(errno));
+    return f;
+}
+
+/* Returns 0 when cert holds a PEM certificate (the first is the server's,
+ * any more its chain) and key the unencrypted PEM private key of that
+ * certificate; MW_EINVAL otherwise (logged). */
+static int gw_tls_check(const char *cert, const char *key)
+{
+    FILE *f;
+    X509 *x = NULL;
+    EVP_PKEY *k = NULL;
+    struct stat st;
+    char iobuf[BUFSIZ];
+    int rc = MW_EINVAL;
+
+    f = gw_tls_open("--tls-cert", cert);
+    if (!f)
+        goto out;
+    x = PEM_read_X509(f, NULL, gw_no_passphrase, NULL);
+    fclose(f);
+    if (!x) {
+        mw_log(MW_LOG_ERR, "gateway: --tls-cert %s: no PEM certificate in it", cert);
+        goto out;
+    }
+    f = gw_tls_open("--tls-key", key);
+    if (!f)
+        goto out_free_cert;
+    /* stdio buffers the key's bytes in our buffer, wiped below (not in
+     * one of its own, freed as it was). */
+    setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        mw_log(MW_LOG_WARN,
+               "gateway: --tls-key %s can be read by other users (mode %03o): chmod 600 it", key,
+               (unsigned)(st.st_mode & 0777));
+    k = PEM_read_PrivateKey(f, NULL, gw_no_passphrase, NULL);
+    fclose(f);
+    OPENSSL_cleanse(iobuf, sizeof(iobuf));
+    if (!k) {
+        mw_log(MW_LOG_ERR,
+               "gateway: --tls-key %s: no usable PEM private key in it (encrypted keys are not "
+               "supported)",
+               key);
+        goto out_free_cert;
+    }
+    if (X509_check_private_key(x, k) != 1) {
+        mw_log(MW_LOG_ERR, "gateway: --tls-key %s is not the key of --tls-cert %s", key, cert);
+        goto out_free_key;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+        mw_log(MW_LOG_WARN, "gateway: --tls-cert %s has expired: clients will refuse it", cert);
+    rc = 0;
+out_free_key:
+    EVP_PKEY_free(k);
+out_free_cert:
+    X509_free(x);
+out:
+    ERR_clear_error(); /* nothing of it for lws to find later */
+    return rc;
+}
+
+/* Resolves libssl's SSL_read and SSL_get_fd for the SSL_read interposition
+ * (see "Unmasked client frames"). Returns 0 or MW_EINVAL (logged). */
+static int gw_tls_resolve(struct mw_gateway *g)
+{
+    *(void **)(&g->ssl_read) = dlsym(RTLD_NEXT, "SSL_read");
+    *(void **)(&g->ssl_get_fd) = dlsym(RTLD_DEFAULT, "SSL_get_fd");
+    if (!g->ssl_read || !g->ssl_get_fd || (void *)g->ssl_read == (void *)SSL_read) {
+        mw_log(MW_LOG_ERR, "gateway: libssl's SSL_read not found: TLS unavailable");
+        return MW_EINVAL;
+    }
+    return 0;
+}
+
 static void gw_lws_signal_cb(void *handle, int signum)
 {
     /* Signals belong to loop.c; lws must not act on them. */
@@ -1184,6 +1337,23 @@ struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev
     info.timeout_secs = GW_HANDSHAKE_S;
     info.timeout_secs_ah_idle = GW_HANDSHAKE_S;
     info.max_http_header_data = GW_HEADER_DATA; /* AUTH-011 */
+    if (cfg->tls_cert && cfg->tls_key) {
+        /* MSG-150: the one port speaks TLS only. The handshake shares the
+         * header timeout (lws's PENDING_TIMEOUT_SSL_ACCEPT is timeout_secs,
+         * MSG-153); a client that does not start with a ClientHello fails
+         * SSL_accept and is dropped (MSG-152). */
+        if (gw_tls_check(cfg->tls_cert, cfg->tls_key) || gw_tls_resolve(g)) {
+            mw_free(g);
+            return NULL;
+        }
+        g->tls = true;
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+        info.ssl_options_set = GW_TLS_OPTIONS;
+        info.ssl_cipher_list = GW_TLS12_CIPHERS;
+        info.alpn = GW_TLS_ALPN;
+    }
 
     g->ctx = lws_create_context(&info);
     if (!g->ctx) {

@@ -34,6 +34,8 @@
  *   socket full for 3 s           TCP connection dropped       MSG-096
  *   idle                          ping, then close 4002 without a pong MSG-097
  *   headers not complete in 5 s   TCP connection dropped       MSG-121
+ *   TLS: handshake not done in 5 s  TCP connection dropped     MSG-153
+ *   TLS: not a TLS ClientHello    TCP connection dropped       MSG-152
  *   shutdown                      replies to requests waiting on the store,
  *                                 then close 1001              MSG-099, MSG-123 */
 #ifndef MW_GATEWAY_H
@@ -72,13 +74,21 @@ struct mw_gateway_config {
     struct mw_token_policy auth_policy;    /* leeway, audience, issuer (AUTH-033..036) */
     const char *allowed_origins[MW_GATEWAY_ORIGINS_MAX]; /* AUTH-090; none: not checked */
     size_t n_allowed_origins;
+    /* TLS (MSG-150..MSG-155): a PEM certificate chain (the server's
+     * certificate first) and its unencrypted PEM private key; both set: the
+     * port speaks TLS 1.2+ only (wss://, https://), both NULL: plain.
+     * Borrowed: must outlive the gateway. */
+    const char *tls_cert;
+    const char *tls_key;
 };
 
 /* Creates the lws context on loop (borrowed, must outlive the gateway) and
  * starts listening. env is borrowed (store, hub, metrics, limits for the
  * sessions); http is borrowed and gets every non-WebSocket request; metrics
- * borrowed (may be NULL). Returns NULL on failure (port in use, ...). Free
- * with mw_gateway_free(). */
+ * borrowed (may be NULL). Returns NULL on failure (port in use; with TLS a
+ * certificate or key file that is missing, unreadable, not PEM, encrypted,
+ * or a key that does not match the certificate: each logged on one line
+ * naming the file, never its content). Free with mw_gateway_free(). */
 struct mw_gateway *mw_gateway_new(const struct mw_gateway_config *cfg, struct ev_loop *loop,
                                   const struct mw_session_env *env, struct mw_http *http,
                                   struct mw_metrics *metrics);

@@ -498,9 +498,16 @@ struct mw_server *mw_server_new(const struct mw_config *cfg)
     gcfg.auth_policy = henv.auth_policy;
     for (size_t i = 0; i < s->cfg.n_allowed_origins && i < MW_GATEWAY_ORIGINS_MAX; i++)
         gcfg.allowed_origins[gcfg.n_allowed_origins++] = s->cfg.allowed_origins[i];
+    if (mw_config_tls_on(&s->cfg)) {
+        /* The server's copy of the names outlives the gateway. */
+        gcfg.tls_cert = s->cfg.tls_cert;
+        gcfg.tls_key = s->cfg.tls_key;
+    }
     s->gw = mw_gateway_new(&gcfg, mw_loop_ev(s->loop), &s->senv, s->http, &s->metrics);
     if (!s->gw)
         goto fail;
+    if (gcfg.tls_cert)
+        mw_log(MW_LOG_NOTICE, "server: TLS on (TLS 1.2+): wss:// and https:// only");
 
     /* The expiry pass runs where the matchmaking runs (roles all and worker;
      * ticket_store_redis.h: sweep in worker-role instances only). */

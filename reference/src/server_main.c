@@ -2,6 +2,7 @@
  * environment, starts the server, runs until SIGINT/SIGTERM, exits 0. */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
     struct mw_server *s;
     char err[256] = "";
     const char *host;
+    bool tls;
     int rc;
 
     mw_alloc_set(NULL);
@@ -48,8 +50,10 @@ int main(int argc, char **argv)
     if (!s)
         return 1;
     host = cfg.listen_host[0] ? cfg.listen_host : "0.0.0.0";
-    printf("matchwire-server listening on http://%s:%u/ (demo page), ws://%s:%u/realtime\n", host,
-           (unsigned)mw_server_port(s), host, (unsigned)mw_server_port(s));
+    tls = mw_config_tls_on(&cfg);
+    printf("matchwire-server listening on %s://%s:%u/ (demo page), %s://%s:%u/realtime\n",
+           tls ? "https" : "http", host, (unsigned)mw_server_port(s), tls ? "wss" : "ws", host,
+           (unsigned)mw_server_port(s));
     fflush(stdout);
     rc = mw_server_run(s);
     mw_server_free(s);

@@ -667,6 +667,64 @@ static void test_auth_flags(void **state)
     EXPECT_ERROR("--auth-audience", "--auth-hs256-secret-file", "/x", "--auth-audience", "");
 }
 
+/* --tls-cert / --tls-key and their variables: both or neither, flags win,
+ * names only (the gateway reads the files), the --help lines. */
+static void test_tls_flags(void **state)
+{
+    char *const env_tls[] = {(char *)"MATCHWIRE_TLS_CERT=/env/cert.pem",
+                             (char *)"MATCHWIRE_TLS_KEY=/env/key.pem", NULL};
+    char *const env_cert_only[] = {(char *)"MATCHWIRE_TLS_CERT=/env/cert.pem", NULL};
+    char *const env_empty[] = {(char *)"MATCHWIRE_TLS_CERT=", (char *)"MATCHWIRE_TLS_KEY=", NULL};
+    char long_name[MW_CONFIG_PATH_MAX + 2];
+    struct mw_config cfg;
+    struct mw_buf usage;
+    char err[256];
+
+    (void)state;
+    /* default: plain */
+    assert_int_equal(PARSE(&cfg, err, "--listen", "127.0.0.1:1"), 0);
+    assert_false(mw_config_tls_on(&cfg));
+    assert_string_equal(cfg.tls_cert, "");
+    assert_string_equal(cfg.tls_key, "");
+    /* both flags, both spellings */
+    assert_int_equal(PARSE(&cfg, err, "--tls-cert", "/c/chain.pem", "--tls-key=/c/key.pem"), 0);
+    assert_true(mw_config_tls_on(&cfg));
+    assert_string_equal(cfg.tls_cert, "/c/chain.pem");
+    assert_string_equal(cfg.tls_key, "/c/key.pem");
+    /* the variables, and a flag wins over its variable */
+    assert_int_equal(PARSE_ENV(&cfg, err, env_tls, "--listen", "127.0.0.1:1"), 0);
+    assert_true(mw_config_tls_on(&cfg));
+    assert_string_equal(cfg.tls_cert, "/env/cert.pem");
+    assert_string_equal(cfg.tls_key, "/env/key.pem");
+    assert_int_equal(PARSE_ENV(&cfg, err, env_tls, "--tls-key", "/flag/key.pem"), 0);
+    assert_string_equal(cfg.tls_cert, "/env/cert.pem");
+    assert_string_equal(cfg.tls_key, "/flag/key.pem");
+    /* empty variables count as unset */
+    assert_int_equal(PARSE_ENV(&cfg, err, env_empty, "--listen", "127.0.0.1:1"), 0);
+    assert_false(mw_config_tls_on(&cfg));
+    /* both or neither, from any source */
+    EXPECT_ERROR("--tls-key (or MATCHWIRE_TLS_KEY) is missing", "--tls-cert", "/c");
+    EXPECT_ERROR("--tls-cert (or MATCHWIRE_TLS_CERT) is missing", "--tls-key", "/k");
+    assert_int_equal(PARSE_ENV(&cfg, err, env_cert_only, "--listen", "127.0.0.1:1"), MW_EINVAL);
+    assert_non_null(strstr(err, "go together"));
+    assert_int_equal(PARSE_ENV(&cfg, err, env_cert_only, "--tls-key", "/k"), 0);
+    assert_true(mw_config_tls_on(&cfg));
+    /* names: 1..MW_CONFIG_PATH_MAX bytes */
+    EXPECT_ERROR("--tls-cert: expected a file name", "--tls-cert", "", "--tls-key", "/k");
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    EXPECT_ERROR("--tls-key: expected a file name", "--tls-cert", "/c", "--tls-key", long_name);
+    long_name[MW_CONFIG_PATH_MAX] = '\0';
+    assert_int_equal(PARSE(&cfg, err, "--tls-cert", long_name, "--tls-key", long_name), 0);
+    /* --help names both flags and both variables */
+    mw_buf_init(&usage, 0);
+    assert_int_equal(mw_config_usage(&usage), 0);
+    assert_non_null(strstr(usage.data, "--tls-cert FILE"));
+    assert_non_null(strstr(usage.data, "--tls-key FILE"));
+    assert_non_null(strstr(usage.data, "MATCHWIRE_TLS_CERT, MATCHWIRE_TLS_KEY"));
+    mw_buf_release(&usage);
+}
+
 int main(int argc, char **argv)
 {
     mwt_filter(argc, argv);
@@ -681,6 +739,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_redis_url_errors_hide_password),
         cmocka_unit_test(test_redis_password_sources),
         cmocka_unit_test(test_auth_flags),
+        cmocka_unit_test(test_tls_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
