@@ -43,6 +43,10 @@ scripts/faults.sh short "$BUILD" || failed+=(faults)
 # The client conformance kit against its example client, clean and with
 # each switchable fault ("client faults caught: N/M").
 scripts/client-kit.sh || failed+=(client-kit)
+# The reference clients against the kit, plain and over wss:// (reports in
+# $BUILD/client-kit/{c,js}/); the C client's unit, install and foreign-loop
+# tests ran in ctest above.
+CLIENT_C_CTEST=0 BUILD="$BUILD" scripts/client-c.sh "$BUILD" || failed+=(client-c)
 BUILD="$BUILD" scripts/conformance.sh || failed+=(conformance)
 
 [ ${#failed[@]} -eq 0 ]
