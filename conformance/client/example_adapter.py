@@ -5,6 +5,7 @@ on stdin (commands) and stdout (events), driving example_client.Client.
     conformance/client/run --client-cmd "/usr/bin/python3 conformance/client/example_adapter.py"
     ... --client-cmd "/usr/bin/python3 conformance/client/example_adapter.py --fault no_jitter"
     ... --client-cmd "/usr/bin/python3 conformance/client/example_adapter.py --token-form query"
+    ... --client-cmd "/usr/bin/python3 conformance/client/example_adapter.py --tls-failure retry"
 
 `connect` may carry `ca` (a CA file for wss://), `token` (presented at every
 handshake) and `tokens` (the answers of the refresh callback, in order; each
@@ -41,8 +42,8 @@ def refresher(tokens):
     return refresh
 
 
-async def main(faults, token_form):
-    client = example_client.Client(emit, faults, token_form)
+async def main(faults, token_form, tls_failure):
+    client = example_client.Client(emit, faults, token_form, tls_failure)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -77,13 +78,16 @@ if __name__ == "__main__":
     ap.add_argument("--list-faults", action="store_true")
     ap.add_argument("--token-form", choices=("header", "query"), default="header",
                     help="Authorization: Bearer (default) or the access_token query parameter")
+    ap.add_argument("--tls-failure", choices=("stop", "retry"), default="stop",
+                    help="after a server certificate that fails verification: stop as 1015 (a native "
+                         "client, default) or retry as after 1006 (what a browser client does)")
     a = ap.parse_args()
     if a.list_faults:
         for k, (what, tests) in sorted(example_client.FAULTS.items()):
             print("%-26s %s (caught by %s)" % (k, what, ", ".join(tests)))
         sys.exit(0)
     try:
-        asyncio.run(main(set(a.fault), a.token_form))
+        asyncio.run(main(set(a.fault), a.token_form, a.tls_failure))
     except SystemExit:
         raise
     except KeyboardInterrupt:

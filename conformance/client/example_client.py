@@ -106,6 +106,9 @@ FAULTS = {
                            ["unauthorized_after_success"]),
     "retry_401_without_token": ("retries a 401 with the refused token when the callback gives none",
                                 ["unauthorized_no_token_stop"]),
+    "no_cert_verify": ("wss:// without certificate verification (any certificate, any host name)",
+                       ["tls_untrusted_ca", "tls_wrong_host"]),
+    "no_host_check": ("wss:// verifies the certificate chain but not the host name", ["tls_wrong_host"]),
 }
 
 
@@ -153,9 +156,13 @@ def strict_loads(text):
 
 
 class Client:
-    def __init__(self, emit, faults=(), token_form="header"):
+    def __init__(self, emit, faults=(), token_form="header", tls_failure="stop"):
         self.emit, self.faults = emit, set(faults)
         self.token_form = token_form   # "header" (Authorization: Bearer) or "query" (access_token)
+        # A server certificate that fails verification (CLI-004): "stop" as
+        # a native client does (close code 1015, CLI-041), or "retry" as a
+        # browser does (it sees only 1006, CLI-040). Both are conformant.
+        self.tls_failure = tls_failure
         self.url = None
         self.ca = None
         self.token = None      # the token presented at every handshake (CLI-090)
@@ -328,8 +335,12 @@ class Client:
     async def _run(self):
         tls = None
         if self.url.startswith("wss://"):
-            # chain and host-name verification on; trust only the given CA
+            # chain and host-name verification on (CLI-004); trust only the given CA
             tls = ssl.create_default_context(cafile=self.ca) if self.ca else ssl.create_default_context()
+            if {"no_cert_verify", "no_host_check"} & self.faults:
+                tls.check_hostname = False
+            if "no_cert_verify" in self.faults:
+                tls.verify_mode = ssl.CERT_NONE
         while not self.closing:
             retry_after = 0.0
             no_wait = False
@@ -364,6 +375,14 @@ class Client:
                 self.emit({"event": "protocolError", "detail": "handshake: %s" % e})
                 self.emit({"event": "closed", "code": None, "reconnect": False})
                 return
+            except ssl.SSLCertVerificationError as e:
+                # CLI-004: nothing was sent over it. A native client can see
+                # why: 1015, stop (CLI-041); a browser would see 1006.
+                if self.tls_failure == "stop":
+                    self.emit({"event": "closed", "code": 1015, "reconnect": False,
+                               "detail": "server certificate: %s" % e.verify_message})
+                    return
+                self.emit({"event": "closed", "code": 1006, "reconnect": True})
             except (OSError, asyncio.TimeoutError):
                 pass
             else:

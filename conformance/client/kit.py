@@ -22,8 +22,9 @@ Where spec/testing.md section 6 is implemented:
 - TST-068 (the example client's faults, `client faults caught: N/M`):
   `run-faults`.
 - TST-069 (TLS mode: wss:// with a throwaway CA, `ca` in `connect`,
-  scenarios excluded over TLS, the `core` tag): Tls, Server.start,
-  Ctx.client, run_one.
+  scenarios excluded over TLS or run over TLS only, the `core` tag; the
+  certificate checks of client.md CLI-004): Tls, Server.start, TlsProbe,
+  Ctx.client, Ctx.probe, Scenario.excluded, run_one.
 - TST-070 (tokens: `token`, `tokens`, `tokenRefresh`; the token read from
   the handshake as auth.md AUTH-010..012 say): handshake_token, Ctx.client,
   and the scenarios of client.md section 9.
@@ -222,6 +223,7 @@ def new_token(label="t"):
 # ---------------------------------------------------------------------------
 
 TLS_HOST = "localhost"    # the test certificate's DNS name (also 127.0.0.1 and ::1)
+WRONG_HOST = "otherhost.invalid"   # the only name of the wrong-host certificate (CLI-004)
 
 
 class Tls:
@@ -234,9 +236,23 @@ class Tls:
         self.dir = directory or tempfile.mkdtemp(prefix="mw-client-kit-tls-")
         paths = testcert.make(self.dir)
         self.ca, self.cert, self.key = paths["ca"], paths["cert"], paths["key"]
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.load_cert_chain(self.cert, self.key)
+        self.context = self._server_context(paths)
+        # For the verification scenarios (client.md CLI-004): a certificate
+        # for the right names from another CA (made by testcert.py in its own
+        # directory: another key, the same subject name as the run's CA), and
+        # one from the run's CA for another host name only.
+        self.bad = {
+            "untrusted_ca": self._server_context(testcert.make(os.path.join(self.dir, "other-ca"))),
+            "wrong_host": self._server_context(testcert.make(self.dir, names=["DNS:" + WRONG_HOST],
+                                                             server="otherhost")),
+        }
+
+    @staticmethod
+    def _server_context(paths):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(paths["cert"], paths["key"])
+        return context
 
     def cleanup(self):
         if self.own:
@@ -329,21 +345,30 @@ class Conn:
         if code == 1005:   # a close frame without a status code
             self.ws.transport.write(b"\x88\x00")
             await asyncio.sleep(0.3)
-            self.ws.transport.abort()
+            self._drop()
             return
         if code == 1006:   # no close frame at all: drop TCP
-            self.ws.transport.abort()
+            self._drop()
             return
         try:
             await asyncio.wait_for(self.ws.close(code, reason), 2)
         except Exception:
+            self._drop()
+
+    def _drop(self):
+        try:
             self.ws.transport.abort()
+        except AttributeError:
+            # a TLS transport whose connection is already lost (the client
+            # closed it first, e.g. after the close frame without a status)
+            # has no SSL protocol left to abort: nothing to drop
+            pass
 
     def abort(self):
         """Drops TCP without a close frame (the client sees 1006)."""
         self.ctx.log(self.name, "send", "abort", "TCP dropped, no close frame")
         self.closed_at = now()
-        self.ws.transport.abort()
+        self._drop()
 
     def stall(self):
         """Stops reading: no pong, no reply, no close."""
@@ -495,6 +520,114 @@ class Server:
                 pass
 
 
+class TlsProbe:
+    """A server whose certificate the client must refuse (client.md
+    CLI-004, TST-069): it presents `context`'s certificate on
+    wss://localhost:PORT (127.0.0.1, and ::1 when that port is free) and
+    records, per TCP connection, the outcome of the TLS handshake and every
+    byte the client sends after it (an HTTP upgrade, or anything else). It
+    never answers: a client that completes the handshake and sends
+    application data has already failed."""
+
+    def __init__(self, ctx, name, context):
+        self.ctx, self.name, self.context = ctx, name, context
+        self.conns = []          # {"t", "n", "tls", "data"}
+        self.transports = []
+        self.srvs = []
+        self.url = None
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(lambda: _ProbeProtocol(self), "127.0.0.1", 0)
+        self.srvs.append(srv)
+        port = srv.sockets[0].getsockname()[1]
+        try:
+            self.srvs.append(await loop.create_server(lambda: _ProbeProtocol(self), "::1", port))
+        except OSError:
+            pass
+        self.url = "wss://%s:%d/realtime" % (TLS_HOST, port)
+        return self
+
+    def _accepted(self, transport):
+        rec = {"t": now(), "n": len(self.conns) + 1, "tls": "pending", "data": b""}
+        self.conns.append(rec)
+        self.transports.append(transport)
+        peer = transport.get_extra_info("peername")
+        self.ctx.log("%s#%d" % (self.name, rec["n"]), "recv", "tcp", "TCP connection from %s" % (peer,))
+        asyncio.ensure_future(self._handshake(transport, rec))
+
+    async def _handshake(self, transport, rec):
+        name = "%s#%d" % (self.name, rec["n"])
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                transport, _ProbeData(self, rec), self.context, server_side=True, ssl_handshake_timeout=10)
+        except (OSError, ConnectionError, asyncio.TimeoutError, ssl.SSLError) as e:
+            rec["tls"] = "failed: %s" % (str(e) or type(e).__name__)
+            self.ctx.log(name, "recv", "tls", "TLS handshake did not complete (the client refused?): %s" %
+                         rec["tls"][8:])
+            transport.abort()
+            return
+        except Exception as e:  # a closed loop at the end of the scenario
+            rec["tls"] = "failed: %s: %s" % (type(e).__name__, e)
+            return
+        rec["tls"] = "completed"
+        self.transports.append(tls)
+        self.ctx.log(name, "recv", "tls", "TLS handshake completed (the client may still refuse the "
+                     "certificate and close without sending)")
+
+    def received(self):
+        """The connections on which the client sent application data."""
+        return [c for c in self.conns if c["data"]]
+
+    def describe(self):
+        return "; ".join("#%d TLS %s%s" % (c["n"], c["tls"], ", %d bytes of data" % len(c["data"]) if c["data"] else "")
+                         for c in self.conns) or "no TCP connection"
+
+    async def stop(self):
+        for srv in self.srvs:
+            srv.close()
+        for t in self.transports:
+            try:
+                t.abort()
+            except Exception:
+                pass
+        for srv in self.srvs:
+            try:
+                await asyncio.wait_for(srv.wait_closed(), 2)
+            except Exception:
+                pass
+
+
+class _ProbeProtocol(asyncio.Protocol):
+    """The TCP side of a TlsProbe connection: reading stays paused until
+    start_tls takes the connection (no ClientHello byte is lost)."""
+
+    def __init__(self, probe):
+        self.probe = probe
+
+    def connection_made(self, transport):
+        transport.pause_reading()
+        self.probe._accepted(transport)
+
+    def data_received(self, data):   # not reached: start_tls replaces this protocol
+        pass
+
+
+class _ProbeData(asyncio.Protocol):
+    """The application side of a TlsProbe connection: the bytes the client
+    sends over TLS (it should send none)."""
+
+    def __init__(self, probe, rec):
+        self.probe, self.rec = probe, rec
+
+    def data_received(self, data):
+        first = not self.rec["data"]
+        self.rec["data"] += data
+        if first:
+            self.probe.ctx.log("%s#%d" % (self.probe.name, self.rec["n"]), "recv", "data",
+                               data[:400].decode("latin-1"))
+
+
 # ---------------------------------------------------------------------------
 # The adapter (spec/testing.md TST-060..TST-079)
 # ---------------------------------------------------------------------------
@@ -630,6 +763,15 @@ class Ctx:
         self.servers.append(s)
         return s
 
+    async def probe(self, kind, name="probe"):
+        """A TlsProbe presenting one of the run's bad certificates
+        (Tls.bad: untrusted_ca, wrong_host); TLS mode only."""
+        if not self.tls:
+            raise CannotRun("a certificate check needs TLS mode (--tls)")
+        p = await TlsProbe(self, name, self.tls.bad[kind]).start()
+        self.servers.append(p)
+        return p
+
     async def client(self, server=None, name="client", connect=True, token=None, tokens=None):
         """Starts an adapter; with a server, tells it to connect (with `ca`
         in TLS mode, and `token` / `tokens` when given: TST-061)."""
@@ -663,10 +805,19 @@ class Ctx:
 
 
 class Scenario:
-    def __init__(self, name, reqs, fn, timeout, tags=(), no_tls=None):
+    def __init__(self, name, reqs, fn, timeout, tags=(), no_tls=None, tls_only=None):
         self.name, self.reqs, self.fn, self.timeout = name, list(reqs), fn, timeout
         self.tags = list(tags)
         self.no_tls = no_tls      # None, or why the scenario does not run over TLS
+        self.tls_only = tls_only  # None, or why the scenario runs over TLS only
+
+    def excluded(self, tls):
+        """Why the scenario is not run in this mode (None: it runs)."""
+        if tls and self.no_tls:
+            return "not run over TLS: " + self.no_tls
+        if not tls and self.tls_only:
+            return "run over TLS only (--tls): " + self.tls_only
+        return None
 
     @property
     def doc(self):
@@ -674,11 +825,14 @@ class Scenario:
         return " ".join((self.fn.__doc__ or "").split())
 
     def label(self):
-        """The tags shown by --list: `core` (in the TLS core set) and
-        `no-tls` (excluded from TLS mode, with its reason)."""
+        """The tags shown by --list: `core` (in the TLS core set), `no-tls`
+        (excluded from TLS mode) and `tls-only` (excluded from plain mode),
+        each with its reason."""
         out = list(self.tags)
         if self.no_tls:
             out.append("no-tls")
+        if self.tls_only:
+            out.append("tls-only")
         return " ".join(out) or "-"
 
 
@@ -686,25 +840,28 @@ SCENARIOS = {}
 TAGS = ("core",)
 
 
-def scenario(*reqs, name=None, timeout=30.0, tags="", no_tls=None):
+def scenario(*reqs, name=None, timeout=30.0, tags="", no_tls=None, tls_only=None):
     """Registers a scenario. tags: a space-separated string (`core`: part of
     the set run over TLS by `--tls --only core`); no_tls: why the scenario
-    cannot mean the same over TLS (it is then skipped in TLS mode)."""
+    cannot mean the same over TLS (it is then skipped in TLS mode); tls_only:
+    why it means something over TLS only (it is then skipped in plain mode).
+    Skipped scenarios are reported `not-requested` with the reason."""
     def deco(fn):
         n = name or fn.__name__
         assert n not in SCENARIOS, n
+        assert not (no_tls and tls_only), n
         t = tags.split()
         assert set(t) <= set(TAGS), t
-        SCENARIOS[n] = Scenario(n, reqs, fn, timeout, t, no_tls)
+        SCENARIOS[n] = Scenario(n, reqs, fn, timeout, t, no_tls, tls_only)
         return fn
     return deco
 
 
 def select(names):
-    """Scenarios chosen by name, by CLI id or by tag (`core`); all when
-    names is empty."""
+    """Scenarios chosen by name, by CLI id or by tag (`core`, `no-tls`,
+    `tls-only`); all when names is empty."""
     return [sc for sc in SCENARIOS.values()
-            if not names or sc.name in names or set(sc.reqs) & set(names) or set(sc.tags) & set(names)]
+            if not names or sc.name in names or set(sc.reqs) & set(names) or set(sc.label().split()) & set(names)]
 
 
 def level_of(spec, ids):
@@ -720,10 +877,11 @@ async def run_one(sc, client_cmd, spec, strict, sem, tls=None):
         ctx = Ctx(sc, client_cmd, tls)
         t0 = now()
         outcome, reason = "passed", ""
-        excluded = bool(tls and sc.no_tls)    # TST-069: not-requested in TLS mode, with the reason
+        why_not = sc.excluded(tls)    # TST-069: not-requested in this mode, with the reason
+        excluded = why_not is not None
         try:
             if excluded:
-                raise CannotRun("not run over TLS: " + sc.no_tls)
+                raise CannotRun(why_not)
             await asyncio.wait_for(sc.fn(ctx), sc.timeout)
             if ctx.contract:
                 raise Failure("adapter contract: " + "; ".join(ctx.contract[:3]))

@@ -90,6 +90,60 @@ async def local_validation(ctx):
     check(m is None, "the client sent the invalid request: %s" % m)
 
 
+# Certificate verification (CLI-004): TLS mode only. The kit's server
+# presents a certificate the client must refuse and records each TCP
+# connection, its TLS handshake and every byte sent after it. What the
+# client does after refusing is not checked (a native client stops as after
+# 1015, a browser sees 1006 and retries): only that nothing went over the
+# connection, that the application never heard `open`, and that no request
+# succeeded.
+
+CERT_QUIET = 3.5     # seconds watched after the first TCP connection
+TLS_ONLY_WHY = "a certificate to refuse exists only over wss://"
+
+
+async def _refuses_certificate(ctx, kind, what):
+    p = await ctx.probe(kind)
+    c = await ctx.client(p)
+    await c.send(cmd="enqueue", ref="e1", queue="ranked", playerId="p1")
+    end = now() + 10.0
+    while not p.conns and now() < end:
+        await asyncio.sleep(0.02)
+    check(p.conns, "the client made no TCP connection to %s within 10s: nothing to check (CLI-001)" % p.url)
+    await asyncio.sleep(max(0.0, p.conns[0]["t"] + CERT_QUIET - now()))
+    sent = p.received()
+    if sent:
+        data = sent[0]["data"]
+        head = data.split(b"\r\n\r\n")[0].decode("latin-1")
+        upgrade = head.startswith("GET ") and "upgrade: websocket" in head.lower()
+        raise Failure("the client sent %s over a connection whose certificate %s: %r, %d bytes "
+                      "(connections: %s; what it sent: %r)" % (
+                          "an HTTP upgrade request" if upgrade else "application data", what,
+                          head.split("\r\n")[0][:80], len(data), p.describe(), head[:600]))
+    check(not c.find("open"), "the client reported the connection open (open event), although the server's "
+          "certificate %s (connections: %s)" % (what, p.describe()))
+    for ev in ("enqueued", "assigned"):
+        check(not c.find(ev), "a request succeeded (%s event) with no server it could trust" % ev)
+
+
+@scenario("CLI-004", tags="core", tls_only=TLS_ONLY_WHY)
+async def tls_untrusted_ca(ctx):
+    """The server presents a certificate for localhost from another CA
+    than the `ca` given (same subject name, another key): the client
+    sends no upgrade request and no byte over it, reports no `open`, and
+    no request succeeds (stopping or retrying are both accepted)."""
+    await _refuses_certificate(ctx, "untrusted_ca", "is signed by a CA the client was not told to trust")
+
+
+@scenario("CLI-004", tags="core", tls_only=TLS_ONLY_WHY)
+async def tls_wrong_host(ctx):
+    """The server presents a certificate from the right CA for another
+    host only (DNS:otherhost.invalid, not localhost): the client sends no
+    upgrade request and no byte over it, reports no `open`, and no request
+    succeeds (stopping or retrying are both accepted)."""
+    await _refuses_certificate(ctx, "wrong_host", "names only otherhost.invalid, not localhost")
+
+
 # ---- 2. Requests -----------------------------------------------------------
 
 @scenario("CLI-010", "CLI-013", tags="core")

@@ -383,8 +383,13 @@ static int on_tls_rx(struct mwc_client *c, struct lws *wsi, const void *in, size
     if (c->phase == PH_TLS) {
         n = mwc_tls_handshake(c->tls);
         if (n < 0) {
-            c->reported = true; /* a TLS failure: retried like a network failure */
-            mwc_proto_on_refused(c->proto, 0, -1, false, now_ms());
+            c->reported = true;
+            if (mwc_tls_cert_refused(c->tls))
+                /* CLI-004: the certificate did not verify: 1015, stop
+                 * (client.md 5.1); nothing was sent over it. */
+                mwc_proto_on_closed(c->proto, 1015, now_ms());
+            else /* any other TLS failure: retried like a network failure */
+                mwc_proto_on_refused(c->proto, 0, -1, false, now_ms());
             return -1;
         }
         if (n == 1 && send_request(c, wsi) != 0)

@@ -109,6 +109,11 @@ static int failed(struct mwc_tls *t)
     return MW_EIO;
 }
 
+bool mwc_tls_cert_refused(const struct mwc_tls *t)
+{
+    return SSL_get_verify_result(t->ssl) != X509_V_OK;
+}
+
 int mwc_tls_feed(struct mwc_tls *t, const void *p, size_t n)
 {
     BIO *in = SSL_get_rbio(t->ssl);

@@ -45,6 +45,9 @@ int mwc_tls_write(struct mwc_tls *t, const void *p, size_t n);
 /* Moves the ciphertext waiting to be sent into out. Returns 0, MW_ENOMEM or
  * MW_ELIMIT. */
 int mwc_tls_drain(struct mwc_tls *t, struct mw_buf *out);
+/* True when the handshake failed because the server's certificate did not
+ * verify (chain or host name, CLI-004): not a network failure. */
+bool mwc_tls_cert_refused(const struct mwc_tls *t);
 /* Why the last call failed (OpenSSL's error string or the verify result);
  * static or in t. */
 const char *mwc_tls_error(const struct mwc_tls *t);
