@@ -6,7 +6,9 @@
 #   3. bench smoke: a short open-loop run that asserts nothing was lost or duplicated
 #      (never a speed threshold);
 #   4. the short fault suite (scripts/faults.sh short);
-#   5. the client conformance kit against its example client and its faults;
+#   5. the client conformance kit against its example client and its faults,
+#      then against the reference clients (clients/c, clients/js: node tests,
+#      the demo page in headless Chromium), plain and over wss://;
 #   6. the conformance suite against reference servers it starts (memory, then
 #      Redis with two gateways and a worker), and against the selftest faults.
 # Every stage runs even when an earlier one failed; the exit status is non-zero
@@ -47,6 +49,7 @@ scripts/client-kit.sh || failed+=(client-kit)
 # $BUILD/client-kit/{c,js}/); the C client's unit, install and foreign-loop
 # tests ran in ctest above.
 CLIENT_C_CTEST=0 BUILD="$BUILD" scripts/client-c.sh "$BUILD" || failed+=(client-c)
+BUILD="$BUILD" scripts/client-js.sh || failed+=(client-js)
 BUILD="$BUILD" scripts/conformance.sh || failed+=(conformance)
 
 [ ${#failed[@]} -eq 0 ]
