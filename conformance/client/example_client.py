@@ -71,6 +71,8 @@ FAULTS = {
     "uuid_ticket_ids": ("rejects ticket ids that are not UUID v4", ["opaque_ids"]),
     "strict_timestamps": ("rejects an assignedAt without milliseconds", ["timestamps_liberal"]),
     "no_dedup_across_reconnect": ("deduplicates assignments per connection only", ["dedup_across_reconnect"]),
+    "duplicate_names_accepted": ("its JSON decoder takes the last of duplicate member names (ENV-010)",
+                                 ["malformed_message"]),
     "accept_stale_version": ("applies a push older than what it holds", ["stale_version"]),
     "rewatch_final": ("re-watches tickets that already ended", ["ended_push"]),
     "terminal_on_1012": ("treats 1012 (service restart) as terminal", ["close_retry_1012"]),
@@ -138,12 +140,12 @@ def valid_enqueue(queue, player, attributes, key):
     return None
 
 
-def strict_loads(text):
+def strict_loads(text, lax_names=False):
     """Strict decode (envelope.md): duplicate names, NaN/Infinity refused."""
     def pairs(ps):
         d = {}
         for k, v in ps:
-            if k in d:
+            if k in d and not lax_names:
                 raise ValueError("duplicate member %r" % k)
             d[k] = v
         return d
@@ -481,7 +483,7 @@ class Client:
                 return
             data = data.decode("utf-8", "replace")
         try:
-            m = strict_loads(data)
+            m = strict_loads(data, lax_names="duplicate_names_accepted" in self.faults)
             if not isinstance(m, dict) or not isinstance(m.get("type"), str) \
                     or not isinstance(m.get("data"), dict) or type(m.get("v")) is not int:
                 raise ValueError("not an envelope")
