@@ -53,6 +53,10 @@ NOT_VECTOR_TESTABLE["MSG-140"] = (
     "HTTP framing: a request with Transfer-Encoding (conformance auth profile, test_auth)")
 NOT_VECTOR_TESTABLE["MSG-141"] = (
     "WebSocket framing: an unmasked client frame (conformance auth profile, test_auth)")
+for n in range(150, 157):
+    NOT_VECTOR_TESTABLE["MSG-%d" % n] = (
+        "TLS transport: certificates, handshakes and frames inside TLS (conformance tls "
+        "profile, test_tls; reference: tests/tls_server.py)")
 for n in range(125, 129):
     NOT_VECTOR_TESTABLE["MSG-%d" % n] = (
         "backend stall: timing on a live connection (conformance faults profile; reference: "
