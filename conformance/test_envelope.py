@@ -13,7 +13,7 @@ import os
 import pytest
 
 import ijson
-from mwclient import MAX_MESSAGE, WS, Closed
+from mwclient import MAX_MESSAGE, WS, Closed, http, uniq
 
 pytestmark = pytest.mark.profile("core")
 
@@ -123,3 +123,49 @@ def test_envelope_vector(testee, v, data):
 @pytest.mark.parametrize("v,data", load("json"))
 def test_json_vector(testee, v, data):
     run_vector(testee, v, data)
+
+
+@pytest.mark.req("ENV-004", "MSG-021", "MSG-111")
+@pytest.mark.parametrize("esc,char", [("\\uD800\\uDC00", "\U00010000"), ("\\uDBFF\\uDFFD", "\U0010FFFD"),
+                                      ("\\ud83d\\ude00", "\U0001F600")], ids=["D800-DC00", "DBFF-DFFD", "emoji"])
+def test_surrogate_pair_escape_decoded(testee, conns, esc, char):
+    """A surrogate pair escape denotes one code point, the pairs at the edges
+    of the surrogate ranges included (\\uD800\\uDC00 is U+10000): the
+    playerId the server keeps (HTTP GET) is that character, not two halves."""
+    ws = conns()
+    raw = '{"type":"enqueue","v":1,"id":"sp","data":{"queue":"%s","playerId":"p%s"}}' % (uniq("sp"), esc)
+    ws.send_text(raw)
+    r = ws.reply("sp")
+    assert r["type"] == "enqueued", "%s answered %s" % (raw, ijson.dumps(r))
+    g = http(testee, "GET", "/v1/tickets/" + r["data"]["ticketId"])
+    assert g.status == 200, g.body
+    assert g.json["playerId"] == "p" + char, "playerId sent as p%s kept as %r" % (esc, g.json["playerId"])
+
+
+@pytest.mark.req("ENV-007")
+@pytest.mark.parametrize("members", [40, 130])
+def test_duplicate_member_among_many(conns, members):
+    """A member name repeated after many others (40, 130: more names than a
+    server may keep in a first, small table) is still found: `bad_json`."""
+    ws = conns()
+    body = ",".join('"m%d":%d' % (i, i) for i in range(members))
+    raw = '{"type":"ping","v":1,"id":"dup","data":{%s,"m0":0}}' % body
+    ws.send_text(raw)
+    r = ws.recv()   # an error may carry the id or not (MSG-094)
+    assert r["type"] == "error" and r["data"]["code"] == "bad_json", (
+        "data with %d members and 'm0' twice answered %s" % (members, ijson.dumps(r)))
+    ws.send_text('{"type":"ping","v":1,"id":"nodup","data":{%s}}' % body)
+    assert ws.reply("nodup")["type"] == "pong", "the same data without the repeat must be served"
+
+
+@pytest.mark.req("ENV-003", "MSG-110")
+@pytest.mark.parametrize("byte", [0x80, 0xBF, 0xFF])
+def test_stray_byte_in_http_body_string(testee, byte):
+    """A lone byte 0x80 (the first that is not ASCII), 0xBF or 0xFF inside a
+    string of an HTTP body is not UTF-8: 400 `bad_json`. (Over WebSocket a
+    text frame that is not UTF-8 closes 1007 before any JSON is read; an
+    HTTP body reaches the JSON parser as it is.)"""
+    body = b'{"queue":"q","playerId":"p' + bytes([byte]) + b'"}'
+    r = http(testee, "POST", "/v1/tickets", body, {"Content-Type": "application/json"})
+    assert r.status == 400 and r.json.get("code") == "bad_json", (
+        "a body with a stray byte 0x%02X in a string: HTTP %d %r" % (byte, r.status, r.body[:200]))

@@ -14,13 +14,22 @@ spec/testing.md (TST-018..025):
   `match.assigned`, once, on the connection that enqueued it, within the
   bound of TST-025.
 
-The hooks are always undone (TST-024). The HTTP pipelining and slowloris
-tests of this profile are in test_faults_edge.py.
+- `--redis-proxy` (TST-030, TST-032): conformance/resp_proxy.py between the
+  --url gateway and its Redis drops or holds one chosen command: an
+  enqueue whose reply is lost after its create ran (retried: one ticket;
+  not retried: ended by grace, never matched), the connection dropped at a
+  watch's read (the assignment still arrives), the subscriber dropped and
+  its SUBSCRIBE held while a match is published (re-read on resubscribe).
+
+The hooks are always undone (TST-024), the proxy's rules always released
+(TST-033). The HTTP pipelining and slowloris tests of this profile are in
+test_faults_edge.py.
 
 Requirement ids: the backend timeout and stall requirements (MSG-125,
 MSG-127, MSG-128, CHN-104, CHN-105, CHN-107) and the atomic commit+publish (CHN-062)
 written for issue 11; without them the closest older ids are CHN-101 (the
-stall tests) and CHN-020 / CHN-083 (the worker crash).
+stall tests) and CHN-020 / CHN-083 (the worker crash). The proxy tests:
+MSG-135, MSG-026, CHN-074, CHN-101, CHN-102, CHN-032, CHN-023 (issue 17).
 """
 
 import subprocess
@@ -273,3 +282,211 @@ def test_worker_crash_loses_no_acknowledged_ticket(testee, conns, queue, pytestc
     ended = [t for t, k in got.items() if k != "match.assigned"]
     assert may_expire or not ended, "%d tickets ended without assignment: %s" % (
         len(ended), sorted(set(got[t] for t in ended)))
+
+
+# ---------------------------------------------------------------------------
+# Drops and holds at a chosen Redis command (spec/testing.md TST-032: the
+# suite's RESP proxy gives the faults profile its faults at one command).
+#
+# The harness puts conformance/resp_proxy.py between the --url gateway and
+# its Redis and passes its control port as --redis-proxy (as TST-030 does for
+# the channel profile). The rules match what the spec's data layout fixes,
+# not how an implementation sends it (one script, a function, MULTI/EXEC or
+# plain commands): the idempotency key's name `mw:idem:<n>:<playerId>:<key>`
+# (channel.md §4) carries the client's key, the ticket's keys carry its id,
+# and the subscriber sends SUBSCRIBE naming `<prefix>matchmaking:assigned`.
+# ---------------------------------------------------------------------------
+
+SUBSCRIBE_CMDS = ["SUBSCRIBE", "SSUBSCRIBE", "PSUBSCRIBE"]
+
+
+@pytest.fixture
+def proxy(pytestconfig, testee):
+    import resp_proxy
+    addr = hook(pytestconfig, "--redis-proxy",
+                "the control port of conformance/resp_proxy.py between the --url gateway and its Redis "
+                "(TST-030, TST-032)")
+    c = resp_proxy.Control(addr)
+    c.clear()
+    yield c
+    c.close()   # releases whatever is still held (TST-033)
+    wait_healthy(testee)   # the gateway has reconnected before the next test (TST-024)
+
+
+def players_of(m):
+    return sorted(p["playerId"] for p in m["data"]["assignment"]["players"])
+
+
+def enqueue_until_ok(ws, queue, player, key, bound):
+    """Retries an `unavailable` enqueue with the same key and player (the
+    client's duty of MSG-135) until it is answered `enqueued`."""
+    deadline = time.monotonic() + bound
+    while True:
+        r = ws.enqueue(queue, player=player, key=key)
+        if r["type"] == "enqueued":
+            return r["data"]
+        assert unavailable(r), "retried enqueue answered %s" % ijson.dumps(r)
+        assert time.monotonic() < deadline, "enqueue still unavailable %.0f s after the fault" % bound
+        service((ws,), 0.2)
+
+
+def lose_enqueue_reply(testee, ws, proxy, queue, player, key):
+    """Sends an enqueue whose Redis reply the proxy keeps (the command ran in
+    Redis; the gateway never hears back): the gateway's command timeout
+    (CHN-104) must answer it `unavailable` within the reply timeout
+    (MSG-125). Returns that reply."""
+    rule = proxy.rule("hold_reply", arg=key)
+    i = ws.next_id()
+    t = time.monotonic()
+    ws.send_env("enqueue", {"queue": queue, "playerId": player, "idempotencyKey": key}, id=i)
+    try:
+        assert proxy.wait(rule, testee.timeout), (
+            "no Redis command carrying the idempotency key (its key mw:idem:<n>:<playerId>:<key>, channel.md "
+            "section 4) reached the proxy within %.1f s of the enqueue: is the --url gateway's Redis "
+            "connection going through --redis-proxy?" % testee.timeout)
+        r = ws.reply(i, timeout=testee.timeout + 1)
+        took = time.monotonic() - t
+    finally:
+        proxy.release(rule)
+    assert unavailable(r), "an enqueue whose Redis reply never came was answered %s" % ijson.dumps(r)
+    assert took <= testee.timeout, "unavailable after %.1f s, over the reply timeout" % took
+    return r
+
+
+@pytest.mark.req("MSG-135", "MSG-026", "MSG-125", "CHN-104", "MSG-072", "TST-032", "TST-033")
+def test_enqueue_reply_lost_retry_gives_one_ticket(testee, conns, queue, proxy):
+    """The create runs in Redis but its reply is lost (held at the proxy
+    past the gateway's command timeout): the enqueue is answered
+    `unavailable`; the client retries with the same idempotencyKey, on the
+    same gateway and on the other one: both get the same ticket, and the
+    queue holds that one ticket only (a second ticket of the same player
+    would be matched with it at once, or with the next player)."""
+    a = conns()
+    b = conns(url=testee.url2) if testee.url2 else conns()
+    player, key = uniq("lost"), uniq("k")
+    lose_enqueue_reply(testee, a, proxy, queue, player, key)
+    t1 = enqueue_until_ok(a, queue, player, key, 3 * testee.timeout)
+    t2 = enqueue_until_ok(b, queue, player, key, testee.timeout)
+    assert t1["ticketId"] == t2["ticketId"], "two retries of one key gave two tickets: %s, %s" % (
+        t1["ticketId"], t2["ticketId"])
+    assert t1["state"] == "queued", "the retried ticket is %s before any partner came" % t1["state"]
+    tid = t1["ticketId"]
+    # No phantom twin: nothing matches the ticket before a partner comes.
+    early = [m for m in a.quiet(1.0) + b.quiet(0.1) if m["type"] == "match.assigned"]
+    assert not early, "matched with no partner enqueued (a second ticket of the lost create?): %s" % (
+        ijson.dumps(early[0]))
+    c = conns(url=testee.url2) if testee.url2 else conns()
+    partner = uniq("partner")
+    tp = c.enqueue_ok(queue, player=partner, key=uniq("k"))["ticketId"]
+    ma = a.wait_push("match.assigned", tid)
+    mc = c.wait_push("match.assigned", tp)
+    assert players_of(ma) == sorted([player, partner]), "the retried ticket's match: %s" % players_of(ma)
+    assert players_of(mc) == sorted([player, partner]), "the partner's match: %s" % players_of(mc)
+    assert ma["data"]["assignment"]["matchId"] == mc["data"]["assignment"]["matchId"]
+    dup = [m for m in a.quiet(0.5) if m["type"] == "match.assigned"]
+    assert not dup, "match.assigned twice on the enqueuing connection (MSG-072): %s" % ijson.dumps(dup[0])
+
+
+@pytest.mark.req("MSG-135", "CHN-074", "MSG-074", "CHN-104", "TST-032", "TST-033")
+def test_enqueue_reply_lost_no_phantom_ticket(testee, conns, queue, proxy):
+    """The create runs in Redis, its reply is lost, and the client does not
+    retry: the ticket it never learned of has no watcher once Redis answers
+    again, so the grace rule ends it (MSG-135, CHN-074). Two players who come
+    after the grace period are matched with each other, never with the
+    phantom (its player never hears of the match)."""
+    grace, ttl = testee.decl["graceSeconds"], testee.decl["ticketTtlSeconds"]
+    a = conns()
+    ghost = uniq("ghost")
+    t0 = time.monotonic()
+    lose_enqueue_reply(testee, a, proxy, queue, ghost, uniq("k"))
+    t_unavail = time.monotonic()
+    # Redis is back for the gateway once it answers a request again; the
+    # grace period runs from then (plus one second for the sweep).
+    assert a.ping()["type"] == "pong"
+    wait_until(lambda: service((a,)) or _status(testee, http_base(testee.url)) == 200, 2 * testee.timeout,
+               "/healthz 200 after the lost reply")
+    end = max(time.monotonic(), t_unavail) + grace + 1.0
+    if end - t0 >= ttl - 0.3:
+        pytest.fail("cannot tell the grace rule from the ticket TTL: the declared ticketTtlSeconds (%s) must "
+                    "exceed the command timeout + graceSeconds + 1.3 s" % ttl)
+    service((a,), end - time.monotonic())
+    b = conns(url=testee.url2) if testee.url2 else conns()
+    c = conns()
+    pb, pc = uniq("pb"), uniq("pc")
+    tb = b.enqueue_ok(queue, player=pb, key=uniq("k"))["ticketId"]
+    tc = c.enqueue_ok(queue, player=pc, key=uniq("k"))["ticketId"]
+    mb = b.wait_push("match.assigned", tb)
+    assert players_of(mb) == sorted([pb, pc]), (
+        "matched with %s: the lost create's ticket (player %s) outlived the grace period" % (players_of(mb), ghost))
+    mc = c.wait_push("match.assigned", tc)
+    assert players_of(mc) == sorted([pb, pc]), "matched with %s" % players_of(mc)
+    pushed = [m for m in a.quiet(0.3) if m["type"] == "match.assigned"]
+    assert not pushed, "the client that never learned of its ticket got %s" % ijson.dumps(pushed[0])
+
+
+@pytest.mark.req("CHN-101", "CHN-102", "MSG-041", "CHN-020", "TST-032", "TST-033")
+def test_watch_read_dropped_then_assignment_delivered(testee, conns, queue, proxy):
+    """The gateway's Redis connection is dropped at the watch's first
+    command naming the ticket: the watch is answered `unavailable`
+    (retryable; or `watching` if the gateway retried it itself), never lost;
+    the client watches again once the gateway has reconnected, and gets the
+    ticket's match.assigned, once."""
+    owner = conns(url=testee.url2) if testee.url2 else conns()
+    tid = owner.enqueue_ok(queue, player=uniq("p"), key=uniq("k"))["ticketId"]
+    w = conns()
+    rule = proxy.rule("drop", arg=tid)
+    r = w.request("watch", {"ticketId": tid}, timeout=testee.timeout)
+    assert proxy.wait(rule, 0.1), "no Redis command naming the ticket reached the proxy: is the --url " \
+                                  "gateway's Redis connection going through --redis-proxy?"
+    deadline = time.monotonic() + 3 * testee.timeout
+    while r["type"] != "watching":
+        assert unavailable(r), "watch over a dropped Redis connection answered %s" % ijson.dumps(r)
+        assert time.monotonic() < deadline, "watch still unavailable %.0f s after the drop" % (3 * testee.timeout)
+        service((w, owner), 0.2)
+        r = w.request("watch", {"ticketId": tid}, timeout=testee.timeout)
+    assert r["data"]["state"] == "queued", ijson.dumps(r)
+    partner = conns(url=testee.url2) if testee.url2 else conns()
+    partner.enqueue_ok(queue, player=uniq("p"), key=uniq("k"))
+    m = w.wait_push("match.assigned", tid)
+    assert m["data"]["ticketId"] == tid
+    dup = [x for x in w.quiet(0.5) if x["type"] == "match.assigned"]
+    assert not dup, "match.assigned twice (MSG-072): %s" % ijson.dumps(dup[0])
+
+
+@pytest.mark.req("CHN-032", "CHN-023", "CHN-102", "CHN-033", "TST-032", "TST-033")
+def test_subscription_dropped_assignment_delivered_after_resubscribe(testee, conns, queue, proxy, rds):
+    """The --url gateway's subscriber connection is dropped (Redis closes
+    every pub/sub connection: CLIENT KILL TYPE pubsub), its first
+    SUBSCRIBE to `matchmaking:assigned` after the reconnect is dropped too,
+    and the next one is held while a partner's enqueue on the other gateway
+    commits and publishes the match: the notice goes out while the gateway
+    has no subscription. Once the SUBSCRIBE is let through, the gateway
+    re-reads its watched tickets (CHN-032, CHN-023): the client gets its
+    match.assigned, once."""
+    chan = testee.decl["redisPrefix"] + "matchmaking:assigned"
+    a = conns()
+    player = uniq("sub")
+    tid = a.enqueue_ok(queue, player=player, key=uniq("k"))["ticketId"]
+    drop = proxy.rule("drop", cmd=SUBSCRIBE_CMDS, arg=chan)
+    hold = proxy.rule("hold", cmd=SUBSCRIBE_CMDS, arg=chan)
+    try:
+        killed = rds.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        assert killed >= 1, "Redis had no pub/sub connection to close"
+        assert proxy.wait(drop, 2 * testee.timeout), (
+            "the --url gateway did not send SUBSCRIBE %s through --redis-proxy within %.0f s of losing its "
+            "subscriber connection (CHN-102)" % (chan, 2 * testee.timeout))
+        assert proxy.wait(hold, 2 * testee.timeout), (
+            "the --url gateway did not subscribe again within %.0f s of a dropped SUBSCRIBE" % (2 * testee.timeout))
+        # The subscription is down; the match is committed and published now.
+        b = conns(url=testee.url2) if testee.url2 else conns()
+        partner = uniq("partner")
+        tb = b.enqueue_ok(queue, player=partner, key=uniq("k"))["ticketId"]
+        mb = b.wait_push("match.assigned", tb)
+        assert players_of(mb) == sorted([player, partner]), players_of(mb)
+    finally:
+        proxy.release(hold)
+    m = a.wait_push("match.assigned", tid, timeout=3 * testee.timeout)
+    assert players_of(m) == sorted([player, partner])
+    dup = [x for x in a.quiet(0.5) if x["type"] == "match.assigned"]
+    assert not dup, "match.assigned twice (MSG-072, CHN-022): %s" % ijson.dumps(dup[0])
+    wait_healthy(testee, (a,))

@@ -164,3 +164,20 @@ def test_post_byte_lengths(testee, queue, member, ok, bad):
         member, len(ok.encode()), len(ok), r.body[:200])
     http(testee, "DELETE", "/v1/tickets/" + r.json["ticketId"])
     err_body(http(testee, "POST", "/v1/tickets", body(bad)), 400, "bad_message")
+
+
+@pytest.mark.req("MSG-110")
+@pytest.mark.parametrize("size", [65536, 65537, 1048576], ids=["64KiB", "64KiB+1", "1MiB"])
+def test_post_body_limit_both_sides(testee, queue, size):
+    """The body limit on both sides: a body of exactly 65,536 bytes is
+    served, one byte more is 413 `too_large`, and so is a body of 1 MiB sent
+    whole. (Over 1 MiB the reference closes the connection unanswered,
+    "not worth draining": not tested, see conformance/MUTATION.md.)"""
+    head = '{"queue":"%s","playerId":"p"' % queue
+    body = head + " " * (size - len(head) - 1) + "}"
+    assert len(body.encode()) == size
+    r = http(testee, "POST", "/v1/tickets", body, {"Content-Type": "application/json"})
+    if size <= 65536:
+        assert r.status == 201, "a body of exactly 65,536 bytes: HTTP %d %r" % (r.status, r.body[:200])
+    else:
+        err_body(r, 413, "too_large")

@@ -21,6 +21,29 @@ def still_serves(testee):
         assert other.ping()["type"] == "pong"
 
 
+@pytest.mark.req("MSG-090", "MSG-026")
+def test_ticket_limit_keys_one_byte_apart(testee, conns):
+    """At the limit, an enqueue whose idempotencyKey differs from a live
+    ticket's key (same player) in one byte only is a new ticket, so it is
+    refused `too_many_tickets`: a key is compared whole, never by a digest
+    that may collide (the byte moved over 8 positions, so that it is the
+    first, the last and every byte of a 64-bit block in between)."""
+    n = int(testee.decl["maxTickets"])
+    ws = conns()
+    player = uniq("p")
+    base = "k" * 32
+
+    def key(pos, c):
+        return base[:pos] + c + base[pos + 1:]
+    for i in range(n):   # one queue each: nothing matches, all stay live
+        ws.enqueue_ok(uniq("cf"), player=player, key=key(8 + i % 8, "abcdefgh"[i // 8 % 8]))
+    for pos in range(8, 16):
+        r = ws.enqueue(uniq("cf"), player=player, key=key(pos, "z"))
+        assert r["type"] == "error" and r["data"]["code"] == "too_many_tickets", (
+            "key %r at the limit of %d (a live ticket's key differs in byte %d only): %s" % (
+                key(pos, "z"), n, pos, ijson.dumps(r)))
+
+
 @pytest.mark.req("MSG-090")
 def test_ticket_limit(testee, conns):
     n = int(testee.decl["maxTickets"])

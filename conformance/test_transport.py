@@ -2,7 +2,7 @@
 
 import pytest
 
-from mwclient import SUBPROTOCOL, WS, handshake
+from mwclient import SUBPROTOCOL, WS, WaitTimeout, encode_frame, handshake
 
 pytestmark = pytest.mark.profile("core")
 
@@ -58,3 +58,30 @@ def test_unknown_subprotocols_refused(testee, offer):
     hs = handshake(testee, offer)
     hs.sock.close()
     assert hs.status != 101, "offer %r was upgraded (must be refused)" % offer
+
+
+@pytest.mark.req("MSG-141")
+@pytest.mark.parametrize("before", [0, 300, 65536], ids=["after-ping", "after-16bit-length", "after-64bit-length"])
+@pytest.mark.parametrize("kind", ["text", "ping", "close"])
+def test_unmasked_client_frame_closes_1002(conns, kind, before):
+    """A client frame without the mask bit closes the connection 1002,
+    whatever its opcode: any server, auth or not (the auth and tls profiles
+    repeat it; before, the core profile did not check it). Also after a
+    message whose frame has a 16-bit or a 64-bit extended length (a server
+    that tracks frames must skip those payloads exactly)."""
+    ws = conns()
+    if before:   # a ping of exactly `before` bytes
+        head = '{"type":"ping","v":1,"id":"big","data":{"pad":"'
+        ws.send_text(head + "x" * (before - len(head) - 3) + '"}}')
+        assert ws.reply("big")["type"] == "pong"
+    else:
+        assert ws.ping()["type"] == "pong"
+    payload = {"text": b'{"type":"ping","v":1,"id":"unmasked","data":{}}', "ping": b"mw",
+               "close": b"\x03\xe8"}[kind]
+    op = {"text": 0x1, "ping": 0x9, "close": 0x8}[kind]
+    ws.send_raw_frame(encode_frame(op, payload, mask=False), "unmasked " + kind)
+    try:
+        c = ws.expect_closed(timeout=5)
+    except WaitTimeout:
+        pytest.fail("an unmasked %s frame: the connection stayed open" % kind)
+    assert c.code == 1002, "an unmasked %s frame: closed with %r (%s), not 1002" % (kind, c.code, c.reason)

@@ -63,6 +63,12 @@ if [ "${MW_FAULTS_CONFORMANCE:-1}" != 0 ]; then
     redis-server --port "$RP" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly yes \
         --appendfsync everysec --daemonize yes --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log"
     for i in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    # Gateway 1 reaches Redis through the suite's RESP proxy (TST-030, TST-032):
+    # test_faults_backend.py drops and holds chosen commands with it.
+    "$PYTHON" conformance/resp_proxy.py --listen 127.0.0.1:0 --upstream "127.0.0.1:$RP" \
+        --control 127.0.0.1:0 >"$TMP/proxy.out" 2>"$TMP/proxy.log" & PIDS+=($!)
+    for i in $(seq 50); do grep -q RESP-PROXY "$TMP/proxy.out" && break; sleep 0.1; done
+    read -r _ PXP PXC < "$TMP/proxy.out"
     # The worker is (re)started by a hook; its pid file is what the kill hook reads.
     cat > "$TMP/start-worker.sh" <<SH
 #!/usr/bin/env bash
@@ -84,7 +90,8 @@ exit 1
 SH
     chmod +x "$TMP/start-worker.sh" "$TMP/kill-worker.sh"
     "$TMP/start-worker.sh" || echo "faults: the worker did not turn healthy"
-    "$SERVER" --listen "127.0.0.1:$P1" --role api "${FLAGS[@]}" >"$TMP/api1.log" 2>&1 & PIDS+=($!)
+    "$SERVER" --listen "127.0.0.1:$P1" --role api "${FLAGS[@]/#$R/redis://127.0.0.1:$PXP/2}" \
+        >"$TMP/api1.log" 2>&1 & PIDS+=($!)
     "$SERVER" --listen "127.0.0.1:$P2" --role api "${FLAGS[@]}" >"$TMP/api2.log" 2>&1 & PIDS+=($!)
     wait_healthy "http://127.0.0.1:$P1" 15 && wait_healthy "http://127.0.0.1:$P2" 15 \
         || echo "faults: a gateway never answered /healthz 200"
@@ -93,7 +100,7 @@ SH
         --redis-pause-cmd "kill -STOP \$(cat $TMP/redis.pid)" \
         --redis-resume-cmd "kill -CONT \$(cat $TMP/redis.pid)" \
         --worker-kill-cmd "$TMP/kill-worker.sh" --worker-start-cmd "$TMP/start-worker.sh" \
-        --report "$BUILD/conformance-faults"; then
+        --redis-proxy "127.0.0.1:$PXC" --report "$BUILD/conformance-faults"; then
         conf_verdict=pass
     else
         mkdir -p "$BUILD/conformance-faults"

@@ -24,10 +24,19 @@ C mutation tester: `apt-cache search mutation`), so this small driver does it:
 
   conformance/mutation/mutate.py [--budget SECONDS (3300)] [--sample N (all)]
       [--seed N] [--profile core] [--ops rel,neg,arith,const,del]
-      [--work DIR (/tmp/mw-mutation)] [--out FILE] [--keep-coverage]
+      [--work DIR (/tmp/mw-mutation)] [--out FILE] [--keep-coverage] [--head]
 
-The scratch tree is a copy (git ls-files) of this checkout: the working tree
-is never modified. Needs clang, llvm (llvm-profdata, llvm-cov), cmake.
+The scratch tree is a copy (git ls-files) of this checkout, or with --head of
+the committed tree (git archive HEAD): the working tree is never modified.
+The tree measured (HEAD, and the uncommitted reference/ changes copied with
+it, their diff kept as WORK/tree.diff) is in the results. The suite runs
+from the same copy (its conformance/), so edits made to the checkout during
+the run change neither the server nor the suite measured.
+
+A killed mutant records the test that killed it (the first failure); that
+test is then run alone against the unmutated server, and a mutant whose
+killing test fails there too is counted `flaky` (neither killed nor
+survived: the failure may be timing under load, not the mutant). Needs clang, llvm (llvm-profdata, llvm-cov), cmake.
 """
 
 import argparse
@@ -71,10 +80,38 @@ def free_port():
     return p
 
 
-def copy_tree(work):
+def tree_state(from_head=False):
+    """What the run measures: HEAD plus the uncommitted changes to reference/
+    at the moment the tree is copied (others edit it during a session), or
+    HEAD alone with --head."""
+    head = sh(["git", "rev-parse", "HEAD"], cwd=ROOT).stdout.strip()
+    if from_head:
+        return {"head": head, "reference_dirty": [], "reference_diff_sha256": None, "diff": "",
+                "describe": "HEAD %s (committed tree, --head)" % head[:12]}
+    diff = sh(["git", "diff", "HEAD", "--", "reference"], cwd=ROOT).stdout
+    dirty = sorted(ln[3:] for ln in sh(["git", "status", "--porcelain", "--", "reference"], cwd=ROOT
+                                        ).stdout.split("\n") if ln.strip())
+    import hashlib
+    digest = hashlib.sha256(diff.encode()).hexdigest()[:12]
+    return {"head": head, "reference_dirty": dirty, "reference_diff_sha256": digest, "diff": diff,
+            "describe": "HEAD %s%s" % (head[:12], " + uncommitted reference/ changes (%s; diff sha256 %s, saved "
+                                       "as WORK/tree.diff)" % (", ".join(dirty), digest) if dirty else
+                                       ", reference/ clean")}
+
+
+def copy_tree(work, head=False):
     tree = os.path.join(work, "tree")
     if os.path.exists(tree):
         shutil.rmtree(tree)
+    if head:
+        # The committed tree only: reproducible while others edit the checkout.
+        os.makedirs(tree)
+        arch = subprocess.Popen(["git", "archive", "HEAD"], cwd=ROOT, stdout=subprocess.PIPE)
+        # -m: files dated now, never older than a previous run's objects.
+        subprocess.run(["tar", "-x", "-m", "-C", tree], stdin=arch.stdout, check=True)
+        if arch.wait():
+            sys.exit("mutation: git archive HEAD failed")
+        return tree
     files = sh(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True).stdout.split("\n")
     for f in files:
         if not f or f.startswith("build") or not os.path.isfile(os.path.join(ROOT, f)):
@@ -107,7 +144,20 @@ def wait_port(port, timeout=10):
     return False
 
 
-def run_suite(server, profile, timeout, env=None, extra=()):
+# The suite that runs: the checkout's conformance/ until the scratch tree is
+# copied, then the copy's, so that edits to the suite during a run (others
+# work in the checkout) do not change what the run measures.
+SUITE = {"root": ROOT}
+
+
+def first_failure(out):
+    """The id of the first failing test in pytest's -rfE summary (FAILED or
+    ERROR line; the id may contain spaces inside its [parameters])."""
+    m = re.search(r"^(?:FAILED|ERROR) (\S+?(?:\[.*?\])?)(?: - .*)?$", out, re.M)
+    return m.group(1) if m else None
+
+
+def run_suite(server, profile, timeout, env=None, extra=(), only=None):
     """Starts two servers, runs the suite; returns (rc, seconds, last line)."""
     p1, p2 = free_port(), free_port()
     procs = [subprocess.Popen([server, "--listen", "127.0.0.1:%d" % p, *SHORT], stdout=subprocess.DEVNULL,
@@ -116,18 +166,27 @@ def run_suite(server, profile, timeout, env=None, extra=()):
     try:
         if not (wait_port(p1) and wait_port(p2)):
             return 1, time.monotonic() - t0, "server did not start"
-        decl = os.path.join(ROOT, "conformance", "mutation", "testee.json")
-        cmd = [PY, os.path.join(ROOT, "conformance", "run"), "--url", "ws://127.0.0.1:%d/realtime" % p1,
+        suite = SUITE["root"]
+        decl = os.path.join(suite, "conformance", "mutation", "testee.json")
+        # `only`: one test id (as first_failure gives it), run alone through
+        # pytest (conformance/run always collects the whole directory).
+        head = [PY, os.path.join(suite, "conformance", "run")] if only is None else [
+            PY, "-m", "pytest", os.path.join(suite, only) if only.startswith("conformance/") else
+            os.path.join(suite, "conformance", only), "-p", "no:cacheprovider", "--rootdir",
+            os.path.join(suite, "conformance"), "-q", "-rfE"]
+        cmd = head + ["--url", "ws://127.0.0.1:%d/realtime" % p1,
                "--profile", profile, "--testee-config", decl, "--shutdown-url", "ws://127.0.0.1:%d/realtime" % p2,
-               "--shutdown-cmd", "kill -TERM %d" % procs[1].pid, "-k", NOT_SERVER, "-x", "-q",
-               *extra]
+               "--shutdown-cmd", "kill -TERM %d" % procs[1].pid, "-x"]
+        if only is None:
+            cmd += ["-k", NOT_SERVER]
+        cmd += list(extra)
         try:
-            r = sh(cmd, timeout=timeout)
+            r = sh(cmd, timeout=timeout, cwd=suite)   # test ids come out as conformance/test_...
         except subprocess.TimeoutExpired:
             return "timeout", time.monotonic() - t0, "suite timed out"
         last = [ln for ln in r.stdout.strip().split("\n") if ln.strip()][-1:] or [""]
-        first = re.findall(r"^FAILED (\S+)", r.stdout, re.M)
-        return r.returncode, time.monotonic() - t0, (first[0] if first else last[0])
+        first = first_failure(r.stdout)
+        return r.returncode, time.monotonic() - t0, (first if first else last[0])
     finally:
         for p in procs:
             if p.poll() is None:
@@ -222,7 +281,8 @@ def mutants_of_line(text, ops):
             at("const", m.start(), m.end(), repl)
     if "del" in ops and s.endswith(";") and not s.startswith(("if", "return", "case", "default", "break", "continue",
                                                               "goto", "}", "else", "for", "while", "do")) \
-            and not DECL_RE.match(code) and s.count("(") == s.count(")") and "{" not in s:
+            and not DECL_RE.match(code) and s.count("(") == s.count(")") and "{" not in s \
+            and not re.match(r"^\(void\)\s*\w+;$", s):   # `(void)x;` does nothing: always equivalent
         lead = len(text) - len(text.lstrip())
         out.append(("del", text[:lead] + ";" + " /* deleted: mutation */\n"))
     return out
@@ -268,12 +328,19 @@ def main():
     ap.add_argument("--out", default=None, help="results JSON (default WORK/results.json)")
     ap.add_argument("--keep-coverage", action="store_true", help="reuse WORK/covered.json if present")
     ap.add_argument("--suite-timeout", type=float, default=300)
+    ap.add_argument("--head", action="store_true",
+                    help="mutate the committed tree (git archive HEAD), not the working tree")
     a = ap.parse_args()
     ops = set(a.ops.split(","))
     os.makedirs(a.work, exist_ok=True)
     out = a.out or os.path.join(a.work, "results.json")
     t_start = time.monotonic()
-    tree = copy_tree(a.work)
+    state = tree_state(a.head)
+    print("mutation: measuring %s" % state["describe"], flush=True)
+    tree = copy_tree(a.work, a.head)
+    SUITE["root"] = tree
+    with open(os.path.join(a.work, "tree.diff"), "w") as f:
+        f.write(state.pop("diff"))
     cov_file = os.path.join(a.work, "covered.json")
     if a.keep_coverage and os.path.exists(cov_file):
         covered = json.load(open(cov_file))
@@ -286,6 +353,9 @@ def main():
     print("mutation: %d lines of reference/src executed by the suite, %d mutants (%s); seed %d" % (
         n_lines, len(muts), ",".join(sorted(ops)), a.seed), flush=True)
     build = os.path.join(a.work, "build")
+    # A fresh build: objects of an earlier run's tree (other sources, newer
+    # dates) would otherwise be linked with this one's.
+    shutil.rmtree(build, ignore_errors=True)
     configure(tree, build)
     r = build_server(build, 1800)
     if r.returncode:
@@ -295,6 +365,10 @@ def main():
     if rc != 0:
         sys.exit("mutation: the suite fails on the unmutated server (%s): fix that first" % last)
     print("mutation: baseline suite passes in %.0fs" % secs, flush=True)
+    # The unmutated binary, kept to re-run a killed mutant's failing test on:
+    # a test that also fails there failed by timing (load), not by the mutant.
+    base_server = os.path.join(a.work, "matchwire-server.unmutated")
+    shutil.copy2(server, base_server)
     budget_end = time.monotonic() + a.budget
     results = []
     for m in muts:
@@ -319,22 +393,40 @@ def main():
             src[m["line"] - 1] = orig
             open(path, "w", encoding="utf-8").writelines(src)
         m = dict(m, status=status, detail=detail, seconds=round(took, 1))
+        if status == "killed":
+            # Which test killed it, and whether that test passes alone on the
+            # unmutated server (if not, the kill may be a timing flake: the
+            # mutant is counted `flaky`, neither killed nor survived).
+            test_id = detail if "::" in detail else None
+            m["killed_by"] = test_id
+            if test_id:
+                rrc, rtook, rdetail = run_suite(base_server, a.profile, a.suite_timeout, only=test_id)
+                m["recheck"] = "passes unmutated" if rrc == 0 else "fails unmutated: %s" % rdetail
+                if rrc != 0:
+                    status = m["status"] = "flaky"
+            else:
+                m["recheck"] = "no test id (the suite failed outside a test): kept as killed"
         results.append(m)
+        json.dump({"partial": True, "tree": state, "results": results}, open(out, "w"), indent=1)
         print("%-8s %s:%d %-5s %s" % (status, m["file"], m["line"], m["op"],
                                       detail if status != "survived" else m["mutant"].strip()), flush=True)
     build_server(build)  # leave the scratch build unmutated
     killed = sum(1 for r in results if r["status"] in ("killed", "timeout"))
     survived = [r for r in results if r["status"] == "survived"]
+    flaky = sum(1 for r in results if r["status"] == "flaky")
     counted = killed + len(survived)
+    invalid = sum(1 for r in results if r["status"] == "invalid")
     score = killed / counted if counted else 0.0
     summary = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
                "seed": a.seed, "profile": a.profile, "ops": sorted(ops), "lines_executed": n_lines,
-               "mutants_total": len(muts), "tried": len(results), "invalid": len(results) - counted,
-               "killed": killed, "survived": len(survived), "score": round(score, 4),
+               "tree": state, "mutants_total": len(muts), "tried": len(results), "invalid": invalid,
+               "killed": killed, "survived": len(survived), "flaky": flaky, "score": round(score, 4),
+               "killed_by": sorted({r.get("killed_by") or r["detail"] for r in results
+                                    if r["status"] in ("killed", "timeout")}),
                "seconds": round(time.monotonic() - t_start), "results": results}
     json.dump(summary, open(out, "w"), indent=1)
-    print("mutation score: %d/%d = %.1f%% (%d invalid, %d mutants available; %s)" % (
-        killed, counted, 100 * score, len(results) - counted, len(muts), out))
+    print("mutation score: %d/%d = %.1f%% (%d invalid, %d flaky, %d mutants available; %s)" % (
+        killed, counted, 100 * score, invalid, flaky, len(muts), out))
     for r in survived:
         print("SURVIVED %s:%d %s: %s  ->  %s" % (r["file"], r["line"], r["op"], r["orig"].strip(),
                                                 r["mutant"].strip()))

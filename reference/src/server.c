@@ -112,7 +112,7 @@ static int server_ready(void *ud, char *reason, size_t reason_len)
 static void server_gauges(void *ud, struct mw_metrics_gauges *g)
 {
     struct mw_server *s = ud;
-    char reason[8];
+    char reason[64]; /* unused beyond the return code; room for any reason */
 
     if (s->have_store)
         mw_ticket_store_counts(&s->store, g->tickets);
