@@ -1,7 +1,11 @@
 """messages.md §9: HTTP on the same port (MSG-110..115)."""
 
+import json
+import time
+
 import pytest
 
+import mwclient
 from mwclient import TS_RE, http, uniq
 
 pytestmark = pytest.mark.profile("core")
@@ -171,8 +175,7 @@ def test_post_byte_lengths(testee, queue, member, ok, bad):
 def test_post_body_limit_both_sides(testee, queue, size):
     """The body limit on both sides: a body of exactly 65,536 bytes is
     served, one byte more is 413 `too_large`, and so is a body of 1 MiB sent
-    whole. (Over 1 MiB the reference closes the connection unanswered,
-    "not worth draining": not tested, see conformance/MUTATION.md.)"""
+    whole (a declared 1 GiB body: test_post_huge_declared_body_answered)."""
     head = '{"queue":"%s","playerId":"p"' % queue
     body = head + " " * (size - len(head) - 1) + "}"
     assert len(body.encode()) == size
@@ -181,3 +184,27 @@ def test_post_body_limit_both_sides(testee, queue, size):
         assert r.status == 201, "a body of exactly 65,536 bytes: HTTP %d %r" % (r.status, r.body[:200])
     else:
         err_body(r, 413, "too_large")
+
+
+@pytest.mark.req("MSG-110")
+def test_post_huge_declared_body_answered(testee):
+    """A POST that declares a 1 GiB body is answered 413 `too_large` (the
+    server need not read the body first; it may close afterwards), never
+    dropped unanswered."""
+    s = mwclient.connect(testee)
+    try:
+        s.sendall(("POST /v1/tickets HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                   "Content-Length: 1073741824\r\n\r\n{\"queue\":\"q\"").encode())
+        buf = mwclient._recv_until(s, b"\r\n\r\n", 65536, time.monotonic() + testee.timeout)
+        status, hdrs, rest = mwclient.parse_http_head(buf)
+        assert status == 413, "a declared 1 GiB body: HTTP %d %r" % (status, buf[:300])
+        n = int(hdrs.get("content-length", ["0"])[0])
+        while len(rest) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        body = json.loads(rest[:n])
+        assert body.get("code") == "too_large", body
+    finally:
+        s.close()

@@ -27,7 +27,7 @@
 
 #define HTTP_TICKETS "/v1/tickets"
 #define HTTP_OUT_MAX (4 * 1024 * 1024) /* largest response body (metrics, page) */
-/* A declared body this large is not even drained: the connection is dropped. */
+/* A declared body this large is not even drained: 413 at once, then close. */
 #define HTTP_BODY_DROP (16 * MW_HTTP_BODY_MAX)
 
 /* TCP states after the peer's FIN (linux/tcp.h has no names for them). */
@@ -816,8 +816,9 @@ static int http_on_request(struct mw_http *h, struct lws *wsi, void **slot)
     if (body && declared < 0) /* POST without Content-Length: lws would wait for 100 MB */
         return http_refuse_and_close(wsi, HTTP_STATUS_LENGTH_REQUIRED, MW_CODE_BAD_MESSAGE,
                                      "Content-Length required");
-    if (declared > HTTP_BODY_DROP)
-        return -1; /* not worth draining */
+    if (declared > HTTP_BODY_DROP) /* MSG-110: answered at once, not drained */
+        return http_refuse_and_close(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, MW_CODE_TOO_LARGE,
+                                     "body too large");
     if (method < 0 || !uri || uri_len <= 0 || (size_t)uri_len >= sizeof(r->path))
         return http_refuse_and_close(wsi, HTTP_STATUS_BAD_REQUEST, MW_CODE_BAD_MESSAGE,
                                      "bad request line");
