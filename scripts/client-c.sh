@@ -26,7 +26,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 echo "== C client: build ($BUILD)"
 cmake --build "$BUILD" -j "$JOBS" --target matchwire-client mwc-kit-adapter mwc-find-match \
-    test_mwc_proto test_mwc_ws foreign_loop_uv foreign_loop_ev matchwire-server >/dev/null || { echo "client-c.sh: build failed" >&2; exit 1; }
+    test_mwc_proto test_mwc_ws test_mwc_client foreign_loop_uv foreign_loop_ev matchwire-server >/dev/null || { echo "client-c.sh: build failed" >&2; exit 1; }
 
 # make test's own ctest step has run them already (CLIENT_C_CTEST=0 there).
 if [ "${CLIENT_C_CTEST:-1}" != 0 ]; then

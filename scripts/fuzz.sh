@@ -32,7 +32,7 @@ BF=$ROOT/build-fuzz
 BC=$ROOT/build-cov
 BR=$ROOT/build-fuzzreplay
 
-ALL_HARNESSES=(envelope roundtrip diff_jansson messages channel_payload oom session token)
+ALL_HARNESSES=(envelope roundtrip diff_jansson messages channel_payload oom session token mwc_ws mwc_proto)
 # Coverage targets (fuzz/README.md): the decoders and validators the network reaches.
 COV_STRICT_FILES=(json.c envelope.c messages.c channel.c)
 COV_LINE_TARGET=95

@@ -518,7 +518,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     c->depth--;
-    if (c->proto && c->ctx)
+    if (c->proto && c->ctx && !c->free_requested)
         pump(c);
     return rc;
 }
@@ -558,13 +558,24 @@ out:
     return rc;
 }
 
+/* Whether s holds a control byte (a CR or LF would inject a header into the
+ * handshake, mwc_ws_request() refuses it, and every attempt would fail). */
+static bool has_ctl(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
 struct mwc_client *mwc_new(const struct mwc_options *opts)
 {
     struct mwc_client *c;
     struct lws_context_creation_info info;
 
     if (!opts || !opts->url || (opts->uv_loop && opts->ev_loop) ||
-        (opts->token && strlen(opts->token) > MWC_TOKEN_MAX))
+        (opts->token && strlen(opts->token) > MWC_TOKEN_MAX) || has_ctl(opts->url) ||
+        has_ctl(opts->token))
         return NULL;
     c = mw_calloc(1, sizeof(*c));
     if (!c)
@@ -656,10 +667,21 @@ void mwc_free(struct mwc_client *c)
     if (!c)
         return;
     if (c->depth > 0) {
-        c->free_requested = true; /* inside a callback: at the end of mwc_service() */
+        /* inside a callback: released at the end of mwc_service(); from now
+         * on nothing reaches the application (client.h) */
+        c->free_requested = true;
+        mwc_proto_silence(c->proto);
         return;
     }
     destroy(c);
+}
+
+/* On a foreign loop nothing else runs the state machine after an
+ * application call: schedule a pump on the loop (at once, but not inside the
+ * call: callbacks never run inside another mwc_* call, client.h). */
+static void pump_soon(struct mwc_client *c)
+{
+    lws_sul_schedule(c->ctx, 0, &c->sul_timer, sul_timer_cb, 1);
 }
 
 int mwc_connect(struct mwc_client *c)
@@ -667,7 +689,7 @@ int mwc_connect(struct mwc_client *c)
     int rc = mwc_proto_start(c->proto, now_ms());
 
     if (rc == 0 && c->foreign)
-        pump(c);
+        pump_soon(c);
     return rc;
 }
 
@@ -676,8 +698,8 @@ int mwc_service(struct mwc_client *c, int timeout_ms)
     int64_t w;
     int rc;
 
-    if (c->foreign)
-        return MWC_ESTATE;
+    if (c->foreign || c->depth > 0)
+        return MWC_ESTATE; /* a foreign loop drives it, or inside a callback */
     c->depth++;
     pump(c);
     w = mwc_proto_wait_ms(c->proto, now_ms());
@@ -702,7 +724,7 @@ int mwc_service(struct mwc_client *c, int timeout_ms)
 static int after_call(struct mwc_client *c, int rc)
 {
     if (rc == 0 && c->foreign && c->depth == 0)
-        pump(c);
+        pump_soon(c);
     return rc;
 }
 

@@ -246,10 +246,29 @@ static void pending_drop(struct pending *q)
     memset(q, 0, sizeof(*q));
 }
 
-static int outq_push(struct mwc_proto *p, enum kind k, const char *key)
+/* Application watches and cancels waiting in the queue (K_WATCH, K_CANCEL). */
+static size_t outq_app_entries(const struct mwc_proto *p)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->n_outq; i++)
+        n += p->outq[i].kind == K_WATCH || p->outq[i].kind == K_CANCEL;
+    return n;
+}
+
+/* Queues a request. The queue's room is split so that the client's own
+ * entries always fit: at most MWC_MAX_PENDING watches and cancels asked by
+ * the application (app_call: MWC_ELIMIT beyond), plus at most one watch per
+ * live ticket (re-watches after a reconnect) and one enqueue per pending
+ * entry, MWC_MAX_TICKETS + MWC_MAX_PENDING; MWC_OUTQ_MAX holds the three.
+ * So a push by the client itself cannot fail. */
+static int outq_push_ex(struct mwc_proto *p, enum kind k, const char *key, bool app_call)
 {
     struct req *r;
 
+    if (app_call && outq_app_entries(p) >= MWC_MAX_PENDING)
+        return MWC_ELIMIT;
+    MW_ASSERT(p->n_outq < MWC_OUTQ_MAX);
     if (p->n_outq >= MWC_OUTQ_MAX)
         return MWC_ELIMIT;
     r = &p->outq[p->n_outq++];
@@ -257,6 +276,14 @@ static int outq_push(struct mwc_proto *p, enum kind k, const char *key)
     copy_id(r->key, key);
     r->id = 0;
     return 0;
+}
+
+static void outq_push(struct mwc_proto *p, enum kind k, const char *key)
+{
+    int rc = outq_push_ex(p, k, key, false);
+
+    MW_ASSERT(rc == 0);
+    (void)rc;
 }
 
 static bool inflight_take(struct mwc_proto *p, const char *id, struct req *out)
@@ -272,6 +299,33 @@ static bool inflight_take(struct mwc_proto *p, const char *id, struct req *out)
         }
     }
     return false;
+}
+
+/* Forgets the pushes held for a reply (CLI-027): once no enqueue is in
+ * flight on the connection, no reply can claim them (a broken server's, or
+ * the connection ended: the next one replays the enqueue and the server
+ * pushes again), and they must not hold the MWC_MAX_EARLY slots. */
+static void early_clear(struct mwc_proto *p)
+{
+    for (size_t i = 0; i < MWC_MAX_EARLY; i++) {
+        mw_free(p->early[i].text);
+        memset(&p->early[i], 0, sizeof(p->early[i]));
+    }
+}
+
+/* Makes room for one more request in flight: when the table is full (a
+ * server that answers nothing), the oldest is forgotten; its reply, if one
+ * ever comes, is then read like a push. */
+static void inflight_room(struct mwc_proto *p)
+{
+    size_t oldest = 0;
+
+    if (p->n_inflight < MWC_OUTQ_MAX)
+        return;
+    for (size_t i = 1; i < p->n_inflight; i++)
+        if (p->inflight[i].id < p->inflight[oldest].id)
+            oldest = i;
+    p->inflight[oldest] = p->inflight[--p->n_inflight];
 }
 
 static bool enqueue_inflight(const struct mwc_proto *p)
@@ -315,11 +369,15 @@ void mwc_proto_free(struct mwc_proto *p)
         return;
     for (size_t i = 0; i < MWC_MAX_PENDING; i++)
         pending_drop(&p->pending[i]);
-    for (size_t i = 0; i < MWC_MAX_EARLY; i++)
-        mw_free(p->early[i].text);
+    early_clear(p);
     mw_free(p->token);
     mw_buf_release(&p->out);
     mw_free(p);
+}
+
+void mwc_proto_silence(struct mwc_proto *p)
+{
+    memset(&p->cb, 0, sizeof(p->cb));
 }
 
 enum mwc_state mwc_proto_state(const struct mwc_proto *p)
@@ -334,8 +392,8 @@ const char *mwc_proto_token(const struct mwc_proto *p)
 
 int mwc_proto_start(struct mwc_proto *p, int64_t now)
 {
-    if (p->closing)
-        return MWC_ECLOSED;
+    if (p->closing || p->stop_reported)
+        return MWC_ECLOSED; /* closing, or stopped: nothing would ever go */
     if (p->started)
         return MWC_ESTATE;
     p->started = true;
@@ -418,8 +476,8 @@ int mwc_proto_enqueue(struct mwc_proto *p, const struct mwc_enqueue *e, char *de
     char *data = NULL;
     int rc;
 
-    if (p->closing)
-        return MWC_ECLOSED;
+    if (p->closing || p->stop_reported)
+        return MWC_ECLOSED; /* closing, or stopped: nothing would ever go */
     if (!e || !e->ref || !*e->ref || strlen(e->ref) > MWC_ID_MAX || pending_find(p, e->ref)) {
         set_detail(detail, detail_cap, "ref: 1 to 64 bytes, not in use");
         return MWC_EINVAL;
@@ -448,10 +506,8 @@ int mwc_proto_enqueue(struct mwc_proto *p, const struct mwc_enqueue *e, char *de
         set_detail(detail, detail_cap, "too many requests or tickets held");
         return MWC_ELIMIT;
     }
-    if (p->open && outq_push(p, K_ENQUEUE, e->ref) != 0) {
-        mw_free(data);
-        return MWC_ELIMIT;
-    }
+    if (p->open)
+        outq_push(p, K_ENQUEUE, e->ref); /* room: one per pending entry */
     slot->used = true;
     copy_id(slot->ref, e->ref);
     slot->data = data;
@@ -463,33 +519,35 @@ int mwc_proto_watch(struct mwc_proto *p, const char *ticket_id, int64_t now)
 {
     struct ticket *t;
 
-    if (p->closing)
-        return MWC_ECLOSED;
+    if (p->closing || p->stop_reported)
+        return MWC_ECLOSED; /* closing, or stopped: nothing would ever go */
     if (!ticket_id_valid(ticket_id))
         return MWC_EINVAL;
+    if (p->open && outq_app_entries(p) >= MWC_MAX_PENDING)
+        return MWC_ELIMIT; /* checked first: a failed call changes nothing */
     t = ticket_get(p, ticket_id, now);
     if (!t)
         return MWC_ELIMIT;
     t->app_watch = true;
     if (p->open)
-        return outq_push(p, K_WATCH, ticket_id);
+        return outq_push_ex(p, K_WATCH, ticket_id, true);
     return 0;
 }
 
 int mwc_proto_cancel(struct mwc_proto *p, const char *ticket_id, int64_t now)
 {
-    if (p->closing)
-        return MWC_ECLOSED;
+    if (p->closing || p->stop_reported)
+        return MWC_ECLOSED; /* closing, or stopped: nothing would ever go */
     if (!ticket_id_valid(ticket_id))
         return MWC_EINVAL;
     (void)now;
-    return outq_push(p, K_CANCEL, ticket_id); /* kept across reconnects */
+    return outq_push_ex(p, K_CANCEL, ticket_id, true); /* kept across reconnects */
 }
 
 int mwc_proto_close(struct mwc_proto *p, int64_t now)
 {
-    if (p->closing)
-        return MWC_ECLOSED;
+    if (p->closing || p->stop_reported)
+        return MWC_ECLOSED; /* closing, or stopped: nothing would ever go */
     p->closing = true;
     p->want_connect = false;
     (void)now;
@@ -542,6 +600,12 @@ static bool refresh_token(struct mwc_proto *p)
         return false;
     }
     buf[n] = '\0';
+    for (const char *k = buf; *k; k++) {
+        if ((unsigned char)*k < 0x20 || *k == 0x7f) {
+            mw_free(buf); /* a CR or LF would be header injection: no token */
+            return false;
+        }
+    }
     mw_free(p->token);
     p->token = buf;
     return true;
@@ -559,6 +623,7 @@ void mwc_proto_on_open(struct mwc_proto *p, int64_t now)
     p->ping_at = 0;
     p->last_401 = false;
     p->n_inflight = 0;
+    early_clear(p);
     set_state(p, MWC_STATE_OPEN);
     if (p->closing)
         return;
@@ -590,6 +655,7 @@ void mwc_proto_on_closed(struct mwc_proto *p, int code, int64_t now)
     p->connecting = false;
     p->n_inflight = 0;
     p->ping_at = 0;
+    early_clear(p);
     for (size_t i = 0; i < p->n_outq; i++)
         if (p->outq[i].kind == K_CANCEL)
             p->outq[kept++] = p->outq[i];
@@ -646,7 +712,7 @@ void mwc_proto_on_refused(struct mwc_proto *p, int status, int retry_after_s, bo
             return;
         }
         p->last_401 = true;
-        retry(p, 0, status, -1, now);
+        retry(p, 0, status, retry_after_s, now); /* CLI-046: any refusal's Retry-After */
         return;
     }
     if (status == 0 || status == 408 || status == 429 || (status >= 500 && status <= 599)) {
@@ -751,7 +817,9 @@ static void on_enqueued(struct mwc_proto *p, const struct req *rq, const cJSON *
         t->state = s;
         t->version = v;
     }
-    if (fresh && p->cb.on_enqueued)
+    /* once per ref (its pending entry is gone now), also when the ticket was
+     * known already: every accepted enqueue learns its outcome */
+    if (p->cb.on_enqueued)
         p->cb.on_enqueued(p->owner, rq->key, tid, st, v, p->ud);
     /* CLI-027: a push that came before this reply */
     for (size_t i = 0; i < MWC_MAX_EARLY; i++) {
@@ -853,8 +921,9 @@ static void on_assigned(struct mwc_proto *p, const cJSON *d, const char *buf, si
             hold_early(p, tid, buf, len); /* CLI-027 */
         return;
     }
-    if (t->applied >= v)
-        return; /* CLI-030: applied already, on this or another connection */
+    if (t->applied)
+        return; /* CLI-030: applied already, on this or another connection; and
+                 * assigned is final (MSG-070, CLI-031): a higher version too */
     if ((t->state == T_CANCELLED || t->state == T_EXPIRED) && t->version >= v)
         return; /* CLI-031 */
     mw_buf_init(&aj, MW_ENVELOPE_MAX_BYTES);
@@ -922,7 +991,11 @@ static void on_error(struct mwc_proto *p, const struct req *rq, const cJSON *d, 
     e.message = cJSON_IsString(mv) ? mv->valuestring : NULL;
     if (rq->kind == K_REWATCH && strcmp(code, "not_found") == 0) {
         struct ticket *t = ticket_find(p, rq->key);
-        if (t) { /* CLI-051: gone; never watched again, never enqueued again by us */
+        /* CLI-051: gone; never watched again, never enqueued again by us. A
+         * ticket that reached a final state meanwhile (its push came before
+         * this answer) is not lost: its outcome was reported, and forgetting
+         * it would forget the applied assignment too (CLI-030). */
+        if (t && !tstate_final(t->state)) {
             memset(t, 0, sizeof(*t));
             if (p->cb.on_lost)
                 p->cb.on_lost(p->owner, rq->key, p->ud);
@@ -988,6 +1061,8 @@ static void handle_text(struct mwc_proto *p, const char *buf, size_t len, int64_
         on_ticket_ended(p, env.data, T_CANCELLED, now);
     else if (strcmp(env.type, "error") == 0)
         on_error(p, rqp, env.data, now);
+    if (rqp && rqp->kind == K_ENQUEUE && !enqueue_inflight(p))
+        early_clear(p); /* no reply left to claim what is held */
     /* pong: only its id mattered; other types: ignored (CLI-022) */
 out:
     mw_envelope_clear(&env);
@@ -1074,7 +1149,12 @@ static bool build_request(struct mwc_proto *p, struct req *r)
             return false;
         type = "enqueue";
         break;
-    case K_WATCH: /* the application's: always sent */
+    case K_WATCH: /* the application's, unless the ticket ended since (CLI-032):
+                   * ticket_end() took the watch back, its outcome was reported;
+                   * or it was forgotten since (retention over, lost) */
+        t = ticket_find(p, r->key);
+        if (!t || (!t->app_watch && tstate_final(t->state)))
+            return false;
         type = "watch";
         break;
     case K_REWATCH: /* CLI-032: a ticket that ended is not watched again */
@@ -1121,9 +1201,8 @@ bool mwc_proto_next_send(struct mwc_proto *p, int64_t now, const char **buf, siz
         p->n_outq--;
         if (!build_request(p, &r))
             continue;
-        MW_ASSERT(p->n_inflight < MWC_OUTQ_MAX); /* every inflight came from the queue */
-        if (p->n_inflight >= MWC_OUTQ_MAX)
-            return false;
+        inflight_room(p);
+        MW_ASSERT(p->n_inflight < MWC_OUTQ_MAX);
         p->inflight[p->n_inflight++] = r;
         p->tokens -= 1.0;
         *buf = p->out.data;

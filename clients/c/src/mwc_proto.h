@@ -58,6 +58,10 @@ struct mwc_proto *mwc_proto_new(const struct mwc_callbacks *cb, void *ud, struct
                                 mwc_random_fn rnd, void *rnd_ud, const char *token);
 /* NULL-safe. Fires no callback. */
 void mwc_proto_free(struct mwc_proto *p);
+/* From now on fires no callback at all (refresh_token included: a refused
+ * token then stops). For mwc_free() called inside a callback: the client is
+ * released later, and client.h promises nothing fires after mwc_free(). */
+void mwc_proto_silence(struct mwc_proto *p);
 
 /* ---- application side (same contracts as client.h) ---------------------- */
 int mwc_proto_start(struct mwc_proto *p, int64_t now);

@@ -132,10 +132,15 @@ void mwc_ws_response_parse(const char *head, size_t len, const char *key, const 
         } else if (NAME_IS("Retry-After")) {
             long v = 0;
             size_t k = vs;
-            while (k < ve && isdigit((unsigned char)head[k]) && v < 100000)
-                v = v * 10 + (head[k++] - '0');
+            /* delta-seconds; a huge one saturates (a long wait is still a
+             * long wait), a date or anything else reads as absent */
+            while (k < ve && isdigit((unsigned char)head[k])) {
+                if (v < 100000)
+                    v = v * 10 + (head[k] - '0');
+                k++;
+            }
             if (k == ve && k > vs)
-                out->retry_after = (int)v;
+                out->retry_after = (int)(v < 100000 ? v : 100000);
         }
 #undef NAME_IS
     }

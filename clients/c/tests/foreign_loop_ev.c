@@ -8,15 +8,20 @@
 #include <libwebsockets.h>
 #include "matchwire/client.h"
 static int assigned, stopped;
+/* client.h: callbacks never run inside another mwc_* call, on a foreign loop
+ * too: set around this program's own calls, checked in every callback. */
+static int in_call, cb_in_call;
 static void on_assigned(struct mwc_client *c, const struct mwc_assignment *a, void *ud)
 {
     printf("%s assigned %s\n", (char *)ud, a->match_id);
+    cb_in_call += in_call;
     assigned++;
     mwc_close(c);
 }
 static void on_state(struct mwc_client *c, enum mwc_state s, void *ud)
 {
     printf("%s %s\n", (char *)ud, mwc_state_name(s));
+    cb_in_call += in_call;
     if (s == MWC_STATE_STOPPED)
         stopped++;
 }
@@ -48,10 +53,12 @@ int main(int argc, char **argv)
             return 1;
         }
         struct mwc_enqueue e = {.ref = "r", .queue = "demo", .player_id = names[i]};
+        in_call = 1;
         if (mwc_enqueue(cs[i], &e, NULL, 0))
             return 2;
         if (mwc_connect(cs[i]))
             return 3;
+        in_call = 0;
     }
     ev_run(loop, 0);
     for (int i = 0; i < 2; i++)
@@ -59,5 +66,7 @@ int main(int argc, char **argv)
     ev_timer_stop(loop, &t);
     ev_loop_destroy(loop);
     printf("assigned %d\n", assigned);
-    return assigned == 2 ? 0 : 1;
+    if (cb_in_call)
+        printf("%d callbacks ran inside an mwc_* call\n", cb_in_call);
+    return assigned == 2 && cb_in_call == 0 ? 0 : 1;
 }

@@ -9,15 +9,20 @@
 #include <libwebsockets.h>
 #include "matchwire/client.h"
 static int assigned, stopped;
+/* client.h: callbacks never run inside another mwc_* call, on a foreign loop
+ * too: set around this program's own calls, checked in every callback. */
+static int in_call, cb_in_call;
 static void on_assigned(struct mwc_client *c, const struct mwc_assignment *a, void *ud)
 {
     printf("%s assigned %s\n", (char *)ud, a->match_id);
+    cb_in_call += in_call;
     assigned++;
     mwc_close(c);
 }
 static void on_state(struct mwc_client *c, enum mwc_state s, void *ud)
 {
     printf("%s %s\n", (char *)ud, mwc_state_name(s));
+    cb_in_call += in_call;
     if (s == MWC_STATE_STOPPED)
         stopped++;
 }
@@ -50,10 +55,12 @@ int main(int argc, char **argv)
             return 1;
         }
         struct mwc_enqueue e = {.ref = "r", .queue = "demo", .player_id = names[i]};
+        in_call = 1;
         if (mwc_enqueue(cs[i], &e, NULL, 0))
             return 2;
         if (mwc_connect(cs[i]))
             return 3;
+        in_call = 0;
         if (mwc_service(cs[i], 0) != MWC_ESTATE)
             return 4;
     }
@@ -64,5 +71,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     printf("assigned %d, loop close %d\n", assigned, uv_loop_close(&loop));
-    return assigned == 2 ? 0 : 1;
+    if (cb_in_call)
+        printf("%d callbacks ran inside an mwc_* call\n", cb_in_call);
+    return assigned == 2 && cb_in_call == 0 ? 0 : 1;
 }

@@ -793,6 +793,228 @@ static int oom_session(struct app *a)
     return count(a, "assigned");
 }
 
+/* ---- Hostile or broken servers, and the application's edge cases (review) ---------- */
+
+/* An assigned ticket is final (MSG-070): a match.assigned with a higher
+ * version is not a second assignment (CLI-030, CLI-031). */
+static void test_assigned_once_even_with_higher_version(void **state)
+{
+    struct app *a = *state;
+
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    enqueue_answered(a);
+    text(a, ASSIGN2);
+    text(a, "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID "\","
+            "\"version\":3,\"assignment\":{\"matchId\":\"m2\",\"connection\":\"10.0.0.6:1\"}}}");
+    assert_int_equal(count(a, "assigned"), 1);
+}
+
+/* Every accepted enqueue gets its outcome, also when the reply names a ticket
+ * the client knew already (the application watched it, or gave the key of an
+ * earlier enqueue). */
+static void test_enqueue_reply_naming_known_ticket_reported(void **state)
+{
+    struct app *a = *state;
+    cJSON *m;
+
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    assert_int_equal(mwc_proto_watch(a->p, TID, a->now), 0);
+    m = sent(a);
+    assert_string_equal(str(m, "type", NULL), "watch");
+    cJSON_Delete(m);
+    enqueue(a, "e1");
+    m = sent(a);
+    assert_string_equal(str(m, "type", NULL), "enqueue");
+    text(a,
+         "{\"type\":\"enqueued\",\"v\":1,\"id\":\"%s\",\"data\":{\"ticketId\":\"" TID
+         "\",\"state\":\"queued\",\"version\":1}}",
+         str(m, "id", NULL));
+    cJSON_Delete(m);
+    assert_int_equal(count(a, "enqueued e1 " TID), 1);
+}
+
+/* Cancels queued while disconnected are bounded, and never crowd out the
+ * re-watches and enqueue replays of the next connection (CLI-011, CLI-050). */
+static void test_queued_cancels_bounded_replay_kept(void **state)
+{
+    struct app *a = *state;
+    char tid[16];
+    int rc = 0, accepted = 0, enqueues = 0;
+    cJSON *m;
+
+    mwc_proto_start(a->p, a->now);
+    enqueue(a, "e1");
+    for (int i = 0; i < 4 * MWC_OUTQ_MAX && rc == 0; i++) {
+        snprintf(tid, sizeof(tid), "c-%d", i);
+        rc = mwc_proto_cancel(a->p, tid, a->now);
+        accepted += rc == 0;
+    }
+    assert_int_equal(rc, MWC_ELIMIT);
+    assert_true(accepted <= MWC_MAX_PENDING);
+    connect_open(a);
+    for (int i = 0; i < 4 * MWC_OUTQ_MAX; i++) {
+        a->now += 1000; /* pacing */
+        m = sent(a);
+        if (!m)
+            continue;
+        enqueues += strcmp(str(m, "type", NULL), "enqueue") == 0;
+        cJSON_Delete(m);
+    }
+    assert_int_equal(enqueues, 1);
+}
+
+/* mwc_free() inside a callback: the client is released later and nothing
+ * fires after it (client.h). */
+static void test_silence_stops_callbacks(void **state)
+{
+    struct app *a = *state;
+    int n;
+
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    enqueue_answered(a);
+    mwc_proto_silence(a->p);
+    n = a->n;
+    text(a, ASSIGN2);
+    mwc_proto_on_closed(a->p, 1006, a->now);
+    a->now += 20000;
+    mwc_proto_tick(a->p, a->now);
+    assert_int_equal(a->n, n);
+}
+
+/* Pushes held before their reply (CLI-027) are claimed by the reply that
+ * names their ticket; pushes for tickets no reply names (a broken server)
+ * must not hold the 8 slots for good and starve a later real one. */
+static void test_unclaimed_early_pushes_do_not_starve(void **state)
+{
+    struct app *a = *state;
+    cJSON *m;
+
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    enqueue(a, "e1");
+    m = sent(a);
+    for (int i = 0; i < 2 * MWC_MAX_EARLY; i++)
+        text(a,
+             "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"junk-%d\","
+             "\"version\":2,\"assignment\":{\"matchId\":\"m\",\"connection\":\"h:1\"}}}",
+             i);
+    text(a,
+         "{\"type\":\"enqueued\",\"v\":1,\"id\":\"%s\",\"data\":{\"ticketId\":\"tk-0\","
+         "\"state\":\"queued\",\"version\":1}}",
+         str(m, "id", NULL));
+    cJSON_Delete(m);
+    enqueue(a, "e2");
+    m = sent(a);
+    text(a, ASSIGN2); /* TID's push, before the reply naming TID */
+    text(a,
+         "{\"type\":\"enqueued\",\"v\":1,\"id\":\"%s\",\"data\":{\"ticketId\":\"" TID
+         "\",\"state\":\"queued\",\"version\":1}}",
+         str(m, "id", NULL));
+    cJSON_Delete(m);
+    assert_int_equal(count(a, "assigned " TID), 1);
+}
+
+/* A server that answers pings but never a request: the requests in flight
+ * are bounded, and the client keeps sending (the oldest is forgotten). */
+static void test_unanswered_requests_bounded(void **state)
+{
+    struct app *a = *state;
+    int watches = 0;
+    cJSON *m;
+
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    for (int i = 0; i < 3 * MWC_OUTQ_MAX; i++) {
+        assert_int_equal(mwc_proto_watch(a->p, TID, a->now), 0);
+        a->now += 200; /* pacing: 10 per second */
+        mwc_proto_on_pong(a->p, a->now);
+        m = sent(a);
+        if (m) {
+            watches += strcmp(str(m, "type", NULL), "watch") == 0;
+            cJSON_Delete(m);
+        }
+    }
+    assert_int_equal(watches, 3 * MWC_OUTQ_MAX);
+}
+
+/* After a stop (on_closed with reconnect false) nothing can be sent any
+ * more: requests and mwc_close() say MWC_ECLOSED at once, so an application
+ * that waits for on_closed after mwc_close() does not wait forever. */
+static void test_calls_after_stop_closed(void **state)
+{
+    struct app *a = *state;
+    int closed;
+
+    mwc_proto_start(a->p, a->now);
+    assert_true(wait_connect(a, 10) >= 0);
+    mwc_proto_on_refused(a->p, 403, -1, false, a->now);
+    assert_string_equal(last(a, "closed"), "closed 0 403 stop");
+    closed = count(a, "closed");
+    {
+        struct mwc_enqueue e = {.ref = "late", .queue = "ranked", .player_id = "p1"};
+        assert_int_equal(mwc_proto_enqueue(a->p, &e, NULL, 0, a->now), MWC_ECLOSED);
+    }
+    assert_int_equal(mwc_proto_watch(a->p, TID, a->now), MWC_ECLOSED);
+    assert_int_equal(mwc_proto_cancel(a->p, TID, a->now), MWC_ECLOSED);
+    assert_int_equal(mwc_proto_close(a->p, a->now), MWC_ECLOSED);
+    a->now += 1000;
+    mwc_proto_tick(a->p, a->now);
+    assert_int_equal(count(a, "closed"), closed);
+}
+
+/* A refreshed token with a CR or LF (or any control byte) would be header
+ * injection on the next handshake; every attempt would fail locally and be
+ * retried for ever. It counts as "no token": the client stops. */
+static void test_refreshed_token_with_crlf_refused(void **state)
+{
+    struct app *a = *state;
+
+    a->tokens[0] = "tok-1\r\nX-Evil: 1";
+    a->n_tokens = 1;
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    mwc_proto_on_closed(a->p, 4003, a->now);
+    assert_int_equal(count(a, "tokenRefresh"), 1);
+    assert_string_equal(mwc_proto_token(a->p), "tok-0");
+    assert_string_equal(last(a, "closed"), "closed 4003 0 stop");
+}
+
+/* A re-watch answered not_found after the ticket's assignment was applied
+ * (the push came first): not lost, and the applied assignment is still
+ * remembered (CLI-030, CLI-051). */
+static void test_late_not_found_keeps_assigned_ticket(void **state)
+{
+    struct app *a = *state;
+    cJSON *m;
+
+    mwc_proto_start(a->p, a->now);
+    connect_open(a);
+    enqueue_answered(a);
+    mwc_proto_on_closed(a->p, 1006, a->now);
+    connect_open(a);
+    m = sent(a);
+    assert_string_equal(str(m, "type", NULL), "watch");
+    text(a, ASSIGN2);
+    text(a,
+         "{\"type\":\"error\",\"v\":1,\"id\":\"%s\",\"data\":{\"code\":\"not_found\","
+         "\"message\":\"x\",\"retryable\":false}}",
+         str(m, "id", NULL));
+    cJSON_Delete(m);
+    assert_int_equal(count(a, "lost"), 0);
+    enqueue(a, "e2"); /* the same ticket again, its push before the reply */
+    m = sent(a);
+    text(a, ASSIGN2);
+    text(a,
+         "{\"type\":\"enqueued\",\"v\":1,\"id\":\"%s\",\"data\":{\"ticketId\":\"" TID
+         "\",\"state\":\"assigned\",\"version\":2}}",
+         str(m, "id", NULL));
+    cJSON_Delete(m);
+    assert_int_equal(count(a, "assigned"), 1);
+}
+
 static void test_allocation_failures(void **state)
 {
     struct app *a = *state;
@@ -846,6 +1068,17 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cli091_4003_refreshes_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli093_094_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_assigned_once_even_with_higher_version, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_reply_naming_known_ticket_reported, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queued_cancels_bounded_replay_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silence_stops_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unclaimed_early_pushes_do_not_starve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_requests_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_after_stop_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_not_found_keeps_assigned_ticket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refreshed_token_with_crlf_refused, setup, teardown),
     };
 
     mwt_filter(argc, argv);

@@ -110,6 +110,27 @@ static void test_request_and_accept(void **state)
     assert_false(r.upgraded);
 }
 
+/* A long Retry-After is a long wait, not none: a hostile or confused
+ * server's 10^12 s reads as "at least the cap" (the client bounds it at
+ * 60 s), never as -1 (which would retry at once, after the normal backoff). */
+static void test_retry_after_saturates(void **state)
+{
+    struct mwc_ws_response r;
+    const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
+    char head[256];
+
+    (void)state;
+    snprintf(head, sizeof(head), "HTTP/1.1 503 x\r\nRetry-After: 1000000000000\r\n\r\n");
+    mwc_ws_response_parse(head, strlen(head), key, "matchwire.v1", &r);
+    assert_true(r.retry_after >= 60);
+    snprintf(head, sizeof(head), "HTTP/1.1 503 x\r\nRetry-After: 120\r\n\r\n");
+    mwc_ws_response_parse(head, strlen(head), key, "matchwire.v1", &r);
+    assert_int_equal(r.retry_after, 120);
+    snprintf(head, sizeof(head), "HTTP/1.1 503 x\r\nRetry-After: 12a\r\n\r\n");
+    mwc_ws_response_parse(head, strlen(head), key, "matchwire.v1", &r);
+    assert_int_equal(r.retry_after, -1);
+}
+
 static void test_close_codes_exact(void **state)
 {
     /* lws 4.1.6 reports 1012..1015 as 1002; this decoder must not */
@@ -228,6 +249,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_and_accept),
+        cmocka_unit_test(test_retry_after_saturates),
         cmocka_unit_test(test_close_codes_exact),
         cmocka_unit_test(test_fragments_and_control_frames),
         cmocka_unit_test(test_extended_lengths_and_truncation),

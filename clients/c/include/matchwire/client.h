@@ -53,7 +53,8 @@ enum {
     MWC_ESTATE = -4,  /* not allowed now (not connected, closing, stopped) */
     MWC_ELIMIT = -5,  /* a stated bound was reached (tickets, queued requests) */
     MWC_EIO = -8,     /* the transport (libwebsockets) failed */
-    MWC_ECLOSED = -9, /* the client is closing or closed */
+    MWC_ECLOSED = -9, /* the client is closing, or closed or stopped (on_closed with
+                       * reconnect false came): it sends nothing any more */
 };
 /* A static string for an MWC_E* code (or "ok"). */
 const char *mwc_strerror(int err);
@@ -122,7 +123,8 @@ struct mwc_callbacks {
     void (*on_protocol_error)(struct mwc_client *c, const char *detail, void *ud);
     /* The token was refused (401) or expired (close 4003): write a new one,
      * NUL-terminated, into out[0..cap) and return its length, or return -1
-     * for "no token" (the client then stops). Called before the next attempt.
+     * for "no token" (the client then stops; so does a token with a control
+     * byte such as CR or LF). Called before the next attempt.
      * Without this callback a refused token stops the client. */
     int (*refresh_token)(struct mwc_client *c, char *out, size_t cap, void *ud);
 };
@@ -145,8 +147,9 @@ struct mwc_options {
 };
 
 /* Creates a client (does not connect). Returns NULL when opts is invalid (no
- * url, a url that is not ws:// or wss://, a token over MWC_TOKEN_MAX, both
- * loops) or on allocation or libwebsockets failure. Free with mwc_free(). */
+ * url, a url that is not ws:// or wss://, a token over MWC_TOKEN_MAX, a
+ * control byte such as CR or LF in the url or token, both loops) or on
+ * allocation or libwebsockets failure. Free with mwc_free(). */
 struct mwc_client *mwc_new(const struct mwc_options *opts);
 
 /* Releases the client at once (no close frame; see mwc_close()). NULL-safe.
@@ -162,7 +165,8 @@ int mwc_connect(struct mwc_client *c);
 
 /* Runs the client: network I/O, timers, callbacks. Waits at most timeout_ms
  * for something to happen (0: does not wait; a game calls it each frame).
- * Returns 0, MWC_ESTATE (foreign loop mode) or MWC_EIO. */
+ * Returns 0, MWC_ESTATE (foreign loop mode, or called from inside one of the
+ * client's callbacks: it does nothing then) or MWC_EIO. */
 int mwc_service(struct mwc_client *c, int timeout_ms);
 
 /* An enqueue. ref: the application's name for this request (1..64 bytes),
@@ -192,17 +196,20 @@ int mwc_enqueue(struct mwc_client *c, const struct mwc_enqueue *req, char *detai
                 size_t detail_cap);
 
 /* Watches a ticket (kept and re-watched after reconnects until it ends).
- * Returns 0, MWC_EINVAL (not a ticket id), MWC_ELIMIT, MWC_ENOMEM or
+ * Returns 0, MWC_EINVAL (not a ticket id), MWC_ELIMIT (MWC_MAX_TICKETS held,
+ * or MWC_MAX_PENDING watches and cancels waiting to be sent), MWC_ENOMEM or
  * MWC_ECLOSED. */
 int mwc_watch(struct mwc_client *c, const char *ticket_id);
 
 /* Cancels a ticket (sent now if connected, else on the next connection).
- * Returns 0, MWC_EINVAL, MWC_ELIMIT, MWC_ENOMEM or MWC_ECLOSED. */
+ * Returns 0, MWC_EINVAL, MWC_ELIMIT (MWC_MAX_PENDING watches and cancels
+ * waiting to be sent), MWC_ENOMEM or MWC_ECLOSED. */
 int mwc_cancel(struct mwc_client *c, const char *ticket_id);
 
 /* Closes: a close frame with 1000 (CLI-080), no reconnection. on_closed
  * (1000, reconnect false) follows from mwc_service(). Returns 0 or
- * MWC_ECLOSED (already closing). */
+ * MWC_ECLOSED (already closing, or already stopped: on_closed with
+ * reconnect false came before, and none follows; mwc_free() at once). */
 int mwc_close(struct mwc_client *c);
 
 /* The current state. */
