@@ -2,7 +2,7 @@
 # `make test`: configure and build (warnings are errors), then
 #   1. ctest: unit tests, vector replays, corpus replays, Redis integration
 #      tests (each starts its own redis-server), server smoke, format check;
-#   2. fuzz smoke: each libFuzzer harness ~20 s (seed logged, input kept on failure);
+#   2. fuzz smoke: each libFuzzer harness ~15 s (seed logged, input kept on failure);
 #   3. bench smoke: a short open-loop run that asserts nothing was lost or duplicated
 #      (never a speed threshold);
 #   4. the short fault suite (scripts/faults.sh short);
@@ -27,7 +27,7 @@ cmake --build "$BUILD" -j "$JOBS" || exit 1
 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" || failed+=(ctest)
 
 if [ "${MW_SKIP_FUZZ:-0}" != 1 ]; then
-    FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh smoke || failed+=(fuzz-smoke)
+    FUZZ_SECONDS=${FUZZ_SECONDS:-15} scripts/fuzz.sh smoke || failed+=(fuzz-smoke)
 fi
 
 if [ "${MW_SKIP_BENCH:-0}" != 1 ]; then
