@@ -9,7 +9,10 @@ ticket, sends `watch`, and, once the watch's store read has run in Redis
 assignment as a foreign worker and publishes its payload, then releases
 the reply. A gateway that registered its route before the read (MSG-041)
 receives the payload, or reads the assignment; one that registers only
-after the read has returned misses both and never pushes `match.assigned`."""
+after the read has returned misses both and never pushes `match.assigned`.
+The same for `enqueue`: the rule holds the reply of the create (the first
+command naming the player), and the assignment lands between the create
+and the gateway's having its result."""
 
 import json
 import time
@@ -19,7 +22,7 @@ import pytest
 import resp_proxy
 from conftest import hook
 from mwclient import http, uniq
-from test_redis_binding import foreign_assign
+from test_redis_binding import foreign_assign, idem_key
 
 pytestmark = pytest.mark.profile("channel")
 
@@ -67,6 +70,44 @@ def test_assignment_in_the_gap_of_a_watch(testee, rds, conns, proxy, action):
     assert w["type"] == "watching", "watch answered %s" % json.dumps(w)
     if action == "hold_reply":
         assert w["data"]["state"] == "queued", "the held read ran after the commit: the gap was not opened"
+    m = ws.wait_push("match.assigned", tid)
+    assert m == envs[tid], "pushed %s, committed %s" % (json.dumps(m)[:300], json.dumps(envs[tid])[:300])
+    assert ws.ping()["type"] == "pong"
+    dup = [x for x in ws.pending if x["type"] == "match.assigned"]
+    assert not dup, "match.assigned delivered twice (MSG-072)"
+
+
+@pytest.mark.req("MSG-027", "CHN-021", "CHN-020", "MSG-072", "TST-030", "TST-033", "TST-034")
+def test_assignment_in_the_gap_of_an_enqueue(testee, rds, conns, proxy):
+    """The same gap for `enqueue`: the create has run in Redis (the ticket is
+    queued) but its result is held on its way back; meanwhile the ticket is
+    assigned and its payload published. The enqueuer gets `enqueued`
+    (queued, as created) and then exactly one match.assigned. A gateway that
+    registers its route only when it has the create's result misses the
+    push, and delivers only if it reads the ticket again after that."""
+    ws = conns()
+    player, k = uniq("race-p"), uniq("k")
+    rule = proxy.rule("hold_reply", arg=player)
+    try:
+        ws.send_env("enqueue", {"queue": uniq("race"), "playerId": player, "idempotencyKey": k}, id="race")
+        assert proxy.wait(rule, testee.timeout), (
+            "no Redis command naming the player reached the proxy within %.1fs of the enqueue: "
+            "is the --url gateway's Redis connection going through --redis-proxy?" % testee.timeout)
+        # The create has run in Redis; the gateway has not seen its result.
+        raw = rds.get(idem_key(testee, player, k))
+        assert raw, "the held command did not create the ticket (no idempotency key %s)" % idem_key(testee, player, k)
+        tid = raw.decode()
+        res, envs, _, _ = foreign_assign(rds, testee, [tid], ["solo"])
+        assert res == -1, "the foreign assignment did not commit (ticket no longer queued?)"
+        n = rds.publish(_channel(testee), json.dumps({"ticketId": tid, "envelope": envs[tid]}))
+        assert n >= 1, "no subscriber on %s" % _channel(testee)
+        time.sleep(0.3)  # the payload reaches the gateway's subscriber while the result is held
+    finally:
+        proxy.release(rule)
+    r = ws.reply("race")
+    assert r["type"] == "enqueued", "enqueue answered %s" % json.dumps(r)
+    assert r["data"]["ticketId"] == tid and r["data"]["state"] == "queued", (
+        "the held create ran after the commit: the gap was not opened (%s)" % json.dumps(r))
     m = ws.wait_push("match.assigned", tid)
     assert m == envs[tid], "pushed %s, committed %s" % (json.dumps(m)[:300], json.dumps(envs[tid])[:300])
     assert ws.ping()["type"] == "pong"

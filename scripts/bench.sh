@@ -6,6 +6,16 @@
 #                                       1,000 assignments/s for 5 s; fails only when
 #                                       something was lost, duplicated, malformed,
 #                                       rejected or a connection failed (never on speed)
+#   scripts/bench.sh ab OLD_BUILD NEW_BUILD
+#                                       A/B of two builds at fixed points (POINTS,
+#                                       "scenario:connections:rate ..."), REPEATS
+#                                       rounds; in each round every point runs once
+#                                       per build, the order of the builds swapped
+#                                       every round (the host's speed drifts); one
+#                                       generator (NEW_BUILD's) for both. Results in
+#                                       out/bench/<stamp>-ab/: one JSON per run
+#                                       (<old|new>-<scenario>-c<n>-r<rate>-<round>.json)
+#                                       and ab.md (medians with range, per build)
 #
 # Scenarios (full mode), each point on a FRESH server (and a fresh redis-server):
 #   mem    one instance, --channel memory
@@ -32,12 +42,21 @@ MODE=full
 if [ "${1:-}" = smoke ]; then
     MODE=smoke
     shift
+elif [ "${1:-}" = ab ]; then
+    MODE=ab
+    AB_OLD=${2:?usage: scripts/bench.sh ab OLD_BUILD NEW_BUILD}
+    AB_NEW=${3:?usage: scripts/bench.sh ab OLD_BUILD NEW_BUILD}
+    shift 2
 fi
 BUILD=${1:-build}
 PYTHON=/usr/bin/python3
 SERVER=$BUILD/reference/matchwire-server
 BENCH=$BUILD/bench/matchwire-bench
 
+if [ "$MODE" = ab ] && [ ! -x "$AB_OLD/reference/matchwire-server" ]; then
+    echo "bench: $AB_OLD/reference/matchwire-server was not built" >&2
+    exit 2
+fi
 if [ ! -x "$SERVER" ] || [ ! -x "$BENCH" ]; then
     cmake -S . -B "$BUILD" -DMW_WERROR=ON >/dev/null
     cmake --build "$BUILD" -j "${JOBS:-2}" --target matchwire-server matchwire-bench
@@ -56,6 +75,7 @@ MAX_CONNS=$(( FD_LIMIT - 1000 ))
 STAMP=$(date +%Y%m%dT%H%M%S)
 OUT=${OUT:-out/bench/$STAMP}
 [ "$MODE" = smoke ] && OUT=${OUT%/}-smoke
+[ "$MODE" = ab ] && OUT=${OUT%/}-ab
 mkdir -p "$OUT"
 
 # ---- process bookkeeping: only what this script started ---------------------
@@ -275,7 +295,7 @@ redis_supported() {
 # run_point SCENARIO CONNS RATE REP: one fresh deployment, one bench run.
 run_point() {
     local sc=$1 n=$2 rate=$3 rep=$4
-    local tag="$sc-c$n-r$rate-$rep"
+    local tag="${TAG_PREFIX:-}$sc-c$n-r$rate-$rep"
     wait_quiet
     if ! scenario_up "$sc" "$tag"; then
         scenario_down
@@ -322,6 +342,66 @@ bad = sum(r["lost"] + r["duplicate"] + r["malformed"] + r["rejected"] + r["unsen
 sys.exit(0 if ach >= 0.99 and p99 <= 5000 and bad == 0 else 1)
 EOF
 }
+
+# ---- ab: two builds, fixed points, alternating ------------------------------
+if [ "$MODE" = ab ]; then
+    POINTS=${POINTS:-"redis:10000:5000 redis:10000:15000 split:10000:5000 split:10000:10000"}
+    {
+        echo "old: $AB_OLD ($(git -C "$AB_OLD" describe --always --dirty 2>/dev/null || echo ?))"
+        echo "new: $AB_NEW ($(git describe --always --dirty 2>/dev/null || echo ?))"
+        echo "points: $POINTS; rounds: $REPEATS; duration $DURATION s + warmup $WARMUP s"
+    } | tee -a "$OUT/machine.txt"
+    redis_supported || { echo "bench: ab needs a working --channel redis" >&2; exit 2; }
+    for ((rep = 1; rep <= REPEATS; rep++)); do
+        order="old new"
+        [ $((rep % 2)) -eq 0 ] && order="new old"
+        for pt in $POINTS; do
+            IFS=: read -r sc n rate <<<"$pt"
+            for b in $order; do
+                if [ "$b" = old ]; then
+                    SERVER=$AB_OLD/reference/matchwire-server
+                else
+                    SERVER=$AB_NEW/reference/matchwire-server
+                fi
+                TAG_PREFIX="$b-" run_point "$sc" "$n" "$rate" "$rep"
+            done
+        done
+    done
+    "$PYTHON" - "$OUT" <<'EOF' | tee "$OUT/ab.md"
+import glob, json, os, re, statistics, sys
+out = sys.argv[1]
+groups = {}
+for f in sorted(glob.glob(os.path.join(out, "*.json"))):
+    m = re.match(r"(old|new)-(\w+)-c(\d+)-r(\d+)-(\d+)\.json$", os.path.basename(f))
+    if m:
+        groups.setdefault((m[2], int(m[3]), int(m[4]), m[1]), []).append(json.load(open(f)))
+
+def med(vals, fmt="{:.0f}"):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "n/a"
+    m = statistics.median(vals)
+    if len(vals) == 1:
+        return fmt.format(m)
+    return f"{fmt.format(m)} ({fmt.format(min(vals))}-{fmt.format(max(vals))})"
+
+print("| scenario | conns | offered/s | build | runs | achieved/s | p50 us | p99 us | lost | dup | "
+      "servers CPU us/assign | redis-server CPU us/assign | other cores |")
+print("|" + "---|" * 13)
+order = {"redis": 0, "split": 1}
+key = lambda k: (order.get(k[0][0], 9), k[0][1], k[0][2], k[0][3] != "old")
+for (sc, n, rate, b), runs in sorted(groups.items(), key=key):
+    L = lambda k: [r["latency_us"]["assigned"][k] for r in runs]
+    S = lambda k: [r["server"].get(k) for r in runs]
+    print(f"| {sc} | {n} | {rate} | {b} | {len(runs)} | {med([r['achieved_rate'] for r in runs])} | "
+          f"{med(L('p50'), '{:.1f}')} | {med(L('p99'), '{:.1f}')} | {sum(r['lost'] for r in runs)} | "
+          f"{sum(r['duplicate'] for r in runs)} | {med(S('cpu_us_per_assignment'), '{:.1f}')} | "
+          f"{med(S('aux_cpu_us_per_assignment'), '{:.1f}')} | "
+          f"{med([r.get('other_cores') for r in runs], '{:.2f}')} |")
+EOF
+    echo "bench: results in $OUT/ (one JSON per run, ab.md)"
+    exit 0
+fi
 
 for sc in $SCENARIOS; do
     echo "== scenario $sc"

@@ -20,14 +20,17 @@
  *
  * The race the seed lost (an assignment published before the socket's
  * subscription existed) cannot happen here:
- *  - enqueue: the hub route is registered in the create callback, before
- *    the `enqueued` reply. With the memory store the create callback is
- *    delivered before the feed event that lets the worker see the ticket
- *    (both go through the store's one FIFO, result first), so no assignment
- *    can be published before the route exists. For a store whose worker runs
- *    elsewhere (Redis), the create result itself is checked: when it already
- *    shows the ticket assigned (idempotent replay), its stored envelope is
- *    pushed through the same dedupe path right after the reply.
+ *  - enqueue: the store tells the new ticket's id when the create call
+ *    returns, before it has run the create (ticket_store.h), and the hub
+ *    route for that id is registered at once: no assignment of the ticket
+ *    can be published before the route exists, whichever process forms
+ *    matches. Pushes that arrive before the create's result are held, as
+ *    for a watch, and released after the `enqueued` reply. When the result
+ *    is another ticket (an idempotent replay) or the route could not be
+ *    registered early, the route is registered in the create callback and
+ *    the ticket read again after it (a push made between the store's read
+ *    and the route is in that read); a replay whose result already shows
+ *    the ticket assigned pushes its stored envelope right after the reply.
  *  - watch: the hub route is registered BEFORE the store is read (attach).
  *    An assignment committed before the read is in the attach result (we
  *    push its stored envelope after `watching`); one committed after is
@@ -76,6 +79,7 @@ struct entry {
     bool attached;         /* this session holds one store watcher on it */
     bool in_hub;
     bool watch_pending; /* a watch of it is waiting for the store */
+    bool creating;      /* registered by an enqueue whose create is in flight */
     bool has_idem;      /* created here by an enqueue with an idempotency key */
     uint64_t idem_hash; /* mw_hash_pair(playerId, idempotencyKey) of that enqueue */
     struct held held;
@@ -122,6 +126,7 @@ struct mw_session {
     bool cur_was_attached;                 /* watch: this session already held a watcher */
     bool cur_new_entry;                    /* watch: the entry was created for this request */
     char cur_ticket[MW_TICKET_ID_LEN + 1]; /* watch: its ticket id */
+    bool cur_pre;                          /* enqueue: cur_ticket's route registered early */
     bool cur_has_idem;                     /* enqueue: it has an idempotency key... */
     uint64_t cur_idem_hash;                /* ...with this mw_hash_pair(playerId, key) */
 
@@ -607,23 +612,44 @@ static void on_reread(void *ud, int status, const struct mw_ticket *t)
 static void on_created(void *ud, int status, const struct mw_ticket *t)
 {
     struct mw_session *s = ud;
-    struct entry *e;
+    struct entry *pre = NULL, *e;
+    bool fresh;
     int rc;
 
     if (s->closed) {
         /* The store counted us as a watcher (when queued: CHN-071); nobody
-         * is left to watch. */
+         * is left to watch. (on_close dropped an early route.) */
         if (status == 0 && t && t->state == MW_TICKET_QUEUED)
             (void)mw_ticket_store_detach(s->env->store, t->id, s->cur_now);
         unref(s);
         return;
     }
+    if (s->cur_pre) {
+        pre = find_live(s, s->cur_ticket);
+        MW_ASSERT(pre && pre->creating);
+        s->cur_pre = false;
+    }
+    /* fresh: the result is the ticket whose route was registered before
+     * the store ran the create: no read after the route is needed. */
+    fresh = pre && status == 0 && t && strcmp(pre->id, t->id) == 0;
+    if (pre && !fresh) {
+        /* Failed, or another ticket answered (a replay): the early route
+         * was for an id the store did not create (nothing was counted on
+         * it, nothing can have been pushed for it). */
+        drop_live(s, pre, s->cur_now, false);
+        pre = NULL;
+    }
     if (status != 0 || !t) {
         reply_store_error(s, status ? status : MW_EUNAVAIL);
         goto out;
     }
-    e = find_live(s, t->id);
-    if (e) {
+    e = fresh ? pre : find_live(s, t->id);
+    if (fresh) {
+        e->creating = false;
+        e->attached = true;
+        e->has_idem = s->cur_has_idem;
+        e->idem_hash = s->cur_idem_hash;
+    } else if (e) {
         /* Idempotent replay of a ticket we already hold: the store counted
          * a second watcher (when queued); give it back. */
         if (e->attached && t->state == MW_TICKET_QUEUED)
@@ -654,11 +680,13 @@ static void on_created(void *ud, int status, const struct mw_ticket *t)
     mw_buf_reset(s->out);
     if (mw_msg_encode_enqueued(s->out, cur_id(s), t) != 0) {
         reply_internal(s, "cannot encode reply");
+        e->watch_pending = false;
+        release_held(s, e); /* pushes held for it still go out */
         goto out;
     }
     reply_ok(s);
     after_read(s, e, t);
-    if (e->used && mw_ticket_store_get(s->env->store, t->id, on_reread, s) == 0)
+    if (!fresh && e->used && mw_ticket_store_get(s->env->store, t->id, on_reread, s) == 0)
         s->refs++;
 out:
     request_done(s);
@@ -808,10 +836,40 @@ static bool replays_live(const struct mw_session *s, uint64_t idem_hash)
     return false;
 }
 
+/* The route of the ticket an enqueue is creating, registered as soon as
+ * the store has told its id, before the store runs the create (CHN-021):
+ * pushes for it that arrive before the create's result are held
+ * (watch_pending) and released after the `enqueued` reply, as for a watch,
+ * so the ticket need not be read again. Nothing when the id is one this
+ * connection holds already (a replay the store recognised at once) or no
+ * entry or route is free: the callback then registers the route and reads
+ * the ticket again. */
+static void route_early(struct mw_session *s, const char *id)
+{
+    struct entry *e;
+
+    if (find_live(s, id))
+        return;
+    e = add_live(s, id);
+    if (!e)
+        return;
+    if (mw_hub_watch(s->env->hub, e->id, &s->watcher) != 0) {
+        memset(e, 0, sizeof(*e));
+        return;
+    }
+    e->in_hub = true;
+    e->watch_pending = true;
+    e->creating = true;
+    memcpy(s->cur_ticket, e->id, sizeof(s->cur_ticket));
+    s->cur_pre = true;
+}
+
 static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
 {
+    char id[MW_TICKET_ID_LEN + 1];
     int rc;
 
+    s->cur_pre = false;
     /* AUTH-061: byte for byte the token's subject, or nothing is created or
      * read (and the idempotency pair is always the caller's own, AUTH-063). */
     if (s->authed && strcmp(m->enqueue.player_id, s->player) != 0) {
@@ -829,13 +887,14 @@ static void do_enqueue(struct mw_session *s, struct mw_client_msg *m)
     if (!(s->cur_has_idem && replays_live(s, s->cur_idem_hash)) && admit(s) != 0)
         return;
     m->enqueue.watched = true;
-    rc = mw_ticket_store_create(s->env->store, &m->enqueue, s->cur_now, on_created, s);
+    rc = mw_ticket_store_create_id(s->env->store, &m->enqueue, s->cur_now, id, on_created, s);
     if (rc) {
         reply_store_error(s, rc);
         return;
     }
     s->refs++;
     s->busy = true;
+    route_early(s, id);
 }
 
 static void do_watch(struct mw_session *s, const struct mw_client_msg *m)

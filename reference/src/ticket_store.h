@@ -31,8 +31,10 @@
 typedef void (*mw_ticket_cb)(void *ud, int status, const struct mw_ticket *t);
 
 /* Result of an assign: status 0 means every ticket moved queued -> assigned
- * atomically and tickets[i] is ticket i of the match after the change (with
- * its assigned_envelope). MW_ESTATE means none moved; `failed` is the index of
+ * atomically and tickets[i] is ticket i of the match after the change: at
+ * least its id, state, version, ended_ms (the match's assignedAt) and
+ * assigned_envelope (a backend that does not read the tickets back, as
+ * Redis, leaves the other fields empty). MW_ESTATE means none moved; `failed` is the index of
  * a ticket that was not queued (cancelled/expired/assigned/unknown).
  * `published` (with status 0): the backend published each ticket's channel
  * payload itself, in the same atomic step as the commit (spec/channel.md
@@ -65,9 +67,16 @@ struct mw_ticket_store_config {
 
 struct mw_ticket_store_ops {
     /* Creates a queued ticket (version 1), or returns the live ticket that the
-     * same player created with the same idempotency key. */
-    int (*create)(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, mw_ticket_cb cb,
-                  void *ud);
+     * same player created with the same idempotency key. id_out (may be
+     * NULL): when the call returns 0, the id of the ticket the callback
+     * will report if it reports the one this call creates (filled before
+     * the call returns, so the caller can register its push route before
+     * the store has run the create, CHN-021); a callback ticket with
+     * another id is an existing ticket (MSG-026), read at some point after
+     * the call: the caller registers that one's route in the callback and
+     * reads it again. */
+    int (*create)(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, char *id_out,
+                  mw_ticket_cb cb, void *ud);
     int (*get)(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud);
     /* queued -> cancelled (version+1). MW_ESTATE with the ticket when it is
      * not queued (e.g. assigned). */
@@ -136,7 +145,15 @@ struct mw_ticket_store_hooks {
 static inline int mw_ticket_store_create(struct mw_ticket_store *s, const struct mw_enqueue_req *r,
                                          int64_t now_ms, mw_ticket_cb cb, void *ud)
 {
-    return s->ops->create(s->impl, r, now_ms, cb, ud);
+    return s->ops->create(s->impl, r, now_ms, NULL, cb, ud);
+}
+/* The same, telling the new ticket's id at once (ops.create's id_out:
+ * MW_TICKET_ID_LEN + 1 bytes). */
+static inline int mw_ticket_store_create_id(struct mw_ticket_store *s,
+                                            const struct mw_enqueue_req *r, int64_t now_ms,
+                                            char *id_out, mw_ticket_cb cb, void *ud)
+{
+    return s->ops->create(s->impl, r, now_ms, id_out, cb, ud);
 }
 static inline int mw_ticket_store_get(struct mw_ticket_store *s, const char *id, mw_ticket_cb cb,
                                       void *ud)

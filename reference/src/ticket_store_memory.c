@@ -443,8 +443,8 @@ static void watcher_add(struct tsm *s, struct rec *r)
     grace_remove(&s->grace, r);
 }
 
-static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, mw_ticket_cb cb,
-                      void *ud)
+static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, char *id_out,
+                      mw_ticket_cb cb, void *ud)
 {
     struct tsm *s = impl;
     struct rec *r = NULL;
@@ -473,6 +473,8 @@ static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
             res->cb = cb;
             res->ud = ud;
             ops_append(s, res);
+            if (id_out) /* known now: the callback reports this ticket */
+                memcpy(id_out, old->t.id, MW_TICKET_ID_LEN + 1);
             return 0;
         }
     }
@@ -549,6 +551,8 @@ static int tsm_create(void *impl, const struct mw_enqueue_req *req, int64_t now_
     ops_append(s, res);
     if (fed)
         ops_append(s, fed);
+    if (id_out)
+        memcpy(id_out, r->t.id, MW_TICKET_ID_LEN + 1);
     return 0;
 
 out_free_ops:

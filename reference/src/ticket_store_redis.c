@@ -5,8 +5,11 @@
  * atomic across instances (sent as EVALSHA once SCRIPT LOAD, sent on every
  * (re)connect, has answered; EVAL before that, and once again with EVAL
  * when Redis answers NOSCRIPT, e.g. after SCRIPT FLUSH): create with
- * idempotency, cancel, attach, detach, the assignment compare-and-set
- * (ticket_store_redis_assign.c), and the sweep. The scripts are the .lua
+ * idempotency (ticket_store_redis_create.c: the creates of one loop turn in
+ * one call), cancel, attach, detach, the assignment compare-and-set
+ * (ticket_store_redis_assign.c: likewise batched), and the sweep. Scripts
+ * answer only what the caller does not know (spec/channel.md section 5,
+ * layout 2). The scripts are the .lua
  * files of lua/, embedded at build time. Ends without assignment are
  * published by the script on <prefix>matchmaking:ended; each instance
  * subscribes (own connection) and calls the owner's on_ended hook for the
@@ -29,11 +32,13 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "invariant.h"
 #include "json.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "redis_scripts.h"
 #include "ticket_store_redis_assign.h"
+#include "ticket_store_redis_create.h"
 #include "ticket_store_redis_feed.h"
 #include "ticket_store_redis_int.h"
 
@@ -322,38 +327,64 @@ static struct call *call_new(struct tsr *s, enum script_id id, redisCallbackFn *
     return call;
 }
 
+/* Writes <mark><n>\r\n at p (a RESP array or bulk header); returns its
+ * length (at most 23 bytes). */
+static size_t resp_head(char *p, char mark, size_t n)
+{
+    char d[20];
+    size_t k = 0, len = 0;
+
+    do {
+        d[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    p[len++] = mark;
+    while (k)
+        p[len++] = d[--k];
+    p[len++] = '\r';
+    p[len++] = '\n';
+    return len;
+}
+
+/* Appends one RESP bulk string at p; returns what it wrote. */
+static size_t resp_bulk(char *p, const char *s, size_t n)
+{
+    size_t len = resp_head(p, '$', n);
+
+    if (n)
+        memcpy(p + len, s, n);
+    len += n;
+    p[len++] = '\r';
+    p[len++] = '\n';
+    return len;
+}
+
 /* Sends <cmd> <script> argv[0..argc) on ac, replies to on_call_reply with
- * call. Returns 0, MW_ENOMEM or MW_EUNAVAIL. */
+ * call. The command is formatted here, in one allocation: hiredis' own
+ * formatter (sdscatfmt and a growing buffer per argument) cost the server
+ * more than everything else it does to send a script call. Returns 0,
+ * MW_ENOMEM or MW_EUNAVAIL. */
 static int call_send(redisAsyncContext *ac, struct call *call, const char *cmd, const char *script,
                      int argc, const char *const *argv, const size_t *lens)
 {
-    const char *sv[TSR_ARGS_MAX + 2], **v = sv;
-    size_t sl[TSR_ARGS_MAX + 2], *l = sl;
+    size_t cl = strlen(cmd), sl = strlen(script), total = 23 + 27 + cl + 27 + sl, n;
+    char *buf;
     int rc = 0;
 
-    if (argc > TSR_ARGS_MAX) { /* a batch of assigns */
-        v = mw_malloc(((size_t)argc + 2) * sizeof(*v));
-        l = mw_malloc(((size_t)argc + 2) * sizeof(*l));
-        if (!v || !l) {
-            rc = MW_ENOMEM;
-            goto out;
-        }
-    }
-    v[0] = cmd;
-    v[1] = script;
-    l[0] = strlen(cmd);
-    l[1] = strlen(script);
-    for (int i = 0; i < argc; i++) {
-        v[2 + i] = argv[i];
-        l[2 + i] = lens[i];
-    }
-    if (redisAsyncCommandArgv(ac, on_call_reply, call, argc + 2, v, l) != REDIS_OK)
+    for (int i = 0; i < argc; i++)
+        total += 27 + lens[i]; /* "$" 20 digits "\r\n" bytes "\r\n" */
+    buf = mw_malloc(total);
+    if (!buf)
+        return MW_ENOMEM;
+    n = resp_head(buf, '*', (size_t)argc + 2);
+    n += resp_bulk(buf + n, cmd, cl);
+    n += resp_bulk(buf + n, script, sl);
+    for (int i = 0; i < argc; i++)
+        n += resp_bulk(buf + n, argv[i], lens[i]);
+    MW_ASSERT(n <= total);
+    if (redisAsyncFormattedCommand(ac, on_call_reply, call, buf, n) != REDIS_OK)
         rc = MW_EUNAVAIL;
-out:
-    if (v != sv) {
-        mw_free(v);
-        mw_free(l);
-    }
+    mw_free(buf);
     return rc;
 }
 
@@ -402,7 +433,6 @@ int mw__tsr_script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id,
     return rc;
 }
 
-static int owe_detach(struct tsr *s, const char *ticket_id);
 static void owed_flush(struct tsr *s);
 
 static void on_cmd_ready(void *ud, struct mw_redis_conn *c)
@@ -493,7 +523,7 @@ static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata)
     (void)ac;
     s->inflight--;
     if (!reply && q->owe_if_lost && !s->closing)
-        owe_detach(s, q->id); /* the create may have run (CHN-074) */
+        mw__tsr_owe_detach(s, q->id); /* the create may have run (CHN-074) */
     if (q->kind == R_GET) {
         /* Plain HGETALL: an empty array is not_found. */
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 0)
@@ -526,39 +556,6 @@ out:
 }
 
 /* ---- Operations ------------------------------------------------------------- */
-
-static int tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, mw_ticket_cb cb,
-                      void *ud)
-{
-    struct tsr *s = impl;
-    struct args a;
-    char id[MW_TICKET_ID_LEN + 1];
-    int rc;
-
-    if (!req || !cb)
-        return MW_EINVAL;
-    if (s->closing)
-        return MW_ECLOSED;
-    if (!mw_redis_conn_ready(s->cmd))
-        return MW_EUNAVAIL;
-    rc = mw_uuid4(s->rnd, s->rnd_ud, id);
-    if (rc)
-        return rc;
-    args_script(&a, s, now_ms);
-    arg_str(&a, id);
-    arg_str(&a, req->queue);
-    arg_str(&a, req->player_id);
-    arg_str(&a, req->region);
-    arg_str(&a, req->has_idem_key ? "1" : "0");
-    arg_str(&a, req->has_idem_key ? req->idem_key : "");
-    arg_int(&a, now_ms + s->cfg.ticket_ttl_ms);
-    arg_str(&a, req->attributes_json ? "1" : "0");
-    arg_str(&a, req->attributes_json ? req->attributes_json : "");
-    arg_str(&a, req->watched ? "1" : "0");
-    arg_int(&a, s->cfg.ticket_ttl_ms + s->cfg.assigned_ttl_ms);
-    arg_int(&a, (int64_t)s->cfg.max_tickets);
-    return send_req(s, SC_CREATE, &a, R_TICKET, cb, ud, req->watched ? id : NULL);
-}
 
 static int tsr_get(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud)
 {
@@ -625,9 +622,8 @@ static int detach_send(struct tsr *s, redisAsyncContext *ac, const char *ticket_
     return 0;
 }
 
-/* A detach Redis must get once it can (see struct tsr's owed). Returns 0, or
- * MW_ELIMIT / MW_ENOMEM when it was dropped (counted). */
-static int owe_detach(struct tsr *s, const char *ticket_id)
+/* (ticket_store_redis_int.h) */
+int mw__tsr_owe_detach(struct tsr *s, const char *ticket_id)
 {
     if (!s->owed)
         s->owed = mw_malloc(TSR_OWED_MAX * sizeof(*s->owed));
@@ -672,7 +668,7 @@ static int tsr_detach(void *impl, const char *ticket_id, int64_t now_ms)
         return MW_ENOTFOUND;
     ac = mw_redis_conn_ctx(s->cmd);
     if (!ac || detach_send(s, ac, ticket_id, now_ms) != 0)
-        return owe_detach(s, ticket_id); /* never lost quietly (CHN-074) */
+        return mw__tsr_owe_detach(s, ticket_id); /* never lost quietly (CHN-074) */
     return 0;
 }
 
@@ -769,23 +765,39 @@ static int tsr_ready(void *impl, char *reason, size_t reason_len)
 
 /* ---- Counts ----------------------------------------------------------------- */
 
+/* The EXEC of on_counts_timer(): [ZCARD mw:queue, ZCARD mw:deadlines,
+ * [cancelled, expired] of mw:counts]. Queued tickets are the queue; every
+ * live ticket has a deadline; assigned ones are the rest (CHN-040: no
+ * counter is written per created or assigned ticket). */
 static void on_counts_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct tsr *s = privdata;
     redisReply *reply = r;
+    const redisReply *ended;
+    int64_t v[4] = {0}, live;
+    bool ok = true;
 
     (void)ac;
     s->counts_inflight = false;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[2]->type != REDIS_REPLY_ARRAY || reply->element[2]->elements != 2)
         return;
-    for (size_t i = 0; i < 4; i++) {
-        bool ok = true;
-        int64_t v = reply->element[i]->type == REDIS_REPLY_NIL
+    v[MW_TICKET_QUEUED] = mw__tsr_reply_int(reply->element[0], &ok);
+    live = mw__tsr_reply_int(reply->element[1], &ok);
+    ended = reply->element[2];
+    for (size_t i = 0; i < 2; i++) {
+        int64_t x = ended->element[i]->type == REDIS_REPLY_NIL
                         ? 0
-                        : mw__tsr_reply_int(reply->element[i], &ok);
+                        : mw__tsr_reply_int(ended->element[i], &ok);
 
-        s->counts[i] = ok && v > 0 ? (uint64_t)v : 0;
+        v[i == 0 ? MW_TICKET_CANCELLED : MW_TICKET_EXPIRED] = x > 0 ? x : 0;
     }
+    if (!ok)
+        return;
+    v[MW_TICKET_ASSIGNED] =
+        live - v[MW_TICKET_QUEUED] - v[MW_TICKET_CANCELLED] - v[MW_TICKET_EXPIRED];
+    for (size_t i = 0; i < 4; i++)
+        s->counts[i] = v[i] > 0 ? (uint64_t)v[i] : 0;
 }
 
 static void on_counts_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -797,9 +809,13 @@ static void on_counts_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     if (!ac || s->counts_inflight)
         return;
-    /* Field order = enum mw_ticket_state. */
-    if (redisAsyncCommand(ac, on_counts_reply, s, "HMGET %s queued assigned cancelled expired",
-                          s->k_counts) == REDIS_OK)
+    /* One transaction, so the three reads see one moment. */
+    if (redisAsyncCommand(ac, NULL, NULL, "MULTI") != REDIS_OK ||
+        redisAsyncCommand(ac, NULL, NULL, "ZCARD %s", s->k_queue) != REDIS_OK ||
+        redisAsyncCommand(ac, NULL, NULL, "ZCARD %s", s->k_deadlines) != REDIS_OK ||
+        redisAsyncCommand(ac, NULL, NULL, "HMGET %s cancelled expired", s->k_counts) != REDIS_OK)
+        return;
+    if (redisAsyncCommand(ac, on_counts_reply, s, "EXEC") == REDIS_OK)
         s->counts_inflight = true;
 }
 
@@ -900,7 +916,7 @@ static void tsr_destroy(void *impl)
     s->closing = true;
     ev_timer_stop(s->loop, &s->counts_timer);
     mw__tsr_feed_stop(s);
-    mw__tsr_assign_flush(s); /* assigns not sent yet: MW_ECLOSED */
+    mw__tsr_batches_flush(s); /* creates and assigns not sent yet: MW_ECLOSED */
     flush_output(s);
     /* Pending callbacks run now with NULL replies: MW_ECLOSED (closing). */
     mw_redis_conn_free(s->feed);
@@ -912,7 +928,7 @@ static void tsr_destroy(void *impl)
 }
 
 static const struct mw_ticket_store_ops tsr_ops = {
-    .create = tsr_create,
+    .create = mw__tsr_create,
     .get = tsr_get,
     .cancel = tsr_cancel,
     .attach = tsr_attach,
@@ -977,6 +993,7 @@ int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticke
         !key_name(s->k_queue, s->opts.prefix, "mw:queue") ||
         !key_name(s->k_stream, s->opts.prefix, "mw:tickets") ||
         !key_name(s->k_counts, s->opts.prefix, "mw:counts") ||
+        !key_name(s->k_deadlines, s->opts.prefix, "mw:deadlines") ||
         !key_name(s->ch_ended, s->opts.prefix, "matchmaking:ended"))
         goto out_free;
     snprintf(s->s_maxlen, sizeof(s->s_maxlen), "%zu", s->cfg.max_tickets);

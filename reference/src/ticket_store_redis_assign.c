@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "ticket_store_redis_create.h"
 
 /* ---- Assign: the matches of one loop turn in one script call (CHN-060) ----
  * mw__tsr_assign() copies the match into the open batch; the batch goes out at
@@ -20,54 +21,48 @@
  * one each. Each match keeps its own compare-and-set and its own callback,
  * called in the order of the assign calls. */
 
-/* Calls cb with the result of one match, from its part r of the reply. */
-static void finish_assign(struct tsr *s, mw_assign_cb cb, void *ud, const redisReply *r)
+/* Calls p's callback with the result of its match, from its part r of the
+ * reply: -1 committed, else the index of the first ticket that failed the
+ * compare-and-set. The script returns nothing the worker knows: the
+ * tickets the callback gets are built from the match kept in p. */
+static void batch_answer(struct tsr *s, struct pend *p, const redisReply *r)
 {
     struct mw_assign_result res = {0};
     struct mw_ticket ts[MW_MATCH_SIZE_MAX];
-    size_t n = 0;
-    int rc = 0;
+    size_t off = 0;
 
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer >= (long long)p->n) {
         res.status = mw__tsr_reply_failure(s, r, "assign");
-        cb(ud, &res);
+        p->cb(p->ud, &res);
         return;
     }
-    if (mw__tsr_str_is(r->element[0], "STATE")) {
-        bool ok = true;
-
+    if (r->integer >= 0) {
         res.status = MW_ESTATE;
-        res.failed = (size_t)mw__tsr_reply_int(r->element[1], &ok);
-        cb(ud, &res);
+        res.failed = (size_t)r->integer;
+        p->cb(p->ud, &res);
         return;
     }
-    if (!mw__tsr_str_is(r->element[0], "OK") || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        r->element[1]->elements > MW_MATCH_SIZE_MAX) {
-        res.status = mw__tsr_reply_failure(s, r, "assign");
-        cb(ud, &res);
-        return;
-    }
-    for (n = 0; n < r->element[1]->elements; n++) {
-        rc = mw__tsr_ticket_from_reply(&ts[n], r->element[1]->element[n]);
-        if (rc)
-            break;
-    }
-    if (rc) {
-        /* Committed in Redis, unreadable here: report the failure honestly. */
-        res.status = rc == MW_ENOMEM ? MW_ENOMEM : MW_EIO;
-    } else {
-        res.n = n;
-        res.tickets = ts;
-        res.published = true; /* by the script, with the commit (CHN-062) */
-    }
-    cb(ud, &res);
-    for (size_t i = 0; i < n; i++)
-        mw_ticket_clear(&ts[i]);
-}
+    for (size_t i = 0; i < p->n; i++) {
+        struct mw_ticket *t = &ts[i];
 
-static void batch_answer(struct tsr *s, struct pend *p, const redisReply *r)
-{
-    finish_assign(s, p->cb, p->ud, r);
+        /* What an assigned ticket's reader needs; the rest stays empty. */
+        memcpy(t->id, p->ids[i], sizeof(t->id));
+        t->queue[0] = t->player_id[0] = t->region[0] = t->idem_key[0] = '\0';
+        t->has_idem_key = false;
+        t->state = MW_TICKET_ASSIGNED;
+        t->version = p->versions[i];
+        t->created_ms = t->expires_ms = 0;
+        t->ended_ms = p->at;
+        t->attributes_json = NULL;
+        t->assigned_envelope = p->env + off;
+        t->assigned_envelope_len = p->env_len[i];
+        t->replayed = false;
+        off += p->env_len[i] + 1;
+    }
+    res.n = p->n;
+    res.tickets = ts;
+    res.published = true; /* by the script, with the commit (CHN-062) */
+    p->cb(p->ud, &res);
 }
 
 static void batch_fail(struct pend *p, int status)
@@ -161,7 +156,7 @@ static int batch_send(struct tsr *s, struct batch *b)
             barg(&a, p->ids[j], strlen(p->ids[j]));
             barg_int(&a, (int64_t)p->versions[j]);
             barg(&a, p->env + off, p->env_len[j]);
-            off += p->env_len[j];
+            off += p->env_len[j] + 1;
         }
     }
     rc = mw__tsr_script_send(s, ac, SC_ASSIGN, a.n, a.v, a.l, on_batch_reply, b);
@@ -179,8 +174,6 @@ void mw__tsr_assign_flush(struct tsr *s)
 {
     struct batch *b = s->batch_head;
 
-    ev_prepare_stop(s->loop, &s->batch_prepare);
-    ev_idle_stop(s->loop, &s->batch_idle);
     s->batch_head = s->batch_tail = NULL;
     while (b) {
         struct batch *next = b->next;
@@ -196,18 +189,36 @@ void mw__tsr_assign_flush(struct tsr *s)
     }
 }
 
+/* (ticket_store_redis_int.h) */
+void mw__tsr_batches_flush(struct tsr *s)
+{
+    ev_prepare_stop(s->loop, &s->batch_prepare);
+    ev_idle_stop(s->loop, &s->batch_idle);
+    mw__tsr_create_flush(s);
+    mw__tsr_assign_flush(s);
+}
+
+/* (ticket_store_redis_int.h) */
+void mw__tsr_batches_arm(struct tsr *s)
+{
+    if (!ev_is_active(&s->batch_prepare)) {
+        ev_prepare_start(s->loop, &s->batch_prepare);
+        ev_idle_start(s->loop, &s->batch_idle);
+    }
+}
+
 static void on_batch_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop;
     (void)revents;
-    mw__tsr_assign_flush(w->data);
+    mw__tsr_batches_flush(w->data);
 }
 
 static void on_batch_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)loop;
     (void)revents;
-    mw__tsr_assign_flush(w->data);
+    mw__tsr_batches_flush(w->data);
 }
 
 int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud)
@@ -237,7 +248,7 @@ int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *
             return MW_ENOMEM;
         b->s = s;
     }
-    p = mw_malloc(sizeof(*p) + total);
+    p = mw_malloc(sizeof(*p) + total + m->n); /* each envelope NUL-terminated */
     if (!p) {
         if (b != s->batch_tail)
             mw_free(b);
@@ -256,6 +267,7 @@ int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *
         p->env_len[i] = m->envelope_lens[i];
         memcpy(p->env + off, m->envelopes[i], m->envelope_lens[i]);
         off += m->envelope_lens[i];
+        p->env[off++] = '\0';
     }
     if (b != s->batch_tail) {
         if (s->batch_tail)
@@ -266,10 +278,7 @@ int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *
     }
     b->p[b->k++] = p;
     s->inflight++;
-    if (!ev_is_active(&s->batch_prepare)) {
-        ev_prepare_start(s->loop, &s->batch_prepare);
-        ev_idle_start(s->loop, &s->batch_idle);
-    }
+    mw__tsr_batches_arm(s);
     return 0;
 }
 

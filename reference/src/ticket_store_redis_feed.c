@@ -3,7 +3,8 @@
  * (acquired, renewed while held, retried while another worker holds it);
  * on gaining it, the group's pending entries claimed, then the matchmaker
  * rebuilt from mw:queue in pages, then the hand-off stream read through the
- * consumer group and acknowledged. Part of ticket_store_redis. */
+ * consumer group (NOACK: the rebuild, not a pending list, recovers what a
+ * lost reply carried). Part of ticket_store_redis. */
 #include "ticket_store_redis_feed.h"
 
 #include <stdio.h>
@@ -47,8 +48,10 @@ static void feed_entry(struct tsr *s, const redisReply *e)
     mw_ticket_clear(&t);
 }
 
-/* Delivers every entry of a reply array and XACKs them in one command. */
-static void feed_entries_and_ack(struct tsr *s, redisAsyncContext *ac, const redisReply *entries)
+/* Delivers every entry of a reply array; with ack, XACKs them in one
+ * command (claimed entries: they sit in the group's pending list; entries
+ * read with NOACK never enter it). */
+static void feed_entries(struct tsr *s, redisAsyncContext *ac, const redisReply *entries, bool ack)
 {
     const char *argv[3 + TSR_PAGE];
     size_t lens[3 + TSR_PAGE];
@@ -72,7 +75,7 @@ static void feed_entries_and_ack(struct tsr *s, redisAsyncContext *ac, const red
             lens[n++] = e->element[0]->len;
         }
     }
-    if (n > 3)
+    if (ack && n > 3)
         redisAsyncCommandArgv(ac, NULL, NULL, n, argv, lens);
 }
 
@@ -89,10 +92,30 @@ static bool lease_due(const struct tsr *s)
     return !s->leader || now - s->lease_at >= TSR_LEASE_RENEW_S || now < s->lease_at;
 }
 
+/* After a read: renew the lease first when it is due (CHN-082), else read. */
+static void feed_next(struct tsr *s)
+{
+    if (lease_due(s))
+        feed_lease(s);
+    else
+        feed_read(s);
+}
+
+static void on_pace_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tsr *s = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (s->fstate == F_PACE && !s->closing)
+        feed_next(s);
+}
+
 static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct tsr *s = privdata;
     redisReply *reply = r;
+    size_t n = 0;
 
     if (!reply || s->closing || s->fstate != F_READ)
         return;
@@ -108,15 +131,25 @@ static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
         for (size_t i = 0; i < reply->elements; i++) {
             const redisReply *sr = reply->element[i];
 
-            if (sr->type == REDIS_REPLY_ARRAY && sr->elements == 2)
-                feed_entries_and_ack(s, ac, sr->element[1]);
+            if (sr->type == REDIS_REPLY_ARRAY && sr->elements == 2) {
+                feed_entries(s, ac, sr->element[1], false);
+                if (sr->element[1]->type == REDIS_REPLY_ARRAY)
+                    n += sr->element[1]->elements;
+            }
         }
     }
-    /* Renew the lease before the next read when it is due (CHN-082). */
-    if (lease_due(s))
-        feed_lease(s);
-    else
-        feed_read(s);
+    /* Not faster than work arrives: a read that found some entries but
+     * not a full batch is followed by the next one only after
+     * TSR_READ_PACE_S, so entries gather into fewer, larger reads (each
+     * read costs Redis a seek into the stream's tail node, whatever it
+     * returns). An empty read (BLOCK timed out) or a full one: at once. */
+    if (n > 0 && n < (size_t)atoi(TSR_READ_COUNT) && TSR_READ_PACE_S > 0) {
+        s->fstate = F_PACE;
+        ev_timer_set(&s->pace, TSR_READ_PACE_S, 0.0);
+        ev_timer_start(s->loop, &s->pace);
+        return;
+    }
+    feed_next(s);
 }
 
 static void feed_read(struct tsr *s)
@@ -129,11 +162,26 @@ static void feed_read(struct tsr *s)
         return;
     if (block > atoll(TSR_READ_BLOCK_MS))
         block = atoll(TSR_READ_BLOCK_MS);
+    /* Formatted once (per BLOCK value): hiredis' printf-style formatting
+     * cost the worker more than handling the reply. */
+    if (!s->read_cmd || s->read_block != block) {
+        char *cmd = NULL;
+        int len = redisFormatCommand(&cmd,
+                                     "XREADGROUP GROUP " TSR_GROUP " %s COUNT " TSR_READ_COUNT
+                                     " BLOCK %lld NOACK STREAMS %s >",
+                                     s->consumer, block, s->k_stream);
+
+        if (len <= 0) {
+            s->fstate = F_OFF;
+            return;
+        }
+        redisFreeCommand(s->read_cmd);
+        s->read_cmd = cmd;
+        s->read_cmd_len = (size_t)len;
+        s->read_block = block;
+    }
     s->fstate = F_READ;
-    if (redisAsyncCommand(ac, on_read_reply, s,
-                          "XREADGROUP GROUP " TSR_GROUP " %s COUNT " TSR_READ_COUNT
-                          " BLOCK %lld STREAMS %s >",
-                          s->consumer, block, s->k_stream) != REDIS_OK)
+    if (redisAsyncFormattedCommand(ac, on_read_reply, s, s->read_cmd, s->read_cmd_len) != REDIS_OK)
         s->fstate = F_OFF;
 }
 
@@ -234,7 +282,7 @@ static void on_claim_reply(redisAsyncContext *ac, void *r, void *privdata)
         mw__tsr_reply_failure(s, reply, "claim");
         goto rebuild;
     }
-    feed_entries_and_ack(s, ac, reply->element[1]);
+    feed_entries(s, ac, reply->element[1], true);
     memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
     cursor[reply->element[0]->len] = '\0';
     if (strcmp(cursor, "0-0") != 0) {
@@ -326,6 +374,7 @@ static void on_feed_ready(void *ud, struct mw_redis_conn *c)
     struct tsr *s = ud;
 
     (void)c;
+    ev_timer_stop(s->loop, &s->pace);
     s->leader = false; /* re-check, re-claim and rebuild after any reconnect */
     feed_lease(s);
 }
@@ -336,6 +385,7 @@ static void on_feed_lost(void *ud, struct mw_redis_conn *c)
 
     (void)c;
     ev_timer_stop(s->loop, &s->standby);
+    ev_timer_stop(s->loop, &s->pace);
     s->fstate = F_OFF;
     s->leader = false;
 }
@@ -368,9 +418,14 @@ void mw__tsr_feed_init(struct tsr *s)
 {
     ev_timer_init(&s->standby, on_standby_timer, TSR_STANDBY_S, 0.0);
     s->standby.data = s;
+    ev_timer_init(&s->pace, on_pace_timer, TSR_READ_PACE_S, 0.0);
+    s->pace.data = s;
 }
 
 void mw__tsr_feed_stop(struct tsr *s)
 {
     ev_timer_stop(s->loop, &s->standby);
+    ev_timer_stop(s->loop, &s->pace);
+    redisFreeCommand(s->read_cmd);
+    s->read_cmd = NULL;
 }

@@ -3,6 +3,7 @@
  * helpers of ticket_store_redis.c the others call (mw__tsr_*). The module
  * is ticket_store_redis.c (scripts and their NOSCRIPT fallback, requests,
  * operations, sweep, counts, ended notices, lifetime),
+ * ticket_store_redis_create.c (the create batching),
  * ticket_store_redis_assign.c (the assign batching) and
  * ticket_store_redis_feed.c (the worker feed); the scripts themselves are
  * the .lua files of lua/, embedded at build time (lua/embed.cmake makes
@@ -33,13 +34,14 @@
 #define TSR_STANDBY_S           3.0 /* lease retry while another worker holds it */
 #define TSR_READ_COUNT          "128"
 #define TSR_READ_BLOCK_MS       "1000"
+#define TSR_READ_PACE_S         0.0005 /* between a partial read and the next (feed_next) */
 #define TSR_PAGE                256
 #define TSR_TIES_MAX            4096 /* ids remembered at one score while paging */
 #define TSR_COUNTS_PERIOD_S     1.0
 #define TSR_GROUP               "workers"
 #define TSR_KEY_MAX             (64 + 32)
 #define TSR_ARGS_MAX            (16 + 3 * MW_MATCH_SIZE_MAX)
-#define TSR_BATCH_MAX           64   /* matches per assign script call */
+#define TSR_BATCH_MAX           64   /* matches per assign call, creates per create call */
 #define TSR_OWED_MAX            4096 /* detaches owed to Redis (CHN-074); beyond: dropped */
 #define TSR_FLUSH_MS            500  /* at destroy: longest wait to write what is buffered */
 
@@ -72,6 +74,7 @@ enum feed_state {
     F_CLAIM,   /* XAUTOCLAIM in flight */
     F_REBUILD, /* a page of mw:queue in flight */
     F_READ,    /* XREADGROUP in flight */
+    F_PACE,    /* between two reads (TSR_READ_PACE_S); timer armed */
 };
 
 struct tsr {
@@ -84,7 +87,7 @@ struct tsr {
     mw_random_fn rnd;
     void *rnd_ud;
     char k_lease[TSR_KEY_MAX], k_queue[TSR_KEY_MAX], k_stream[TSR_KEY_MAX];
-    char k_counts[TSR_KEY_MAX], ch_ended[TSR_KEY_MAX];
+    char k_counts[TSR_KEY_MAX], k_deadlines[TSR_KEY_MAX], ch_ended[TSR_KEY_MAX];
     char s_maxlen[24], s_ret[24];
 
     struct mw_redis_conn *cmd; /* scripts and reads */
@@ -100,6 +103,10 @@ struct tsr {
     double lease_sent_at; /* ev_now() when the lease script in flight was sent */
     double lease_at;      /* ev_now() when the last successful one was sent */
     ev_timer standby;
+    ev_timer pace;  /* the next read, after a read that found less than a batch */
+    char *read_cmd; /* the XREADGROUP, formatted (redisFormatCommand) for read_block */
+    size_t read_cmd_len;
+    long long read_block;
     double page_score;                  /* rebuild cursor: next page starts at this score */
     char (*ties)[MW_TICKET_ID_LEN + 1]; /* ids already delivered at page_score */
     size_t n_ties;
@@ -110,10 +117,11 @@ struct tsr {
     bool sweep_inflight;
     uint64_t swept; /* tickets changed by passes answered since the last sweep() */
     size_t inflight;
-    uint64_t noscript_retries;             /* calls sent again as EVAL after NOSCRIPT */
-    struct batch *batch_head, *batch_tail; /* assigns not sent yet */
-    ev_prepare batch_prepare;              /* sends them at the end of the turn */
-    ev_idle batch_idle;                    /* keeps that turn's poll from blocking */
+    uint64_t noscript_retries;                /* calls sent again as EVAL after NOSCRIPT */
+    struct batch *batch_head, *batch_tail;    /* assigns not sent yet */
+    struct cbatch *cbatch_head, *cbatch_tail; /* creates not sent yet */
+    ev_prepare batch_prepare;                 /* sends both at the end of the turn */
+    ev_idle batch_idle;                       /* keeps that turn's poll from blocking */
     bool closing;
     struct mw_ratelimit rl;
     /* Detaches owed to Redis (CHN-074): the ids of watched creates whose
@@ -129,7 +137,7 @@ struct tsr {
 
 /* An assign accepted by mw__tsr_assign(), waiting for the end of the loop turn
  * (then for its batch's reply): the match copied (it is borrowed by the
- * call), its envelopes in env[] back to back. */
+ * call), its envelopes in env[] back to back, each followed by a NUL. */
 struct pend {
     mw_assign_cb cb;
     void *ud;
@@ -149,6 +157,27 @@ struct batch {
     struct batch *next;
     size_t k;
     struct pend *p[TSR_BATCH_MAX];
+};
+
+/* A create accepted by mw__tsr_create(), waiting for the end of the loop
+ * turn (then for its batch's reply): the ticket as the script writes it
+ * (what the callback gets when it answers CREATED: the script returns
+ * nothing the caller knows), its attributes text in attrs[]. */
+struct cpend {
+    mw_ticket_cb cb;
+    void *ud;
+    bool watched;
+    struct mw_ticket t; /* t.attributes_json points into attrs (or NULL) */
+    char attrs[];
+};
+
+/* The creates made in one loop turn, sent as one script call (up to
+ * TSR_BATCH_MAX creates; more make another batch). */
+struct cbatch {
+    struct tsr *s;
+    struct cbatch *next;
+    size_t k;
+    struct cpend *p[TSR_BATCH_MAX];
 };
 
 /* ---- Helpers of ticket_store_redis.c -------------------------------------- */
@@ -173,6 +202,13 @@ int mw__tsr_reply_failure(struct tsr *s, const redisReply *r, const char *what);
  * loaded, else EVAL; a NOSCRIPT answer is sent once more as EVAL.
  * cb(ac, reply, priv) gets the reply (NULL when the connection drops).
  * Returns 0, MW_EINVAL, MW_ENOMEM or MW_EUNAVAIL (cb then never called). */
+/* A detach Redis must get once it can (CHN-074; struct tsr's owed).
+ * Returns 0, or MW_ELIMIT / MW_ENOMEM when it was dropped (counted). */
+int mw__tsr_owe_detach(struct tsr *s, const char *ticket_id);
+/* Arms the end-of-turn send of the batches (creates and assigns). */
+void mw__tsr_batches_arm(struct tsr *s);
+/* Sends every batch now (the end of the loop turn, or destroy). */
+void mw__tsr_batches_flush(struct tsr *s);
 int mw__tsr_script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id, int argc,
                         const char *const *argv, const size_t *lens, redisCallbackFn *cb,
                         void *priv);

@@ -278,10 +278,17 @@ static void ct_create(struct ct_fx *fx, const char *player, const char *key, boo
 {
     struct ct_rec c = {.fx = fx};
     struct mw_enqueue_req r = ct_req(player, key, watched);
+    char early[MW_TICKET_ID_LEN + 1] = "";
 
-    assert_int_equal(mw_ticket_store_create(&fx->st, &r, now, ct_on_ticket, &c), 0);
+    /* The id is told when the call returns, before the callback (id_out,
+     * ticket_store.h): a created ticket has it; a replay may have another. */
+    assert_int_equal(mw_ticket_store_create_id(&fx->st, &r, now, early, ct_on_ticket, &c), 0);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(strlen(early), MW_TICKET_ID_LEN);
     ct_wait(fx, &c);
     assert_int_equal(c.status, 0);
+    if (!c.t.replayed)
+        assert_string_equal(early, c.t.id);
     memcpy(out, c.t.id, MW_TICKET_ID_LEN + 1);
     ct_rec_reset(&c);
 }

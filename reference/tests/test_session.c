@@ -743,21 +743,51 @@ static void test_enqueue_race(void **state)
     }
 }
 
-/* A store whose worker runs elsewhere may assign (and publish) a ticket
- * before the creating connection's route exists; the create result, read at
- * creation, still says queued. The session re-reads after registering the
- * route. Here the ticket id is predicted from the PRNG so the assignment can
- * be committed before the create callback, with the publish lost. */
-static void test_enqueue_assigned_before_route(void **state)
+static void use_counting_store(struct fx *fx);
+static unsigned n_get;
+
+/* A store whose worker runs elsewhere (Redis) may assign a ticket and its
+ * notice reach the gateway before the creating connection has the create's
+ * result (two connections to Redis, in any order). The store tells the id
+ * when the create call returns, before it has run the create; the session
+ * registers the route at once, so the notice reaches it, is held, and goes
+ * out right after the `enqueued` reply (which, read at creation, still says
+ * queued): one match.assigned, nothing read again (no get). Here the id is
+ * predicted from the PRNG and the notice handed to the hub directly (the
+ * memory channel delivers later, after the result). A session that
+ * registered the route only in the create callback would get no notice,
+ * and deliver nothing unless it read the ticket again. */
+static void test_enqueue_assigned_before_result(void **state)
 {
     struct fx *fx = *state;
     struct conn *c = conn_new(fx);
     struct fake_rng clone = fx->rng;
     char ids[1][MW_TICKET_ID_LEN + 1], got[MW_TICKET_ID_LEN + 1];
+    struct mw_match m = {.n = 1, .assigned_ms = fx->now};
+    struct mw_buf env;
+    struct mw_assigned a;
 
+    use_counting_store(fx);
     assert_int_equal(mw_uuid4(fake_rng_fill, &clone, ids[0]), 0);
     say(fx, c, "{\"type\":\"enqueue\",\"v\":1,\"data\":{\"queue\":\"duel\",\"playerId\":\"p\"}}");
+    assert_int_equal(c->n_out, 0); /* the create waits for the store */
     commit_match(fx, ids, 1, false);
+    /* The notice, as the Redis subscriber would deliver it, before the
+     * create's result. */
+    snprintf(m.match_id, sizeof(m.match_id), "11111111-2222-4333-8444-555555555555");
+    snprintf(m.connection, sizeof(m.connection), "gs1.example:7777");
+    memcpy(m.ticket_ids[0], ids[0], sizeof(m.ticket_ids[0]));
+    snprintf(m.player_ids[0], sizeof(m.player_ids[0]), "player0");
+    m.versions[0] = 2;
+    mw_buf_init(&env, 0);
+    assert_int_equal(mw_msg_encode_match_assigned(&env, &m, 0, 2), 0);
+    a = (struct mw_assigned){.ticket_id = ids[0],
+                             .envelope = env.data,
+                             .envelope_len = env.len,
+                             .version = 2,
+                             .assigned_ms = fx->now};
+    mw_hub_on_assigned(fx->hub, &a);
+    assert_int_equal(c->n_out, 0); /* held: the reply goes first */
     run(fx);
     assert_int_equal(fx->commits_pending, 0);
     ticket_of(c, 0, got);
@@ -765,7 +795,9 @@ static void test_enqueue_assigned_before_route(void **state)
     expect_out(c, 0, "\"state\":\"queued\",\"version\":1");
     assert_int_equal(c->n_out, 2);
     expect_out(c, 1, "\"type\":\"match.assigned\"");
+    assert_int_equal(n_get, 0); /* no read after the result */
     assert_int_equal(mw_hub_watch_count(fx->hub), 0);
+    mw_buf_release(&env);
 }
 
 static void test_close_in_flight(void **state)
@@ -1073,7 +1105,7 @@ static void test_failed_rewatch_releases_held_push(void **state)
     assert_int_equal(mw_hub_watch_count(fx->hub), 0);
 }
 
-/* A store that counts detach calls, delegating to the memory store. */
+/* A store that counts detach and get calls, delegating to the memory store. */
 static struct mw_ticket_store_ops counting_ops;
 static unsigned n_detach;
 
@@ -1083,13 +1115,21 @@ static int counting_detach_op(void *impl, const char *id, int64_t now_ms)
     return real_ops->detach(impl, id, now_ms);
 }
 
+static int counting_get_op(void *impl, const char *id, mw_ticket_cb cb, void *ud)
+{
+    n_get++;
+    return real_ops->get(impl, id, cb, ud);
+}
+
 static void use_counting_store(struct fx *fx)
 {
     real_ops = fx->st.ops;
     counting_ops = *real_ops;
     counting_ops.detach = counting_detach_op;
+    counting_ops.get = counting_get_op;
     fx->st.ops = &counting_ops;
     n_detach = 0;
+    n_get = 0;
 }
 
 /* CHN-071: the store keeps watcher counts only while a ticket is queued, so
@@ -1508,7 +1548,7 @@ int main(int argc, char **argv)
         T(test_queue_full_behind_slow_store),
         T(test_late_watch_race),
         T(test_enqueue_race),
-        T(test_enqueue_assigned_before_route),
+        T(test_enqueue_assigned_before_result),
         T(test_close_in_flight),
         T(test_slow_consumer),
         T(test_oom),

@@ -474,9 +474,9 @@ struct fake_store {
 };
 
 static int fs_unused_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms,
-                            mw_ticket_cb cb, void *ud)
+                            char *id_out, mw_ticket_cb cb, void *ud)
 {
-    (void)impl, (void)req, (void)now_ms, (void)cb, (void)ud;
+    (void)impl, (void)req, (void)now_ms, (void)id_out, (void)cb, (void)ud;
     return MW_EINVAL;
 }
 static int fs_unused_get(void *impl, const char *id, mw_ticket_cb cb, void *ud)

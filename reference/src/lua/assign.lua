@@ -5,31 +5,31 @@
 -- each were a call of its own (a later match sees what an earlier one
 -- assigned). Each assigned ticket's channel payload is published by the
 -- script itself, right after its commit: commit and notice are one atomic
--- step, so no crash of the worker can separate them. Returns one result per
--- match: {'OK', {HGETALL of each ticket}} or {'STATE', index of the first
--- failing ticket}.
+-- step, so no crash of the worker can separate them. Returns one integer
+-- per match: -1 when it committed (the worker knows what it wrote), else
+-- the index of the first failing ticket.
 local function assign(b)
   local n, mid, at = tonumber(ARGV[b]), ARGV[b + 1], tonumber(ARGV[b + 2])
-  local seen = {}
+  local seen, f = {}, {}
   for i = 1, n do
     local j = b + 3 * i
     local id, nv = ARGV[j], tonumber(ARGV[j + 1])
-    local s = redis.call('HMGET', tkey(id), 'state', 'version')
-    if seen[id] or s[1] ~= 'queued' or tonumber(s[2]) + 1 ~= nv then
-      return {'STATE', i - 1} end
-    seen[id] = true end
-  local out = {}
+    local s = redis.call('HMGET', tkey(id), 'state', 'version', 'playerId', 'idemKey')
+    if seen[id] or s[1] ~= 'queued' or tonumber(s[2]) + 1 ~= nv then return i - 1 end
+    seen[id] = true
+    f[i] = s end
+  local ats, until_ = fmt(at), fmt(at + RET)
   for i = 1, n do
     local j = b + 3 * i
-    local id = ARGV[j]
+    local id, s = ARGV[j], f[i]
     local k = tkey(id)
-    redis.call('HSET', k, 'state', 'assigned', 'version', ARGV[j + 1], 'envelope', ARGV[j + 2], 'matchId', mid, 'endedAt', fmt(at), 'graceAt', '0')
-    local a = redis.call('HGETALL', k)
-    finalize(id, tomap(a), at)
-    count('queued', 'assigned')
-    redis.call('PUBLISH', P..'matchmaking:assigned', '{"ticketId":'..cjson.encode(id)..',"envelope":'..ARGV[j + 2]..'}')
-    out[i] = a end
-  return {'OK', out} end
+    redis.call('HSET', k, 'state', 'assigned', 'version', ARGV[j + 1], 'envelope', ARGV[j + 2], 'matchId', mid, 'endedAt', ats, 'graceAt', '0')
+    redis.call('PEXPIRE', k, RET)
+    if s[4] then redis.call('PEXPIRE', P..'mw:idem:'..string.len(s[3])..':'..s[3]..':'..s[4], RET) end
+    redis.call('ZREM', Q, id)
+    redis.call('ZADD', DL, until_, id)
+    redis.call('PUBLISH', P..'matchmaking:assigned', '{"ticketId":'..cjson.encode(id)..',"envelope":'..ARGV[j + 2]..'}') end
+  return -1 end
 local res, b = {}, 7
 for m = 1, tonumber(ARGV[6]) do
   res[m] = assign(b)

@@ -1,4 +1,4 @@
--- @prelude
+-- @prelude ends
 -- cancel (CHN-070). ARGV[6]: id.
 -- Returns {'OK', HGETALL} | {'STATE', HGETALL} (assigned) | {'NOTFOUND'}.
 local id = ARGV[6]

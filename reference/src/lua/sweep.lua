@@ -1,4 +1,4 @@
--- @prelude
+-- @prelude ends
 -- sweep (CHN-072, CHN-073). ARGV[6]: batch size. Returns {forgotten,
 -- ended}: how many tickets it forgot, and the tickets it ended (HGETALL
 -- arrays).
@@ -27,7 +27,7 @@ for _, id in ipairs(ids) do
         local ik = idemkey(m)
         if ik and redis.call('GET', ik) == id then redis.call('DEL', ik) end
         redis.call('ZREM', DL, id)
-        count(m.state, nil)
+        if m.state ~= 'assigned' then count_ended(m.state, -1) end
         forgotten = forgotten + 1
       else redis.call('ZADD', DL, fa, id) end end end end
 return {forgotten, changed}
