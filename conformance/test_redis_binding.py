@@ -628,6 +628,39 @@ def test_foreign_gateway_ticket_is_matched(testee, rds, conns, subs, queue):
 
 
 @pytest.mark.profile("multi")
+@pytest.mark.req("CHN-085", "CHN-050", "CHN-081")
+def test_layout1_gateway_ticket_is_matched(testee, rds, conns, queue):
+    """CHN-085: a layout-1 instance shares the Redis with the testee. Its
+    create writes what layout 1 wrote (the ticket, the sorted sets, the
+    hand-off entry, and `mw:counts queued` + 1); the testee's worker matches
+    that ticket with a native one, and the testee's own creates leave the
+    layout-1 field alone (neither read back as a count to add to nor reset)."""
+    rds.hset(key(testee, "mw:counts"), "assigned", 777)
+    try:
+        layout1_mixed(testee, rds, conns, queue)
+    finally:
+        rds.hdel(key(testee, "mw:counts"), "assigned")
+
+
+def layout1_mixed(testee, rds, conns, queue):
+    tx, _ = foreign_create(rds, testee, queue, "layout1-player")
+    rds.hincrby(key(testee, "mw:counts"), "queued", 1)
+    queued_before = counts(rds, testee).get("queued", 0)
+    time.sleep(0.05)  # FIFO: the layout-1 ticket is the older one
+    ws = conns()
+    ty = ws.enqueue_ok(queue, player="layout2-player")["ticketId"]
+    m = ws.wait_push("match.assigned", ty, timeout=testee.timeout * 2)
+    assert [p["playerId"] for p in m["data"]["assignment"]["players"]] == ["layout1-player", "layout2-player"], \
+        ijson.dumps(m)
+    h = ticket_hash(rds, testee, tx)
+    assert h["state"] == "assigned" and h["version"] == "2", h
+    c = counts(rds, testee)
+    assert c.get("assigned") == 777, "the layout-1 field mw:counts assigned was changed: %r" % c
+    assert c.get("queued", 0) == queued_before, \
+        "layout 2 wrote mw:counts queued (%s -> %s)" % (queued_before, c.get("queued"))
+
+
+@pytest.mark.profile("multi")
 @pytest.mark.req("CHN-060", "CHN-061", "MSG-077")
 def test_worker_cas_refuses_a_ticket_assigned_elsewhere(testee, rds, conns, queue):
     """A foreign worker assigns ticket A; the testee's worker, which also saw
