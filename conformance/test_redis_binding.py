@@ -281,9 +281,12 @@ def assert_final_layout(rds, testee, tid, h, state, version, player=None, idem=N
 def test_create_layout(testee, rds, conns, queue):
     ws = conns()
     player, k, region = uniq("pl") + " \u00e9:x", uniq("k"), uniq("rg")
-    attrs = {"region": region, "mmr": 1500}
+    # r: a number whose shortest round-trip form needs 17 digits (stored
+    # exactly, not rounded to 0.3: ENV-064, ENV-065; the json.c:989 survivor).
+    attrs = {"region": region, "mmr": 1500, "r": 0.30000000000000004}
     t0 = time.monotonic()
-    r = ws.enqueue_ok(queue, player=player, key=k, attributes={"mmr": 1500}, region=region)
+    r = ws.enqueue_ok(queue, player=player, key=k, attributes={"mmr": 1500, "r": 0.30000000000000004},
+                      region=region)
     tid = r["ticketId"]
     h = ticket_hash(rds, testee, tid)
     for f, v in (("id", tid), ("queue", queue), ("playerId", player), ("region", region), ("idemKey", k),
@@ -315,7 +318,8 @@ def test_create_layout(testee, rds, conns, queue):
         assert e[f] == h[f], "entry %s = %r, hash %r" % (f, e[f], h[f])
     # A replay (MSG-026) returns the ticket unchanged: no second ticket,
     # no second hand-off entry.
-    again = conns().enqueue_ok(queue, player=player, key=k, attributes={"mmr": 1500}, region=region)
+    again = conns().enqueue_ok(queue, player=player, key=k, attributes={"mmr": 1500, "r": 0.30000000000000004},
+                               region=region)
     assert again["ticketId"] == tid
     h2 = ticket_hash(rds, testee, tid)
     assert (h2["version"], h2["state"], h2["createdAt"]) == ("1", "queued", h["createdAt"]), h2
