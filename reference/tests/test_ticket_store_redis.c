@@ -970,6 +970,18 @@ static void test_create_batched(void **state)
     r[3].attributes_json = attrs;
     snprintf(r[3].region, sizeof(r[3].region), "eu");
     r[4] = req_for("p4", NULL, true);
+    /* One create first, answered: SCRIPT LOAD went out on connect, before
+     * it, so its answer has come too and the batch below goes as EVALSHA
+     * (without this, a batch sent before SCRIPT LOAD answers goes as EVAL,
+     * correctly, and the count below saw 0 EVALSHA about once in eight). */
+    {
+        struct mw_enqueue_req w = req_for("warm", NULL, false);
+
+        c[0] = (struct cbrec){.fx = fx};
+        assert_int_equal(mw_ticket_store_create(&fx->a.st, &w, fx->t0, on_ticket, &c[0]), 0);
+        wait_cb(fx, &c[0]);
+        assert_int_equal(c[0].status, 0);
+    }
     resetstat(fx);
     for (int i = 0; i < 5; i++) { /* one loop turn: nothing runs in between */
         c[i] = (struct cbrec){.fx = fx};
@@ -1034,7 +1046,7 @@ static void test_create_batched(void **state)
         cbrec_reset(&c70[i]);
     }
     assert_int_equal(cmdstat(fx, "evalsha", "calls"), 2);
-    assert_int_equal(int_reply(mwt_cmd(fx->r, "ZCARD t:mw:queue")), 74);
+    assert_int_equal(int_reply(mwt_cmd(fx->r, "ZCARD t:mw:queue")), 75); /* warm + 4 + 70 */
 }
 
 /* CHN-060: the assigns made in one loop turn go to Redis as one script
