@@ -24,11 +24,11 @@ static void check_accepted(const struct mw_assigned_owned *o)
     char *copy;
     int rc;
 
-    FUZZ_CHECK(o->envelope.data != NULL && o->envelope.len > 0);
-    FUZZ_CHECK(o->envelope.len <= MW_ENVELOPE_MAX_BYTES);
+    FUZZ_CHECK(o->envelope != NULL && o->envelope_len > 0);
+    FUZZ_CHECK(o->envelope_len <= MW_ENVELOPE_MAX_BYTES);
     FUZZ_CHECK(fuzz_id_ok(o->ticket_id));
-    copy = fuzz_dup_exact((const uint8_t *)o->envelope.data, o->envelope.len);
-    rc = mw_envelope_parse(copy, o->envelope.len, &env, &err);
+    copy = fuzz_dup_exact((const uint8_t *)o->envelope, o->envelope_len);
+    rc = mw_envelope_parse(copy, o->envelope_len, &env, &err);
     FUZZ_CHECK_MSG(rc == 0, "forwarded envelope rejected: %s at %zu", err.message, err.offset);
     FUZZ_CHECK(strcmp(env.type, "match.assigned") == 0 && env.v == 1 && !env.has_id);
     FUZZ_CHECK(fuzz_tree_ok(env.data, 2, MW_ENVELOPE_MAX_DEPTH));
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Re-publish what we would forward: decoding it again changes nothing. */
     mw_assigned_view(&o, &view);
-    FUZZ_CHECK(view.ticket_id == o.ticket_id && view.envelope_len == o.envelope.len);
+    FUZZ_CHECK(view.ticket_id == o.ticket_id && view.envelope_len == o.envelope_len);
     mw_buf_init(&b, 2 * MW_CHANNEL_PAYLOAD_MAX);
     FUZZ_CHECK(mw_channel_payload_encode(&b, &view) == 0);
     {
@@ -93,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK_MSG(rc == 0, "re-encoded payload dropped: %s", mw_drop_reason_name(why));
         FUZZ_CHECK(strcmp(o.ticket_id, o2.ticket_id) == 0 && o.version == o2.version &&
                    o.assigned_ms == o2.assigned_ms);
-        FUZZ_CHECK(o.envelope.len == o2.envelope.len &&
-                   memcmp(o.envelope.data, o2.envelope.data, o.envelope.len) == 0);
+        FUZZ_CHECK(o.envelope_len == o2.envelope_len &&
+                   memcmp(o.envelope, o2.envelope, o.envelope_len) == 0);
         mw_assigned_owned_clear(&o2);
     }
     free(copy);

@@ -116,8 +116,8 @@ static void oom_channel(const char *buf, size_t size, long n)
         FUZZ_CHECK_MSG(rgot == rref, "rc %d under failure, %d without", rgot, rref);
         FUZZ_CHECK(wgot == wref);
         if (rgot == 0)
-            FUZZ_CHECK(got.envelope.len == ref.envelope.len &&
-                       memcmp(got.envelope.data, ref.envelope.data, got.envelope.len) == 0);
+            FUZZ_CHECK(got.envelope_len == ref.envelope_len &&
+                       memcmp(got.envelope, ref.envelope, got.envelope_len) == 0);
     }
     mw_assigned_owned_clear(&got);
     mw_assigned_owned_clear(&ref);

@@ -3,8 +3,9 @@
  * What travels on "matchmaking:assigned" is the seed's payload,
  * {"ticketId": ..., "envelope": {...}}, as any worker publishes it (ours, or
  * a NestJS worker's JSON.stringify). Everything received is untrusted: it is
- * bounded, checked strictly, and re-serialized canonically before a gateway
- * pushes it. The backends (ops tables) live in channel_memory.c and
+ * bounded and checked strictly, and a gateway pushes the envelope's
+ * canonical text: as received when it was canonical already (no copy), else
+ * re-serialized. The backends (ops tables) live in channel_memory.c and
  * channel_redis.c. */
 #include "channel.h"
 
@@ -12,6 +13,7 @@
 
 #include "envelope.h"
 #include "error.h"
+#include "invariant.h"
 #include "json.h"
 #include "messages.h"
 
@@ -69,9 +71,34 @@ static int drop(enum mw_drop_reason *why, enum mw_drop_reason r)
     return MW_EINVAL;
 }
 
+/* True when env (a view into the payload's tree) would serialize to the
+ * envelope's text as received: the text is canonical (track) and holds
+ * exactly the members mw_envelope_serialize() writes, in its order. */
+static bool envelope_text_canonical(const cJSON *envj, const struct mw_json_track *t)
+{
+    static const char *const order[] = {"type", "v", "id", "data"};
+    const cJSON *c = envj->child;
+    size_t i;
+
+    if (!t->canonical)
+        return false;
+    for (i = 0; i < sizeof(order) / sizeof(order[0]) && c; i++) {
+        if (strcmp(c->string, order[i]) == 0)
+            c = c->next;
+        else if (i != 2) /* only "id" may be absent */
+            return false;
+    }
+    return c == NULL;
+}
+
 int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_owned *out,
                               enum mw_drop_reason *why)
 {
+    enum { T_TICKET_ID, T_ENVELOPE, T__COUNT };
+    struct mw_json_track t[T__COUNT] = {
+        [T_TICKET_ID] = {.key = "ticketId"},
+        [T_ENVELOPE] = {.key = "envelope"},
+    };
     struct mw_parse_error pe;
     struct mw_envelope env;
     const cJSON *tid, *envj;
@@ -83,7 +110,7 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
     int rc;
 
     memset(out, 0, sizeof(*out));
-    mw_buf_init(&out->envelope, MW_ENVELOPE_MAX_BYTES);
+    mw_buf_init(&out->scratch, MW_ENVELOPE_MAX_BYTES);
     if (why)
         *why = MW_DROP_NONE;
     if (len > MW_CHANNEL_PAYLOAD_MAX)
@@ -91,7 +118,7 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
 
     /* The envelope sits one level down: allow its 32 levels plus the payload
      * object. Anything deeper is not a payload we could ever forward. */
-    rc = mw_json_parse(buf, len, MW_ENVELOPE_MAX_DEPTH + 1, &root, &pe);
+    rc = mw_json_parse_tracked(buf, len, MW_ENVELOPE_MAX_DEPTH + 1, t, T__COUNT, &root, &pe);
     if (rc == MW_ENOMEM)
         return MW_ENOMEM;
     if (rc)
@@ -105,31 +132,46 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
         goto out_free_root;
     }
 
-    rc = mw_envelope_from_json(envj, &env, &pe);
-    if (rc == MW_ENOMEM)
-        goto out_free_root;
-    if (rc) {
+    /* A view: the envelope's data stays in root, nothing is copied. */
+    if (mw_envelope_view_json(envj, &env, &pe) != 0) {
         rc = drop(why, MW_DROP_BAD_ENVELOPE);
         goto out_free_root;
     }
     if (mw_msg_check_match_assigned(&env, &data_tid, &version, &assigned_ms, NULL) != 0) {
         rc = drop(why, MW_DROP_NOT_ASSIGNED);
-        goto out_clear_env;
+        goto out_free_root;
     }
     if (strcmp(data_tid, tid->valuestring) != 0) {
         rc = drop(why, MW_DROP_TICKET_MISMATCH);
-        goto out_clear_env;
+        goto out_free_root;
     }
 
-    rc = mw_envelope_serialize(&env, &out->envelope);
-    if (rc) {
-        /* Canonical text can outgrow its source (1e15 is written out as
-         * digits): an envelope whose canonical form exceeds 64 KiB, like
-         * anything else the writer refuses, is not forwardable. */
-        if (rc != MW_ENOMEM)
-            rc = drop(why, MW_DROP_BAD_ENVELOPE);
-        mw_buf_release(&out->envelope);
-        goto out_clear_env;
+    if (envelope_text_canonical(envj, &t[T_ENVELOPE])) {
+        /* Pushed as received: it is byte for byte what re-serializing
+         * would write (checked below where invariants are). */
+        MW_ASSERT(t[T_ENVELOPE].found && t[T_ENVELOPE].len <= len);
+        out->envelope = buf + t[T_ENVELOPE].offset;
+        out->envelope_len = t[T_ENVELOPE].len;
+#if MW_ASSERTIONS
+        rc = mw_envelope_serialize(&env, &out->scratch);
+        MW_ASSERT(rc == MW_ENOMEM ||
+                  (rc == 0 && out->scratch.len == out->envelope_len &&
+                   memcmp(out->scratch.data, out->envelope, out->envelope_len) == 0));
+        mw_buf_release(&out->scratch);
+#endif
+    } else {
+        rc = mw_envelope_serialize(&env, &out->scratch);
+        if (rc) {
+            /* Canonical text can outgrow its source (1e15 is written out as
+             * digits): an envelope whose canonical form exceeds 64 KiB, like
+             * anything else the writer refuses, is not forwardable. */
+            if (rc != MW_ENOMEM)
+                rc = drop(why, MW_DROP_BAD_ENVELOPE);
+            mw_buf_release(&out->scratch);
+            goto out_free_root;
+        }
+        out->envelope = out->scratch.data;
+        out->envelope_len = out->scratch.len;
     }
     n = strlen(tid->valuestring);
     memcpy(out->ticket_id, tid->valuestring, n + 1);
@@ -137,8 +179,6 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
     out->assigned_ms = assigned_ms;
     rc = 0;
 
-out_clear_env:
-    mw_envelope_clear(&env);
 out_free_root:
     cJSON_Delete(root);
     return rc;
@@ -148,15 +188,17 @@ void mw_assigned_owned_clear(struct mw_assigned_owned *o)
 {
     if (!o)
         return;
-    mw_buf_release(&o->envelope);
+    mw_buf_release(&o->scratch);
+    o->envelope = NULL;
+    o->envelope_len = 0;
     o->ticket_id[0] = '\0';
 }
 
 void mw_assigned_view(const struct mw_assigned_owned *o, struct mw_assigned *view)
 {
     view->ticket_id = o->ticket_id;
-    view->envelope = o->envelope.data ? o->envelope.data : "";
-    view->envelope_len = o->envelope.len;
+    view->envelope = o->envelope ? o->envelope : "";
+    view->envelope_len = o->envelope_len;
     view->version = o->version;
     view->assigned_ms = o->assigned_ms;
     view->recovery = false; /* received on the channel: a first delivery */

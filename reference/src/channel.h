@@ -115,18 +115,25 @@ const char *mw_drop_reason_name(enum mw_drop_reason r);
  * MW_ENOMEM, MW_ELIMIT. */
 int mw_channel_payload_encode(struct mw_buf *b, const struct mw_assigned *m);
 
-/* A decoded payload; owns its strings. */
+/* A decoded payload. The envelope text is borrowed from the decoded buffer
+ * when that held it canonically already (what any worker of this spec and
+ * the seed's JSON.stringify send, in the usual case), and otherwise is the
+ * canonical re-serialization, owned in scratch: either way valid while the
+ * decoded buffer lives and until mw_assigned_owned_clear(). */
 struct mw_assigned_owned {
     char ticket_id[MW_CHANNEL_TICKET_ID_MAX + 1];
-    struct mw_buf envelope; /* canonical re-serialization of the received envelope */
+    const char *envelope; /* canonical match.assigned envelope text; NULL when dropped */
+    size_t envelope_len;
+    struct mw_buf scratch; /* owns the re-serialization, when one was made */
     uint64_t version;
     int64_t assigned_ms;
 };
 
-/* Decodes and validates buf[0..len) (exact length, no NUL needed). On success
- * returns 0 and *out owns its envelope buffer (mw_assigned_owned_clear()),
- * and mw_assigned_view() gives the borrowed form. Returns MW_EINVAL with
- * *why set for a payload to drop, or MW_ENOMEM. */
+/* Decodes and validates buf[0..len) (exact length, no NUL needed) by
+ * CHN-010. On success returns 0 and *out holds the notice (see above;
+ * mw_assigned_owned_clear() releases it), and mw_assigned_view() gives the
+ * borrowed form. Returns MW_EINVAL with *why set for a payload to drop, or
+ * MW_ENOMEM; *out then holds nothing. */
 int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_owned *out,
                               enum mw_drop_reason *why);
 void mw_assigned_owned_clear(struct mw_assigned_owned *o);

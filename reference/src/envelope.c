@@ -3,6 +3,7 @@
 #include "envelope.h"
 
 #include "alloc.h"
+#include "invariant.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -226,7 +227,7 @@ out_free_root:
     return rc;
 }
 
-int mw_envelope_from_json(const cJSON *root, struct mw_envelope *out, struct mw_parse_error *err)
+int mw_envelope_view_json(const cJSON *root, struct mw_envelope *out, struct mw_parse_error *err)
 {
     int rc;
 
@@ -237,21 +238,35 @@ int mw_envelope_from_json(const cJSON *root, struct mw_envelope *out, struct mw_
         err->message[0] = '\0';
     }
     rc = check(root, NULL, SIZE_MAX, NULL, out, err);
+    if (rc) {
+        reset(out);
+        if (rc == MW_EINVAL)
+            keep_id(root, out);
+        return rc;
+    }
+    /* Borrowed; read only (root is const to us, its members' links are
+     * not). check() found "data". */
+    for (cJSON *c = root->child; c; c = c->next)
+        if (c->string && strcmp(c->string, "data") == 0)
+            out->data = c;
+    MW_ASSERT(out->data != NULL);
+    return 0;
+}
+
+int mw_envelope_from_json(const cJSON *root, struct mw_envelope *out, struct mw_parse_error *err)
+{
+    int rc = mw_envelope_view_json(root, out, err);
+
     if (rc)
-        goto out_reset;
-    out->data = cJSON_Duplicate(mw_json_get(root, "data"), 1);
+        return rc;
+    out->data = cJSON_Duplicate(out->data, 1);
     if (!out->data) {
-        rc = oom(err);
-        goto out_reset;
+        reset(out);
+        return oom(err);
     }
     mw_free(out->data->string);
     out->data->string = NULL;
     return 0;
-out_reset:
-    reset(out);
-    if (rc == MW_EINVAL)
-        keep_id(root, out);
-    return rc;
 }
 
 void mw_envelope_clear(struct mw_envelope *e)

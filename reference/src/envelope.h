@@ -50,6 +50,12 @@ int mw_envelope_parse(const char *buf, size_t len, struct mw_envelope *out,
  * by *out. Returns 0, MW_EINVAL (bad_envelope) or MW_ENOMEM. */
 int mw_envelope_from_json(const cJSON *root, struct mw_envelope *out, struct mw_parse_error *err);
 
+/* mw_envelope_from_json() without the copy: on success out->data is
+ * root's "data" member, borrowed (valid while root lives, read only; never
+ * mw_envelope_clear() a view). Serializing a view works as for an owned
+ * envelope. Same returns but for MW_ENOMEM, which it cannot fail with. */
+int mw_envelope_view_json(const cJSON *root, struct mw_envelope *out, struct mw_parse_error *err);
+
 /* Releases what *e owns; e may then be reused. NULL-safe. */
 void mw_envelope_clear(struct mw_envelope *e);
 

@@ -246,6 +246,11 @@ struct scanner {
     struct mw_json_track *track;
     size_t ntrack;
     long cur_track; /* track entry of the top-level member being scanned, or -1 */
+    /* Non-canonical spellings seen so far (whitespace, an escape or a number
+     * mw_json_write would spell otherwise); a tracked member is canonical
+     * when the count did not move while it was scanned. */
+    uint32_t noncanon;
+    uint32_t noncanon_at; /* the count when the tracked member's name was read */
 
     struct key_ent keys_inline[KEYS_INLINE];
     uint32_t slots_inline[SLOTS_INLINE];
@@ -416,9 +421,11 @@ static inline int scan_string(struct scanner *s, const unsigned char *q, const u
             if (avail < 2)
                 return fail(s, p, MW_CODE_BAD_JSON, "unterminated escape");
             switch (p[1]) {
+            case '/': /* mw_json_write writes '/' raw */
+                s->noncanon++;
+                /* fall through */
             case '"':
             case '\\':
-            case '/':
                 cp = p[1];
                 p += 2;
                 break;
@@ -447,6 +454,11 @@ static inline int scan_string(struct scanner *s, const unsigned char *q, const u
                 if (v < 0)
                     return fail(s, p, MW_CODE_BAD_JSON, "invalid \\u escape");
                 cp = (uint32_t)v;
+                /* mw_json_write spells \u only for the other bytes below
+                 * 0x20, as \u00xx in lower case. */
+                if (cp >= 0x20 || cp == '\b' || cp == '\f' || cp == '\n' || cp == '\r' ||
+                    cp == '\t' || (p[5] >= 'A' && p[5] <= 'F'))
+                    s->noncanon++;
                 if (cp == 0)
                     return fail(s, p, MW_CODE_BAD_JSON, "\\u0000 is not allowed");
                 if (cp >= 0xDC00 && cp <= 0xDFFF)
@@ -661,10 +673,15 @@ static bool track_match(const struct scanner *s, const unsigned char *q, size_t 
     return dec_equal(q, rawlen, (const unsigned char *)key, kl);
 }
 
-static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+static inline const unsigned char *skip_ws(struct scanner *s, const unsigned char *p,
+                                           const unsigned char *end)
 {
-    while (p < end && is_ws(*p))
-        p++;
+    if (p < end && is_ws(*p)) {
+        s->noncanon++; /* mw_json_write writes no whitespace */
+        do
+            p++;
+        while (p < end && is_ws(*p));
+    }
     return p;
 }
 
@@ -675,7 +692,7 @@ static int scan(struct scanner *s)
     int rc;
 
 value:
-    p = skip_ws(p, end);
+    p = skip_ws(s, p, end);
     if (p >= end)
         return fail(s, p, MW_CODE_BAD_JSON, "unexpected end of input, expected a value");
     if (s->cur_track >= 0 && s->depth == 1)
@@ -698,7 +715,7 @@ value:
         if (obj)
             s->serial[s->depth] = ++s->next_serial;
         s->depth++;
-        p = skip_ws(p + 1, end);
+        p = skip_ws(s, p + 1, end);
         if (p < end && *p == (obj ? '}' : ']')) {
             p++;
             goto close;
@@ -758,6 +775,10 @@ value:
             rc = scan_number(s, q, &p, &plain, &d);
             if (rc)
                 return rc;
+            /* mw_json_write spells a number as its source only when it
+             * is an integer of at most 15 digits (-0 included). */
+            if (!plain || (size_t)(p - q) - (*q == '-') > 15)
+                s->noncanon++;
             if (s->cur_track >= 0 && s->depth == 1)
                 s->track[s->cur_track].plain_int = plain;
             if (s->build && !(item = cJSON_CreateNumber(d)))
@@ -775,7 +796,7 @@ close:
 
 after:
     if (s->depth == 0) {
-        p = skip_ws(p, end);
+        p = skip_ws(s, p, end);
         if (p != end)
             return fail(s, p, MW_CODE_BAD_JSON, "unexpected data after the top-level value");
         return 0;
@@ -784,9 +805,10 @@ after:
         struct mw_json_track *t = &s->track[s->cur_track];
         t->found = true;
         t->len = (size_t)(p - s->p0) - t->offset;
+        t->canonical = s->noncanon == s->noncanon_at;
         s->cur_track = -1;
     }
-    p = skip_ws(p, end);
+    p = skip_ws(s, p, end);
     if (p >= end)
         return fail(s, p, MW_CODE_BAD_JSON, "unexpected end of input");
     if (s->is_obj[s->depth - 1]) {
@@ -796,7 +818,7 @@ after:
         }
         if (*p != ',')
             return fail(s, p, MW_CODE_BAD_JSON, "expected ',' or '}'");
-        p = skip_ws(p + 1, end);
+        p = skip_ws(s, p + 1, end);
         goto key;
     }
     if (*p == ']') {
@@ -834,6 +856,7 @@ key:
             for (i = 0; i < s->ntrack; i++) {
                 if (track_match(s, q + 1, e.len, esc, s->track[i].key)) {
                     s->cur_track = (long)i;
+                    s->noncanon_at = s->noncanon;
                     break;
                 }
             }
@@ -844,7 +867,7 @@ key:
                 return rc;
         }
     }
-    p = skip_ws(p, end);
+    p = skip_ws(s, p, end);
     if (p >= end)
         return fail(s, p, MW_CODE_BAD_JSON, "unexpected end of input, expected ':'");
     if (*p != ':')
@@ -873,6 +896,7 @@ int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_
         track[i].offset = 0;
         track[i].len = 0;
         track[i].plain_int = false;
+        track[i].canonical = false;
     }
     if (!buf) {
         if (len)
@@ -905,6 +929,8 @@ int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_
     s->track = n ? track : NULL;
     s->ntrack = n;
     s->cur_track = -1;
+    s->noncanon = 0;
+    s->noncanon_at = 0;
 
     rc = scan(s);
 

@@ -71,6 +71,13 @@ struct mw_json_track {
     size_t offset;   /* out: byte offset of the member value's first byte */
     size_t len;      /* out: byte length of the member value's text */
     bool plain_int;  /* out: the value is a number written -?(0|[1-9][0-9]*) */
+    /* out: the member's name and value are written exactly as mw_json_write
+     * writes them (no whitespace, only the escapes it makes, integers of at
+     * most 15 digits): mw_json_write of the parsed value gives back
+     * buf[offset, offset + len). False means "not known to be", not
+     * "differs": an escape or number spelled otherwise may still write back
+     * the same. */
+    bool canonical;
 };
 
 /* mw_json_parse() (out may be NULL: check only) that also fills track[0..n)

@@ -45,7 +45,7 @@ static void expect_drop(const char *payload, enum mw_drop_reason want)
                     mw_drop_reason_name(want));
     assert_int_equal(rc, MW_EINVAL);
     assert_int_equal(why, want);
-    assert_null(o.envelope.data);
+    assert_null(o.envelope);
     mw_assigned_owned_clear(&o);
 }
 
@@ -73,7 +73,7 @@ static void expect_ok(const char *payload, const char *canonical, uint64_t versi
     assert_int_equal(view.version, version);
     assert_int_equal(view.assigned_ms, assigned_ms);
     mw_assigned_owned_clear(&o);
-    assert_null(o.envelope.data);
+    assert_null(o.envelope);
     mw_assigned_owned_clear(NULL);
 }
 
@@ -174,6 +174,115 @@ static void test_nestjs_payloads(void **state)
     expect_ok("{\"ticketId\":\"" TID "\",\"envelope\":{\"type\":\"match.assigned\",\"v\":1.0,"
               "\"data\":{\"ticketId\":\"" TID "\",\"version\":2,\"assignment\":" ASSIGNMENT "}}}",
               ENVELOPE, 2, T0);
+}
+
+/* Whether the decoded envelope was taken as received (borrowed from the
+ * payload) or re-serialized; the text is the canonical one either way. */
+static void expect_path(const char *payload, const char *canonical, bool as_received)
+{
+    struct mw_assigned_owned o;
+    enum mw_drop_reason why = MW_DROP__COUNT;
+    size_t len = strlen(payload);
+    bool inside;
+
+    if (decode(payload, &o, &why) != 0)
+        print_error("payload %s\n dropped: %s\n", payload, mw_drop_reason_name(why));
+    assert_int_equal(why, MW_DROP_NONE);
+    assert_int_equal(o.envelope_len, strlen(canonical));
+    assert_memory_equal(o.envelope, canonical, o.envelope_len);
+    inside = o.envelope >= payload && o.envelope + o.envelope_len <= payload + len;
+    if (inside != as_received)
+        print_error("payload %s\n envelope %s, want %s\n", payload,
+                    inside ? "as received" : "re-serialized",
+                    as_received ? "as received" : "re-serialized");
+    assert_true(inside == as_received);
+    assert_true(as_received ? o.scratch.data == NULL : o.envelope == o.scratch.data);
+    mw_assigned_owned_clear(&o);
+    assert_null(o.envelope);
+    assert_null(o.scratch.data);
+}
+
+#define PAYLOAD_OF(env) "{\"ticketId\":\"" TID "\",\"envelope\":" env "}"
+#define ENV_DATA(assignment)                                                                       \
+    "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID "\",\"version\":2,"       \
+    "\"assignment\":" assignment "}}"
+#define ASSIGNMENT_PLAYER(p)                                                                       \
+    "{\"matchId\":\"7d3b5b0e-1f2a-4c3d-8e4f-5a6b7c8d9e0f\",\"connection\":\"10.0.0.5:7777\","      \
+    "\"players\":[{\"playerId\":\"" p "\"}],\"assignedAt\":\"2026-11-27T11:40:48.123Z\"}"
+
+/* A payload whose envelope is canonical already (ours, JSON.stringify's in
+ * the usual case) is forwarded as received, with no copy and no
+ * re-serialization; anything spelled otherwise is re-serialized, and the
+ * text pushed is the canonical one in both cases (ENV-060..065, CHN-005). */
+static void test_canonical_envelope_forwarded_as_received(void **state)
+{
+    (void)state;
+    /* ours, and other members of the payload around it */
+    expect_path(PAYLOAD_OF(ENVELOPE), ENVELOPE, true);
+    expect_path("{\"publishedBy\":\"w1\",\"envelope\":" ENVELOPE ",\"ticketId\":\"" TID "\"}",
+                ENVELOPE, true);
+    expect_path("{ \"ticketId\" : \"" TID "\" , \"envelope\":" ENVELOPE " }", ENVELOPE, true);
+    /* the escapes the canonical writer makes (JSON.stringify's too) */
+    expect_path(PAYLOAD_OF(ENV_DATA(ASSIGNMENT_PLAYER("a\\\"b\\\\c\\n\\t\\u001f\\u0001"))),
+                ENV_DATA(ASSIGNMENT_PLAYER("a\\\"b\\\\c\\n\\t\\u001f\\u0001")), true);
+    /* raw UTF-8 and the largest integers of 15 digits */
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":999999999999999,\"assignment\":" ASSIGNMENT_PLAYER(
+                               "\xc3\xa9") ",\"n\":-0,\"m\":-123456789012345}}"),
+                "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                "\",\"version\":999999999999999,\"assignment\":" ASSIGNMENT_PLAYER(
+                    "\xc3\xa9") ",\"n\":-0,\"m\":-123456789012345}}",
+                true);
+
+    /* whitespace inside the envelope */
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\", \"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2,\"assignment\":" ASSIGNMENT "}}"),
+                ENVELOPE, false);
+    expect_path("{\"ticketId\":\"" TID "\",\"envelope\": " ENVELOPE "}", ENVELOPE, false);
+    /* escapes the writer does not make: \/, \u for a printable character,
+     * upper-case hex, \u000a for \n */
+    expect_path(PAYLOAD_OF(ENV_DATA(ASSIGNMENT_PLAYER("a\\/b"))),
+                ENV_DATA(ASSIGNMENT_PLAYER("a/b")), false);
+    expect_path(PAYLOAD_OF(ENV_DATA(ASSIGNMENT_PLAYER("\\u0041"))),
+                ENV_DATA(ASSIGNMENT_PLAYER("A")), false);
+    expect_path(PAYLOAD_OF(ENV_DATA(ASSIGNMENT_PLAYER("\\u001F"))),
+                ENV_DATA(ASSIGNMENT_PLAYER("\\u001f")), false);
+    expect_path(PAYLOAD_OF(ENV_DATA(ASSIGNMENT_PLAYER("\\u000a"))),
+                ENV_DATA(ASSIGNMENT_PLAYER("\\n")), false);
+    expect_path(PAYLOAD_OF(ENV_DATA(ASSIGNMENT_PLAYER("\\ud83d\\ude00"))),
+                ENV_DATA(ASSIGNMENT_PLAYER("\xf0\x9f\x98\x80")), false);
+    /* an escape in a member name */
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2,\"assignment\":" ASSIGNMENT ",\"\\u0078\":1}}"),
+                "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                "\",\"version\":2,\"assignment\":" ASSIGNMENT ",\"x\":1}}",
+                false);
+    /* numbers: a fraction, an exponent, 16 digits (all integral) */
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2.0,\"assignment\":" ASSIGNMENT "}}"),
+                ENVELOPE, false);
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2e0,\"assignment\":" ASSIGNMENT "}}"),
+                ENVELOPE, false);
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":1000000000000000,\"assignment\":" ASSIGNMENT "}}"),
+                "{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                "\",\"version\":1000000000000000,\"assignment\":" ASSIGNMENT "}}",
+                false);
+    /* the envelope's members in another order, or one more of them */
+    expect_path(PAYLOAD_OF("{\"v\":1,\"type\":\"match.assigned\",\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2,\"assignment\":" ASSIGNMENT "}}"),
+                ENVELOPE, false);
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2,\"assignment\":" ASSIGNMENT "},\"v\":1}"),
+                ENVELOPE, false);
+    expect_path(PAYLOAD_OF("{\"type\":\"match.assigned\",\"v\":1,\"data\":{\"ticketId\":\"" TID
+                           "\",\"version\":2,\"assignment\":" ASSIGNMENT "},\"trace\":\"t\"}"),
+                ENVELOPE, false);
+    expect_path(PAYLOAD_OF("{\"trace\":\"t\",\"type\":\"match.assigned\",\"v\":1,\"data\":{"
+                           "\"ticketId\":\"" TID "\",\"version\":2,\"assignment\":" ASSIGNMENT
+                           "}}"),
+                ENVELOPE, false);
 }
 
 static void test_drop_too_large(void **state)
@@ -350,13 +459,14 @@ static void test_oom(void **state)
         rc = decode(p, &o, &why);
         mw_alloc_fail_reset();
         if (rc == 0) {
-            assert_string_equal(o.envelope.data, ENVELOPE);
+            assert_int_equal(o.envelope_len, strlen(ENVELOPE));
+            assert_memory_equal(o.envelope, ENVELOPE, o.envelope_len);
             mw_assigned_owned_clear(&o);
             done = true;
         } else {
             /* an allocation failure is never mistaken for a bad payload */
             assert_int_equal(rc, MW_ENOMEM);
-            assert_null(o.envelope.data);
+            assert_null(o.envelope);
         }
     }
     assert_true(done);
@@ -369,6 +479,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_drop_names),
         cmocka_unit_test(test_encode_exact_and_roundtrip),
         cmocka_unit_test(test_nestjs_payloads),
+        cmocka_unit_test(test_canonical_envelope_forwarded_as_received),
         cmocka_unit_test(test_drop_too_large),
         cmocka_unit_test(test_drop_bad_json),
         cmocka_unit_test(test_drop_bad_payload),
