@@ -38,6 +38,7 @@
 #include "ratelimit.h"
 #include "redis_scripts.h"
 #include "ticket_store_redis_assign.h"
+#include "ticket_store_redis_batch.h"
 #include "ticket_store_redis_create.h"
 #include "ticket_store_redis_feed.h"
 #include "ticket_store_redis_int.h"
@@ -65,40 +66,79 @@ struct req {
 
 /* ---- Small helpers ---------------------------------------------------------- */
 
-struct args {
-    const char *v[TSR_ARGS_MAX];
-    size_t l[TSR_ARGS_MAX];
-    char num[TSR_ARGS_MAX][24];
-    int n;
-};
-
-static void arg_str(struct args *a, const char *s)
-{
-    a->v[a->n] = s;
-    a->l[a->n] = strlen(s);
-    a->n++;
-}
-
-static void arg_int(struct args *a, int64_t v)
-{
-    int n = snprintf(a->num[a->n], sizeof(a->num[a->n]), "%" PRId64, v);
-
-    a->v[a->n] = a->num[a->n];
-    a->l[a->n] = n > 0 ? (size_t)n : 0;
-    a->n++;
-}
-
-/* The arguments after the script: 0 prefix maxlen retention origin now ...
- * (mw__tsr_script_send() puts EVALSHA <sha> or EVAL <text> in front). */
-static void args_script(struct args *a, const struct tsr *s, int64_t now_ms)
+/* (ticket_store_redis_int.h) */
+int mw__tsr_args_reserve(struct tsr_args *a, size_t argc, size_t nums)
 {
     a->n = 0;
-    arg_str(a, "0");
-    arg_str(a, s->opts.prefix);
-    arg_str(a, s->s_maxlen);
-    arg_str(a, s->s_ret);
-    arg_str(a, s->origin);
-    arg_int(a, now_ms);
+    a->ni = 0;
+    a->v = a->v_inline;
+    a->l = a->l_inline;
+    a->num = a->num_inline;
+    a->cap = a->capnum = TSR_ARGS_INLINE;
+    if (argc <= TSR_ARGS_INLINE && nums <= TSR_ARGS_INLINE)
+        return 0;
+    a->v = mw_malloc(argc * sizeof(*a->v));
+    a->l = mw_malloc(argc * sizeof(*a->l));
+    a->num = mw_malloc(nums * sizeof(*a->num));
+    a->cap = argc;
+    a->capnum = nums;
+    if (!a->v || !a->l || !a->num) {
+        mw__tsr_args_release(a);
+        return MW_ENOMEM;
+    }
+    return 0;
+}
+
+/* (ticket_store_redis_int.h) */
+void mw__tsr_args_release(struct tsr_args *a)
+{
+    if (a->v != a->v_inline)
+        mw_free(a->v);
+    if (a->l != a->l_inline)
+        mw_free(a->l);
+    if (a->num != a->num_inline)
+        mw_free(a->num);
+    a->v = a->v_inline;
+    a->l = a->l_inline;
+    a->num = a->num_inline;
+    a->cap = a->capnum = 0;
+    a->n = 0;
+    a->ni = 0;
+}
+
+/* (ticket_store_redis_int.h) */
+void mw__tsr_args_add(struct tsr_args *a, const char *str, size_t len)
+{
+    MW_ASSERT((size_t)a->n < a->cap);
+    a->v[a->n] = str;
+    a->l[a->n++] = len;
+}
+
+/* (ticket_store_redis_int.h) */
+void mw__tsr_args_str(struct tsr_args *a, const char *str)
+{
+    mw__tsr_args_add(a, str, strlen(str));
+}
+
+/* (ticket_store_redis_int.h) */
+void mw__tsr_args_int(struct tsr_args *a, int64_t x)
+{
+    int n;
+
+    MW_ASSERT(a->ni < a->capnum);
+    n = snprintf(a->num[a->ni], sizeof(a->num[a->ni]), "%" PRId64, x);
+    mw__tsr_args_add(a, a->num[a->ni++], n > 0 ? (size_t)n : 0);
+}
+
+/* (ticket_store_redis_int.h) */
+void mw__tsr_args_script(struct tsr_args *a, const struct tsr *s, int64_t now_ms)
+{
+    mw__tsr_args_add(a, "0", 1);
+    mw__tsr_args_str(a, s->opts.prefix);
+    mw__tsr_args_str(a, s->s_maxlen);
+    mw__tsr_args_str(a, s->s_ret);
+    mw__tsr_args_str(a, s->origin);
+    mw__tsr_args_int(a, now_ms);
 }
 
 bool mw__tsr_str_is(const redisReply *r, const char *s)
@@ -453,9 +493,9 @@ static void on_cmd_ready(void *ud, struct mw_redis_conn *c)
 
 static void on_script_reply(redisAsyncContext *ac, void *r, void *privdata);
 
-/* Sends a request: script `script` with the arguments a (args_script), or
+/* Sends a request: script `script` with the arguments a (mw__tsr_args_script()), or
  * a plain command a when script is SC_COUNT. */
-static int send_req(struct tsr *s, enum script_id script, struct args *a, enum req_kind kind,
+static int send_req(struct tsr *s, enum script_id script, struct tsr_args *a, enum req_kind kind,
                     mw_ticket_cb cb, void *ud, const char *owe_id)
 {
     int rc;
@@ -560,28 +600,30 @@ out:
 static int tsr_get(void *impl, const char *ticket_id, mw_ticket_cb cb, void *ud)
 {
     struct tsr *s = impl;
-    struct args a = {0};
+    struct tsr_args a;
     char key[TSR_KEY_MAX + MW_TICKET_ID_LEN + 1];
 
     if (!ticket_id || !cb)
         return MW_EINVAL;
     snprintf(key, sizeof(key), "%smw:ticket:%.36s", s->opts.prefix, ticket_id);
-    arg_str(&a, "HGETALL");
-    arg_str(&a, key);
+    mw__tsr_args_reserve(&a, 2, 0); /* inline: cannot fail */
+    mw__tsr_args_add(&a, "HGETALL", 7);
+    mw__tsr_args_str(&a, key);
     return send_req(s, SC_COUNT, &a, R_GET, cb, ud, NULL);
 }
 
 static int simple_script(struct tsr *s, enum script_id script, enum req_kind kind,
                          const char *ticket_id, int64_t now_ms, mw_ticket_cb cb, void *ud)
 {
-    struct args a;
+    struct tsr_args a;
 
     if (!ticket_id || !cb)
         return MW_EINVAL;
     if (strlen(ticket_id) > MW_TICKET_ID_LEN)
-        ticket_id = "-"; /* never a key: not_found */
-    args_script(&a, s, now_ms);
-    arg_str(&a, ticket_id);
+        ticket_id = "-";                                   /* never a key: not_found */
+    mw__tsr_args_reserve(&a, TSR_ARGS_SCRIPT_HEAD + 1, 1); /* inline: cannot fail */
+    mw__tsr_args_script(&a, s, now_ms);
+    mw__tsr_args_str(&a, ticket_id);
     return send_req(s, script, &a, kind, cb, ud, NULL);
 }
 
@@ -609,12 +651,13 @@ static void on_ignored_reply(redisAsyncContext *ac, void *r, void *privdata)
 /* Sends the detach script for ticket_id; 0 or an error. */
 static int detach_send(struct tsr *s, redisAsyncContext *ac, const char *ticket_id, int64_t now_ms)
 {
-    struct args a;
+    struct tsr_args a;
     int rc;
 
-    args_script(&a, s, now_ms);
-    arg_str(&a, ticket_id);
-    arg_int(&a, s->cfg.grace_ms);
+    mw__tsr_args_reserve(&a, TSR_ARGS_SCRIPT_HEAD + 2, 2); /* inline: cannot fail */
+    mw__tsr_args_script(&a, s, now_ms);
+    mw__tsr_args_str(&a, ticket_id);
+    mw__tsr_args_int(&a, s->cfg.grace_ms);
     rc = mw__tsr_script_send(s, ac, SC_DETACH, a.n, a.v, a.l, on_ignored_reply, s);
     if (rc)
         return rc;
@@ -705,7 +748,7 @@ static int tsr_sweep(void *impl, int64_t now_ms)
 {
     struct tsr *s = impl;
     redisAsyncContext *ac;
-    struct args a;
+    struct tsr_args a;
     int rc, done;
 
     if (s->closing)
@@ -718,8 +761,9 @@ static int tsr_sweep(void *impl, int64_t now_ms)
     s->swept = 0;
     if (s->sweep_inflight)
         return done; /* the previous pass has not answered yet */
-    args_script(&a, s, now_ms);
-    arg_str(&a, TSR_SWEEP_BATCH);
+    mw__tsr_args_reserve(&a, TSR_ARGS_SCRIPT_HEAD + 1, 1); /* inline: cannot fail */
+    mw__tsr_args_script(&a, s, now_ms);
+    mw__tsr_args_str(&a, TSR_SWEEP_BATCH);
     rc = mw__tsr_script_send(s, ac, SC_SWEEP, a.n, a.v, a.l, on_sweep_reply, s);
     if (rc) {
         s->swept += (uint64_t)done; /* reported by the next call */
@@ -1002,7 +1046,7 @@ int mw_ticket_store_redis_new(struct mw_ticket_store *out, const struct mw_ticke
     mw__tsr_feed_init(s);
     ev_timer_init(&s->counts_timer, on_counts_timer, 0.0, TSR_COUNTS_PERIOD_S);
     s->counts_timer.data = s;
-    mw__tsr_assign_init(s);
+    mw__tsr_batches_init(s, &mw__tsr_create_kind, &mw__tsr_assign_kind);
     rc = MW_ENOMEM;
     for (int i = 0; i < SC_COUNT; i++)
         s->scripts[i].s = s;

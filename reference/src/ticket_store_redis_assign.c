@@ -5,33 +5,25 @@
  * ticket's payload with its commit. Part of ticket_store_redis. */
 #include "ticket_store_redis_assign.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "error.h"
-#include "ticket_store_redis_create.h"
-
-/* ---- Assign: the matches of one loop turn in one script call (CHN-060) ----
- * mw__tsr_assign() copies the match into the open batch; the batch goes out at
- * the end of the loop turn (ev_prepare; an ev_idle keeps the poll from
- * blocking when the assign came from another prepare callback), so the
- * matches a worker forms from one stream read cost Redis one EVALSHA, not
- * one each. Each match keeps its own compare-and-set and its own callback,
- * called in the order of the assign calls. */
+#include "ticket_store_redis_batch.h"
 
 /* Calls p's callback with the result of its match, from its part r of the
  * reply: -1 committed, else the index of the first ticket that failed the
  * compare-and-set. The script returns nothing the worker knows: the
  * tickets the callback gets are built from the match kept in p. */
-static void batch_answer(struct tsr *s, struct pend *p, const redisReply *r)
+static void batch_answer(struct tsr *s, void *item, const redisReply *r, bool each)
 {
+    struct pend *p = item;
     struct mw_assign_result res = {0};
     struct mw_ticket ts[MW_MATCH_SIZE_MAX];
     size_t off = 0;
 
-    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer >= (long long)p->n) {
+    if (!each || !r || r->type != REDIS_REPLY_INTEGER || r->integer < -1 ||
+        r->integer >= (long long)p->n) {
         res.status = mw__tsr_reply_failure(s, r, "assign");
         p->cb(p->ud, &res);
         return;
@@ -65,166 +57,64 @@ static void batch_answer(struct tsr *s, struct pend *p, const redisReply *r)
     p->cb(p->ud, &res);
 }
 
-static void batch_fail(struct pend *p, int status)
-{
-    struct mw_assign_result res = {.status = status};
-
-    p->cb(p->ud, &res);
-}
-
-static void batch_free(struct batch *b)
-{
-    for (size_t i = 0; i < b->k; i++)
-        mw_free(b->p[i]);
-    mw_free(b);
-}
-
-static void on_batch_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct batch *b = privdata;
-    struct tsr *s = b->s;
-    const redisReply *reply = r;
-    bool each = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->k;
-
-    (void)ac;
-    s->inflight -= b->k;
-    for (size_t i = 0; i < b->k; i++)
-        batch_answer(s, b->p[i], each ? reply->element[i] : reply);
-    batch_free(b);
-}
-
-/* A batch's script arguments: sized for the batch (struct args is for one
- * match). */
-struct bargs {
-    const char **v;
-    size_t *l;
-    char (*num)[24];
-    int n;
-    size_t ni;
-};
-
-static void barg(struct bargs *a, const char *str, size_t len)
-{
-    a->v[a->n] = str;
-    a->l[a->n++] = len;
-}
-
-static void barg_int(struct bargs *a, int64_t x)
-{
-    int n = snprintf(a->num[a->ni], sizeof(a->num[a->ni]), "%" PRId64, x);
-
-    barg(a, a->num[a->ni++], n > 0 ? (size_t)n : 0);
-}
-
 /* Sends batch b as one script call; 0, or an error (b untouched). */
-static int batch_send(struct tsr *s, struct batch *b)
+static int batch_send(struct tsr *s, struct tsr_batch *b)
 {
     redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
-    size_t argc = 7, nums = 2;
-    struct bargs a = {0};
-    int rc = MW_ENOMEM;
+    size_t argc = TSR_ARGS_SCRIPT_HEAD + 1, nums = 2;
+    struct tsr_args a;
+    int rc;
 
     if (s->closing)
         return MW_ECLOSED;
     if (!ac)
         return MW_EUNAVAIL;
     for (size_t i = 0; i < b->k; i++) {
-        argc += 3 + 3 * b->p[i]->n;
-        nums += 2 + b->p[i]->n;
+        const struct pend *p = b->p[i];
+
+        argc += 3 + 3 * p->n;
+        nums += 2 + p->n;
     }
-    a.v = mw_malloc(argc * sizeof(*a.v));
-    a.l = mw_malloc(argc * sizeof(*a.l));
-    a.num = mw_malloc(nums * sizeof(*a.num));
-    if (!a.v || !a.l || !a.num)
-        goto out;
-    /* As args_script(): numkeys, prefix, maxlen, retention, origin, now. */
-    barg(&a, "0", 1);
-    barg(&a, s->opts.prefix, strlen(s->opts.prefix));
-    barg(&a, s->s_maxlen, strlen(s->s_maxlen));
-    barg(&a, s->s_ret, strlen(s->s_ret));
-    barg(&a, s->origin, strlen(s->origin));
-    barg_int(&a, b->p[0]->at);
-    barg_int(&a, (int64_t)b->k);
+    if (mw__tsr_args_reserve(&a, argc, nums) != 0)
+        return MW_ENOMEM;
+    mw__tsr_args_script(&a, s, ((const struct pend *)b->p[0])->at);
+    mw__tsr_args_int(&a, (int64_t)b->k);
     for (size_t i = 0; i < b->k; i++) {
         const struct pend *p = b->p[i];
         size_t off = 0;
 
-        barg_int(&a, (int64_t)p->n);
-        barg(&a, p->match_id, strlen(p->match_id));
-        barg_int(&a, p->at);
+        mw__tsr_args_int(&a, (int64_t)p->n);
+        mw__tsr_args_str(&a, p->match_id);
+        mw__tsr_args_int(&a, p->at);
         for (size_t j = 0; j < p->n; j++) {
-            barg(&a, p->ids[j], strlen(p->ids[j]));
-            barg_int(&a, (int64_t)p->versions[j]);
-            barg(&a, p->env + off, p->env_len[j]);
+            mw__tsr_args_str(&a, p->ids[j]);
+            mw__tsr_args_int(&a, (int64_t)p->versions[j]);
+            mw__tsr_args_add(&a, p->env + off, p->env_len[j]);
             off += p->env_len[j] + 1;
         }
     }
-    rc = mw__tsr_script_send(s, ac, SC_ASSIGN, a.n, a.v, a.l, on_batch_reply, b);
-out:
-    mw_free(a.v);
-    mw_free(a.l);
-    mw_free(a.num);
+    rc = mw__tsr_script_send(s, ac, SC_ASSIGN, a.n, a.v, a.l, mw__tsr_batch_on_reply, b);
+    mw__tsr_args_release(&a);
     return rc;
 }
 
-/* Sends every batch (end of the loop turn); a batch that cannot go out
- * fails each of its assigns (their callbacks run here, never inside the
- * assign call). */
-void mw__tsr_assign_flush(struct tsr *s)
+/* An assign that never went out: nothing ran. */
+static void batch_fail(struct tsr *s, void *item, int status)
 {
-    struct batch *b = s->batch_head;
+    struct pend *p = item;
+    struct mw_assign_result res = {.status = status};
 
-    s->batch_head = s->batch_tail = NULL;
-    while (b) {
-        struct batch *next = b->next;
-        int rc = batch_send(s, b);
-
-        if (rc) {
-            s->inflight -= b->k;
-            for (size_t i = 0; i < b->k; i++)
-                batch_fail(b->p[i], rc);
-            batch_free(b);
-        }
-        b = next;
-    }
+    (void)s;
+    p->cb(p->ud, &res);
 }
 
-/* (ticket_store_redis_int.h) */
-void mw__tsr_batches_flush(struct tsr *s)
-{
-    ev_prepare_stop(s->loop, &s->batch_prepare);
-    ev_idle_stop(s->loop, &s->batch_idle);
-    mw__tsr_create_flush(s);
-    mw__tsr_assign_flush(s);
-}
+const struct tsr_batch_kind mw__tsr_assign_kind = {
+    .send = batch_send, .answer = batch_answer, .fail = batch_fail};
 
-/* (ticket_store_redis_int.h) */
-void mw__tsr_batches_arm(struct tsr *s)
-{
-    if (!ev_is_active(&s->batch_prepare)) {
-        ev_prepare_start(s->loop, &s->batch_prepare);
-        ev_idle_start(s->loop, &s->batch_idle);
-    }
-}
-
-static void on_batch_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    mw__tsr_batches_flush(w->data);
-}
-
-static void on_batch_idle(struct ev_loop *loop, ev_idle *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    mw__tsr_batches_flush(w->data);
-}
-
+/* (ticket_store_redis_assign.h) */
 int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *ud)
 {
     struct tsr *s = impl;
-    struct batch *b;
     struct pend *p;
     size_t total = 0, off = 0;
 
@@ -241,19 +131,9 @@ int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *
         return MW_EUNAVAIL;
     if (s->inflight >= TSR_MAX_INFLIGHT)
         return MW_ELIMIT;
-    b = s->batch_tail;
-    if (!b || b->k == TSR_BATCH_MAX) {
-        b = mw_calloc(1, sizeof(*b));
-        if (!b)
-            return MW_ENOMEM;
-        b->s = s;
-    }
     p = mw_malloc(sizeof(*p) + total + m->n); /* each envelope NUL-terminated */
-    if (!p) {
-        if (b != s->batch_tail)
-            mw_free(b);
+    if (!p)
         return MW_ENOMEM;
-    }
     p->cb = cb;
     p->ud = ud;
     p->at = m->assigned_ms;
@@ -269,23 +149,9 @@ int mw__tsr_assign(void *impl, const struct mw_match *m, mw_assign_cb cb, void *
         off += m->envelope_lens[i];
         p->env[off++] = '\0';
     }
-    if (b != s->batch_tail) {
-        if (s->batch_tail)
-            s->batch_tail->next = b;
-        else
-            s->batch_head = b;
-        s->batch_tail = b;
+    if (mw__tsr_batch_add(s, &s->assigns, p) != 0) {
+        mw_free(p);
+        return MW_ENOMEM;
     }
-    b->p[b->k++] = p;
-    s->inflight++;
-    mw__tsr_batches_arm(s);
     return 0;
-}
-
-void mw__tsr_assign_init(struct tsr *s)
-{
-    ev_prepare_init(&s->batch_prepare, on_batch_prepare);
-    s->batch_prepare.data = s;
-    ev_idle_init(&s->batch_idle, on_batch_idle);
-    s->batch_idle.data = s;
 }

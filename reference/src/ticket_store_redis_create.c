@@ -7,52 +7,19 @@
  * ticket_store_redis. */
 #include "ticket_store_redis_create.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "error.h"
-
-/* A batch's script arguments, sized for the batch. */
-struct cargs {
-    const char **v;
-    size_t *l;
-    char (*num)[24];
-    int n;
-    size_t ni;
-};
-
-static void ca_add(struct cargs *a, const char *str, size_t len)
-{
-    a->v[a->n] = str;
-    a->l[a->n++] = len;
-}
-
-static void ca_str(struct cargs *a, const char *str)
-{
-    ca_add(a, str, strlen(str));
-}
-
-static void ca_int(struct cargs *a, int64_t x)
-{
-    int n = snprintf(a->num[a->ni], sizeof(a->num[a->ni]), "%" PRId64, x);
-
-    ca_add(a, a->num[a->ni++], n > 0 ? (size_t)n : 0);
-}
-
-static void cbatch_free(struct cbatch *b)
-{
-    for (size_t i = 0; i < b->k; i++)
-        mw_free(b->p[i]);
-    mw_free(b);
-}
+#include "ticket_store_redis_batch.h"
 
 /* Calls p's callback with the result r of its create (one element of the
  * batch's reply, or the whole reply when it is not one result per
  * create: NULL when the connection dropped, an error). */
-static void answer(struct tsr *s, struct cpend *p, const redisReply *r, bool each)
+static void answer(struct tsr *s, void *item, const redisReply *r, bool each)
 {
+    struct cpend *p = item;
     struct mw_ticket t;
     int rc;
 
@@ -91,91 +58,55 @@ static void answer(struct tsr *s, struct cpend *p, const redisReply *r, bool eac
     p->cb(p->ud, mw__tsr_reply_failure(s, r, "create"), NULL);
 }
 
-static void on_cbatch_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct cbatch *b = privdata;
-    struct tsr *s = b->s;
-    const redisReply *reply = r;
-    bool each = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->k;
-
-    (void)ac;
-    s->inflight -= b->k;
-    for (size_t i = 0; i < b->k; i++)
-        answer(s, b->p[i], each ? reply->element[i] : reply, each);
-    cbatch_free(b);
-}
-
 /* Sends batch b as one script call; 0, or an error (b untouched). */
-static int cbatch_send(struct tsr *s, struct cbatch *b)
+static int cbatch_send(struct tsr *s, struct tsr_batch *b)
 {
     redisAsyncContext *ac = mw_redis_conn_ctx(s->cmd);
-    size_t argc = 9 + 11 * b->k, nums = 4 + 2 * b->k;
-    struct cargs a = {0};
-    int rc = MW_ENOMEM;
+    struct tsr_args a;
+    int rc;
 
     if (s->closing)
         return MW_ECLOSED;
     if (!ac)
         return MW_EUNAVAIL;
-    a.v = mw_malloc(argc * sizeof(*a.v));
-    a.l = mw_malloc(argc * sizeof(*a.l));
-    a.num = mw_malloc(nums * sizeof(*a.num));
-    if (!a.v || !a.l || !a.num)
-        goto out;
-    /* As args_script(): numkeys, prefix, maxlen, retention, origin, now. */
-    ca_add(&a, "0", 1);
-    ca_str(&a, s->opts.prefix);
-    ca_str(&a, s->s_maxlen);
-    ca_str(&a, s->s_ret);
-    ca_str(&a, s->origin);
-    ca_int(&a, b->p[0]->t.created_ms);
-    ca_int(&a, s->cfg.ticket_ttl_ms + s->cfg.assigned_ttl_ms);
-    ca_int(&a, (int64_t)s->cfg.max_tickets);
-    ca_int(&a, (int64_t)b->k);
+    if (mw__tsr_args_reserve(&a, TSR_ARGS_SCRIPT_HEAD + 3 + 11 * b->k, 4 + 2 * b->k) != 0)
+        return MW_ENOMEM;
+    mw__tsr_args_script(&a, s, ((const struct cpend *)b->p[0])->t.created_ms);
+    mw__tsr_args_int(&a, s->cfg.ticket_ttl_ms + s->cfg.assigned_ttl_ms);
+    mw__tsr_args_int(&a, (int64_t)s->cfg.max_tickets);
+    mw__tsr_args_int(&a, (int64_t)b->k);
     for (size_t i = 0; i < b->k; i++) {
         const struct cpend *p = b->p[i];
         const struct mw_ticket *t = &p->t;
 
-        ca_str(&a, t->id);
-        ca_str(&a, t->queue);
-        ca_str(&a, t->player_id);
-        ca_str(&a, t->region);
-        ca_str(&a, t->has_idem_key ? "1" : "0");
-        ca_str(&a, t->has_idem_key ? t->idem_key : "");
-        ca_int(&a, t->created_ms);
-        ca_int(&a, t->expires_ms);
-        ca_str(&a, t->attributes_json ? "1" : "0");
-        ca_str(&a, t->attributes_json ? t->attributes_json : "");
-        ca_str(&a, p->watched ? "1" : "0");
+        mw__tsr_args_str(&a, t->id);
+        mw__tsr_args_str(&a, t->queue);
+        mw__tsr_args_str(&a, t->player_id);
+        mw__tsr_args_str(&a, t->region);
+        mw__tsr_args_str(&a, t->has_idem_key ? "1" : "0");
+        mw__tsr_args_str(&a, t->has_idem_key ? t->idem_key : "");
+        mw__tsr_args_int(&a, t->created_ms);
+        mw__tsr_args_int(&a, t->expires_ms);
+        mw__tsr_args_str(&a, t->attributes_json ? "1" : "0");
+        mw__tsr_args_str(&a, t->attributes_json ? t->attributes_json : "");
+        mw__tsr_args_str(&a, p->watched ? "1" : "0");
     }
-    rc = mw__tsr_script_send(s, ac, SC_CREATE, a.n, a.v, a.l, on_cbatch_reply, b);
-out:
-    mw_free(a.v);
-    mw_free(a.l);
-    mw_free(a.num);
+    rc = mw__tsr_script_send(s, ac, SC_CREATE, a.n, a.v, a.l, mw__tsr_batch_on_reply, b);
+    mw__tsr_args_release(&a);
     return rc;
 }
 
-/* (ticket_store_redis_create.h) */
-void mw__tsr_create_flush(struct tsr *s)
+/* A create that never went out: nothing ran, nothing is owed. */
+static void cbatch_fail(struct tsr *s, void *item, int status)
 {
-    struct cbatch *b = s->cbatch_head;
+    struct cpend *p = item;
 
-    s->cbatch_head = s->cbatch_tail = NULL;
-    while (b) {
-        struct cbatch *next = b->next;
-        int rc = cbatch_send(s, b);
-
-        if (rc) {
-            /* Never sent: nothing ran, nothing is owed. */
-            s->inflight -= b->k;
-            for (size_t i = 0; i < b->k; i++)
-                b->p[i]->cb(b->p[i]->ud, rc, NULL);
-            cbatch_free(b);
-        }
-        b = next;
-    }
+    (void)s;
+    p->cb(p->ud, status, NULL);
 }
+
+const struct tsr_batch_kind mw__tsr_create_kind = {
+    .send = cbatch_send, .answer = answer, .fail = cbatch_fail};
 
 /* (ticket_store_redis_create.h) */
 int mw__tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, char *id_out,
@@ -183,7 +114,6 @@ int mw__tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms,
 {
     struct tsr *s = impl;
     size_t alen;
-    struct cbatch *b;
     struct cpend *p;
     char id[MW_TICKET_ID_LEN + 1];
     int rc;
@@ -200,19 +130,9 @@ int mw__tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms,
     if (rc)
         return rc;
     alen = req->attributes_json ? strlen(req->attributes_json) + 1 : 0;
-    b = s->cbatch_tail;
-    if (!b || b->k == TSR_BATCH_MAX) {
-        b = mw_calloc(1, sizeof(*b));
-        if (!b)
-            return MW_ENOMEM;
-        b->s = s;
-    }
     p = mw_malloc(sizeof(*p) + alen);
-    if (!p) {
-        if (b != s->cbatch_tail)
-            mw_free(b);
+    if (!p)
         return MW_ENOMEM;
-    }
     p->cb = cb;
     p->ud = ud;
     p->watched = req->watched;
@@ -234,16 +154,10 @@ int mw__tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms,
         memcpy(p->attrs, req->attributes_json, alen);
         p->t.attributes_json = p->attrs;
     }
-    if (b != s->cbatch_tail) {
-        if (s->cbatch_tail)
-            s->cbatch_tail->next = b;
-        else
-            s->cbatch_head = b;
-        s->cbatch_tail = b;
+    if (mw__tsr_batch_add(s, &s->creates, p) != 0) {
+        mw_free(p);
+        return MW_ENOMEM;
     }
-    b->p[b->k++] = p;
-    s->inflight++;
-    mw__tsr_batches_arm(s);
     if (id_out)
         memcpy(id_out, id, sizeof(id));
     return 0;

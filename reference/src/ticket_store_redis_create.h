@@ -13,8 +13,8 @@
  * the random source's error). */
 int mw__tsr_create(void *impl, const struct mw_enqueue_req *req, int64_t now_ms, char *id_out,
                    mw_ticket_cb cb, void *ud);
-/* Sends every batch of creates now; one that cannot go out fails each of
- * its creates with the error (at destroy: MW_ECLOSED). */
-void mw__tsr_create_flush(struct tsr *s);
+/* The creates' batches: one create script call each, CREATED answered
+ * with the ticket kept in the batch (ticket_store_redis_batch.h). */
+extern const struct tsr_batch_kind mw__tsr_create_kind;
 
 #endif /* MW_TICKET_STORE_REDIS_CREATE_H */

@@ -3,8 +3,9 @@
  * helpers of ticket_store_redis.c the others call (mw__tsr_*). The module
  * is ticket_store_redis.c (scripts and their NOSCRIPT fallback, requests,
  * operations, sweep, counts, ended notices, lifetime),
- * ticket_store_redis_create.c (the create batching),
- * ticket_store_redis_assign.c (the assign batching) and
+ * ticket_store_redis_batch.c (the end-of-turn batching both use),
+ * ticket_store_redis_create.c (the creates),
+ * ticket_store_redis_assign.c (the assigns) and
  * ticket_store_redis_feed.c (the worker feed); the scripts themselves are
  * the .lua files of lua/, embedded at build time (lua/embed.cmake makes
  * redis_scripts.h in the build tree). */
@@ -40,7 +41,7 @@
 #define TSR_COUNTS_PERIOD_S     1.0
 #define TSR_GROUP               "workers"
 #define TSR_KEY_MAX             (64 + 32)
-#define TSR_ARGS_MAX            (16 + 3 * MW_MATCH_SIZE_MAX)
+#define TSR_ARGS_INLINE         12   /* arguments a call holds without allocating */
 #define TSR_BATCH_MAX           64   /* matches per assign call, creates per create call */
 #define TSR_OWED_MAX            4096 /* detaches owed to Redis (CHN-074); beyond: dropped */
 #define TSR_FLUSH_MS            500  /* at destroy: longest wait to write what is buffered */
@@ -75,6 +76,38 @@ enum feed_state {
     F_REBUILD, /* a page of mw:queue in flight */
     F_READ,    /* XREADGROUP in flight */
     F_PACE,    /* between two reads (TSR_READ_PACE_S); timer armed */
+};
+
+struct tsr_batch_kind;
+
+/* The creates or the assigns of one loop turn, sent as one script call (up
+ * to TSR_BATCH_MAX of them; more make another batch):
+ * ticket_store_redis_batch.h. */
+struct tsr_batch {
+    struct tsr *s;
+    const struct tsr_batch_kind *kind;
+    struct tsr_batch *next;
+    size_t k;
+    void *p[TSR_BATCH_MAX]; /* owned: struct cpend * or struct pend *, by the queue's kind */
+};
+
+/* How one kind of batch goes out, and how its items fail unsent. */
+struct tsr_batch_kind {
+    /* Sends b as one script call with mw__tsr_batch_on_reply and b as its
+     * callback (which then owns b): 0, or an error with b untouched. */
+    int (*send)(struct tsr *s, struct tsr_batch *b);
+    /* Answers one item from its part r of the reply (each: the reply had
+     * one part per item), or from the whole reply when it had not (each
+     * false; r NULL when the connection dropped or stalled). */
+    void (*answer)(struct tsr *s, void *item, const redisReply *r, bool each);
+    /* Answers one item that never went out (nothing ran) with status. */
+    void (*fail)(struct tsr *s, void *item, int status);
+};
+
+/* Batches not sent yet, oldest first. */
+struct tsr_batchq {
+    const struct tsr_batch_kind *kind;
+    struct tsr_batch *head, *tail;
 };
 
 struct tsr {
@@ -117,11 +150,11 @@ struct tsr {
     bool sweep_inflight;
     uint64_t swept; /* tickets changed by passes answered since the last sweep() */
     size_t inflight;
-    uint64_t noscript_retries;                /* calls sent again as EVAL after NOSCRIPT */
-    struct batch *batch_head, *batch_tail;    /* assigns not sent yet */
-    struct cbatch *cbatch_head, *cbatch_tail; /* creates not sent yet */
-    ev_prepare batch_prepare;                 /* sends both at the end of the turn */
-    ev_idle batch_idle;                       /* keeps that turn's poll from blocking */
+    uint64_t noscript_retries; /* calls sent again as EVAL after NOSCRIPT */
+    struct tsr_batchq creates; /* not sent yet */
+    struct tsr_batchq assigns; /* not sent yet */
+    ev_prepare batch_prepare;  /* sends both at the end of the turn */
+    ev_idle batch_idle;        /* keeps that turn's poll from blocking */
     bool closing;
     struct mw_ratelimit rl;
     /* Detaches owed to Redis (CHN-074): the ids of watched creates whose
@@ -150,15 +183,6 @@ struct pend {
     char env[];
 };
 
-/* The assigns made in one loop turn, sent as one script call (up to
- * TSR_BATCH_MAX matches; more make another batch). */
-struct batch {
-    struct tsr *s;
-    struct batch *next;
-    size_t k;
-    struct pend *p[TSR_BATCH_MAX];
-};
-
 /* A create accepted by mw__tsr_create(), waiting for the end of the loop
  * turn (then for its batch's reply): the ticket as the script writes it
  * (what the callback gets when it answers CREATED: the script returns
@@ -171,16 +195,36 @@ struct cpend {
     char attrs[];
 };
 
-/* The creates made in one loop turn, sent as one script call (up to
- * TSR_BATCH_MAX creates; more make another batch). */
-struct cbatch {
-    struct tsr *s;
-    struct cbatch *next;
-    size_t k;
-    struct cpend *p[TSR_BATCH_MAX];
+/* ---- Helpers of ticket_store_redis.c -------------------------------------- */
+
+/* A command's or script call's arguments: strings borrowed from the caller
+ * (until the send returns) and integers formatted into the struct. Room for
+ * TSR_ARGS_INLINE of each without allocating; a batch reserves its own
+ * (mw__tsr_args_reserve). Adding beyond what was reserved is a bug
+ * (MW_ASSERT). */
+struct tsr_args {
+    const char **v;
+    size_t *l;
+    char (*num)[24];
+    int n;
+    size_t ni, cap, capnum;
+    const char *v_inline[TSR_ARGS_INLINE];
+    size_t l_inline[TSR_ARGS_INLINE];
+    char num_inline[TSR_ARGS_INLINE][24];
 };
 
-/* ---- Helpers of ticket_store_redis.c -------------------------------------- */
+/* Makes a ready for argc arguments of which nums are integers: 0, or
+ * MW_ENOMEM (a then holds nothing). Release with mw__tsr_args_release(). */
+int mw__tsr_args_reserve(struct tsr_args *a, size_t argc, size_t nums);
+void mw__tsr_args_release(struct tsr_args *a);
+void mw__tsr_args_add(struct tsr_args *a, const char *str, size_t len);
+void mw__tsr_args_str(struct tsr_args *a, const char *str);
+void mw__tsr_args_int(struct tsr_args *a, int64_t x);
+/* The arguments every script takes first (spec/channel.md section 5):
+ * numkeys 0, prefix, stream maxlen, retention, origin, now
+ * (mw__tsr_script_send() puts EVALSHA <sha> or EVAL <text> in front). */
+#define TSR_ARGS_SCRIPT_HEAD 6
+void mw__tsr_args_script(struct tsr_args *a, const struct tsr *s, int64_t now_ms);
 
 /* Whether r is a string or status reply equal to s. */
 bool mw__tsr_str_is(const redisReply *r, const char *s);
@@ -205,10 +249,6 @@ int mw__tsr_reply_failure(struct tsr *s, const redisReply *r, const char *what);
 /* A detach Redis must get once it can (CHN-074; struct tsr's owed).
  * Returns 0, or MW_ELIMIT / MW_ENOMEM when it was dropped (counted). */
 int mw__tsr_owe_detach(struct tsr *s, const char *ticket_id);
-/* Arms the end-of-turn send of the batches (creates and assigns). */
-void mw__tsr_batches_arm(struct tsr *s);
-/* Sends every batch now (the end of the loop turn, or destroy). */
-void mw__tsr_batches_flush(struct tsr *s);
 int mw__tsr_script_send(struct tsr *s, redisAsyncContext *ac, enum script_id id, int argc,
                         const char *const *argv, const size_t *lens, redisCallbackFn *cb,
                         void *priv);
