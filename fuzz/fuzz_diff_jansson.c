@@ -15,7 +15,9 @@
  *     it ("[1\0]", "4\0", "[null\0]", "true\0" load). Filtered when our
  *     error offset is a NUL byte that follows a digit or true/false/null.
  * When both accept, the trees must be equal: same shapes, member names and
- * order, strings byte for byte, numbers bit for bit. */
+ * order, strings byte for byte, numbers bit for bit. The arena parse
+ * (mw_json_parse_arena, with a small first block so that most inputs need
+ * heap blocks too) must give the same verdict, error and tree. */
 #include "fuzz_common.h"
 
 #include "json.h"
@@ -163,11 +165,13 @@ static bool same_value(const cJSON *c, json_t *j)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = fuzz_dup_exact(data, size);
-    struct mw_parse_error e1, e2;
+    struct mw_parse_error e1, e2, e3;
+    unsigned char first[256];
+    struct mw_json_arena arena;
     json_error_t jerr;
-    cJSON *tree = NULL;
+    cJSON *tree = NULL, *atree = NULL;
     json_t *j;
-    int r1, r2;
+    int r1, r2, r3;
 
     r1 = mw_json_check(buf, size, MW_JSON_DEPTH_CAP, &e1);
     r2 = mw_json_parse(buf, size, MW_JSON_DEPTH_CAP, &tree, &e2);
@@ -197,6 +201,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          nul_after_token(buf, size, e1.offset);
         FUZZ_CHECK_MSG(explained, "we reject (%s at %zu), jansson accepts", e1.message, e1.offset);
     }
+
+    mw_json_arena_init(&arena, first, sizeof(first));
+    r3 = mw_json_parse_arena(buf, size, MW_JSON_DEPTH_CAP, NULL, 0, &arena, &atree, &e3);
+    FUZZ_CHECK_MSG(r3 == r2, "parse %d arena parse %d", r2, r3);
+    if (r3) {
+        FUZZ_CHECK(atree == NULL && e3.code == e2.code && e3.offset == e2.offset);
+    } else {
+        FUZZ_CHECK(fuzz_tree_ok(atree, 1, MW_JSON_DEPTH_CAP));
+        FUZZ_CHECK_MSG(same_value(atree, j), "arena tree differs");
+    }
+    mw_json_arena_release(&arena);
+
     json_decref(j);
     cJSON_Delete(tree);
     free(buf);

@@ -99,6 +99,11 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
         [T_TICKET_ID] = {.key = "ticketId"},
         [T_ENVELOPE] = {.key = "envelope"},
     };
+    /* The tree lives as long as this call: its nodes and strings come from
+     * an arena whose first block is on the stack (a typical payload, 25
+     * nodes and 30 strings, fits it: no allocation at all). */
+    unsigned char scratch[4096];
+    struct mw_json_arena arena;
     struct mw_parse_error pe;
     struct mw_envelope env;
     const cJSON *tid, *envj;
@@ -118,11 +123,13 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
 
     /* The envelope sits one level down: allow its 32 levels plus the payload
      * object. Anything deeper is not a payload we could ever forward. */
-    rc = mw_json_parse_tracked(buf, len, MW_ENVELOPE_MAX_DEPTH + 1, t, T__COUNT, &root, &pe);
-    if (rc == MW_ENOMEM)
-        return MW_ENOMEM;
-    if (rc)
-        return drop(why, MW_DROP_BAD_JSON);
+    mw_json_arena_init(&arena, scratch, sizeof(scratch));
+    rc = mw_json_parse_arena(buf, len, MW_ENVELOPE_MAX_DEPTH + 1, t, T__COUNT, &arena, &root, &pe);
+    if (rc) {
+        if (rc != MW_ENOMEM)
+            rc = drop(why, MW_DROP_BAD_JSON);
+        goto out_free_root;
+    }
 
     tid = mw_json_get(root, "ticketId");
     envj = mw_json_get(root, "envelope");
@@ -180,7 +187,7 @@ int mw_channel_payload_decode(const char *buf, size_t len, struct mw_assigned_ow
     rc = 0;
 
 out_free_root:
-    cJSON_Delete(root);
+    mw_json_arena_release(&arena); /* root and everything in it */
     return rc;
 }
 

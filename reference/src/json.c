@@ -5,6 +5,8 @@
 #include "alloc.h"
 #include "utf8.h"
 
+#include <limits.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
@@ -243,6 +245,7 @@ struct scanner {
     uint32_t *slots;
     uint32_t nslots;
 
+    struct mw_json_arena *arena; /* NULL: nodes and strings from mw_malloc, one each */
     struct mw_json_track *track;
     size_t ntrack;
     long cur_track; /* track entry of the top-level member being scanned, or -1 */
@@ -640,11 +643,134 @@ static void attach(struct scanner *s, cJSON *item)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Arena                                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define ARENA_ALIGN       alignof(max_align_t)
+#define ARENA_FIRST_BLOCK 4096
+
+struct mw_json_arena_block {
+    struct mw_json_arena_block *next;
+    alignas(max_align_t) unsigned char data[];
+};
+
+static unsigned char *align_up(unsigned char *p)
+{
+    uintptr_t u = (uintptr_t)p;
+
+    return p + ((ARENA_ALIGN - u % ARENA_ALIGN) % ARENA_ALIGN);
+}
+
+void mw_json_arena_init(struct mw_json_arena *a, void *buf, size_t len)
+{
+    a->p = buf ? align_up(buf) : NULL;
+    a->end = buf ? (unsigned char *)buf + len : NULL;
+    if (a->p > a->end)
+        a->p = a->end;
+    a->blocks = NULL;
+    a->next = ARENA_FIRST_BLOCK;
+}
+
+void mw_json_arena_release(struct mw_json_arena *a)
+{
+    struct mw_json_arena_block *b = a->blocks, *next;
+
+    for (; b; b = next) {
+        next = b->next;
+        mw_free(b);
+    }
+    a->blocks = NULL;
+    a->p = a->end = NULL;
+}
+
+/* n bytes aligned for any type, or NULL (out of memory). */
+static void *arena_alloc(struct mw_json_arena *a, size_t n)
+{
+    unsigned char *r;
+
+    if (a->p && (size_t)(a->end - a->p) >= n) {
+        r = a->p;
+        a->p = align_up(a->p + n);
+        if (a->p > a->end)
+            a->p = a->end;
+        return r;
+    }
+    {
+        size_t size = a->next > n ? a->next : n;
+        struct mw_json_arena_block *b;
+
+        if (size > SIZE_MAX / 2 - sizeof(*b))
+            return NULL;
+        b = mw_malloc(sizeof(*b) + size);
+        if (!b)
+            return NULL;
+        b->next = a->blocks;
+        a->blocks = b;
+        a->next = 2 * size;
+        a->p = align_up(b->data + n);
+        a->end = b->data + size;
+        if (a->p > a->end)
+            a->p = a->end;
+        return b->data;
+    }
+}
+
+/* A new node of type (cJSON_Object ... cJSON_Number, cJSON_String with
+ * valuestring set by the caller), as cJSON_Create* makes it; from the arena
+ * when there is one. NULL: out of memory. */
+static cJSON *new_node(struct scanner *s, int type, double d)
+{
+    cJSON *c;
+
+    if (!s->arena) {
+        switch (type) {
+        case cJSON_Object:
+            return cJSON_CreateObject();
+        case cJSON_Array:
+            return cJSON_CreateArray();
+        case cJSON_True:
+            return cJSON_CreateTrue();
+        case cJSON_False:
+            return cJSON_CreateFalse();
+        case cJSON_Number:
+            return cJSON_CreateNumber(d);
+        default:
+            c = cJSON_CreateNull();
+            if (c)
+                c->type = type;
+            return c;
+        }
+    }
+    c = arena_alloc(s->arena, sizeof(*c));
+    if (!c)
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    c->type = type;
+    if (type == cJSON_Number) {
+        /* As cJSON_CreateNumber: valueint saturates. */
+        c->valuedouble = d;
+        if (d >= INT_MAX)
+            c->valueint = INT_MAX;
+        else if (d <= (double)INT_MIN)
+            c->valueint = INT_MIN;
+        else
+            c->valueint = (int)d;
+    }
+    return c;
+}
+
+static void free_string(struct scanner *s, char *str)
+{
+    if (!s->arena)
+        mw_free(str);
+}
+
 static int make_string(struct scanner *s, const unsigned char *q, const unsigned char *qend,
                        bool esc, char **out)
 {
     size_t raw = (size_t)(qend - q) - 2, n;
-    char *str = mw_malloc(raw + 1);
+    char *str = s->arena ? arena_alloc(s->arena, raw + 1) : mw_malloc(raw + 1);
 
     if (!str)
         return oom(s);
@@ -705,7 +831,7 @@ value:
         if (s->depth >= s->max_depth)
             return fail(s, p, MW_CODE_TOO_DEEP, "nesting deeper than %d", s->max_depth);
         if (s->build) {
-            item = obj ? cJSON_CreateObject() : cJSON_CreateArray();
+            item = new_node(s, obj ? cJSON_Object : cJSON_Array, 0);
             if (!item)
                 return oom(s);
             attach(s, item);
@@ -734,12 +860,11 @@ value:
             rc = make_string(s, q, p, esc, &str);
             if (rc)
                 return rc;
-            item = cJSON_CreateNull();
+            item = new_node(s, cJSON_String, 0);
             if (!item) {
-                mw_free(str);
+                free_string(s, str);
                 return oom(s);
             }
-            item->type = cJSON_String;
             item->valuestring = str;
         }
         break;
@@ -749,7 +874,7 @@ value:
         if (rc)
             return rc;
         p += 4;
-        if (s->build && !(item = cJSON_CreateTrue()))
+        if (s->build && !(item = new_node(s, cJSON_True, 0)))
             return oom(s);
         break;
     case 'f':
@@ -757,7 +882,7 @@ value:
         if (rc)
             return rc;
         p += 5;
-        if (s->build && !(item = cJSON_CreateFalse()))
+        if (s->build && !(item = new_node(s, cJSON_False, 0)))
             return oom(s);
         break;
     case 'n':
@@ -765,7 +890,7 @@ value:
         if (rc)
             return rc;
         p += 4;
-        if (s->build && !(item = cJSON_CreateNull()))
+        if (s->build && !(item = new_node(s, cJSON_NULL, 0)))
             return oom(s);
         break;
     default:
@@ -781,7 +906,7 @@ value:
                 s->noncanon++;
             if (s->cur_track >= 0 && s->depth == 1)
                 s->track[s->cur_track].plain_int = plain;
-            if (s->build && !(item = cJSON_CreateNumber(d)))
+            if (s->build && !(item = new_node(s, cJSON_Number, d)))
                 return oom(s);
             break;
         }
@@ -876,8 +1001,8 @@ key:
     goto value;
 }
 
-int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_json_track *track,
-                          size_t n, cJSON **out, struct mw_parse_error *err)
+static int parse(const char *buf, size_t len, int max_depth, struct mw_json_track *track, size_t n,
+                 struct mw_json_arena *arena, cJSON **out, struct mw_parse_error *err)
 {
     struct scanner *s, local;
     size_t i;
@@ -917,6 +1042,7 @@ int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_
     s->max_depth = max_depth;
     s->depth = 0;
     s->build = out != NULL;
+    s->arena = arena;
     s->next_serial = 0;
     s->root = NULL;
     s->pending_key = NULL;
@@ -934,13 +1060,14 @@ int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_
 
     rc = scan(s);
 
-    mw_free(s->pending_key);
+    free_string(s, s->pending_key);
     if (s->keys != s->keys_inline)
         mw_free(s->keys);
     if (s->slots != s->slots_inline)
         mw_free(s->slots);
     if (rc) {
-        cJSON_Delete(s->root);
+        if (!arena)
+            cJSON_Delete(s->root);
         for (i = 0; i < n; i++)
             track[i].found = false;
         return rc;
@@ -948,6 +1075,21 @@ int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_
     if (out)
         *out = s->root;
     return 0;
+}
+
+int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_json_track *track,
+                          size_t n, cJSON **out, struct mw_parse_error *err)
+{
+    return parse(buf, len, max_depth, track, n, NULL, out, err);
+}
+
+int mw_json_parse_arena(const char *buf, size_t len, int max_depth, struct mw_json_track *track,
+                        size_t n, struct mw_json_arena *arena, cJSON **out,
+                        struct mw_parse_error *err)
+{
+    if (!arena || !out)
+        return MW_EINVAL;
+    return parse(buf, len, max_depth, track, n, arena, out, err);
 }
 
 int mw_json_check(const char *buf, size_t len, int max_depth, struct mw_parse_error *err)

@@ -4,8 +4,9 @@
  * cJSON's parser accepts too much (leading zeros, raw control bytes, \uqqqq,
  * duplicate keys, invalid UTF-8, NUL truncation, 1e400): mw_json_parse() uses
  * its own single-pass strict scanner, which builds the cJSON tree as it goes
- * (cJSON_Create* nodes, allocated through mw_malloc via cJSON's hooks). cJSON's
- * parser is never called.
+ * (cJSON_Create* nodes, allocated through mw_malloc via cJSON's hooks, or
+ * carved from an arena: mw_json_parse_arena). cJSON's parser is never
+ * called.
  *
  * Error offsets (spec/envelope.md, "Error offsets"): grammar faults report the
  * first byte at which the input stops being a prefix of a valid text (the
@@ -84,6 +85,32 @@ struct mw_json_track {
  * (caller storage; found=false for every entry on entry). Same returns. */
 int mw_json_parse_tracked(const char *buf, size_t len, int max_depth, struct mw_json_track *track,
                           size_t n, cJSON **out, struct mw_parse_error *err);
+
+/* An arena for a tree that is used and dropped at once (a channel payload,
+ * read by one gateway and forgotten): its nodes and strings are carved from
+ * blocks freed together by mw_json_arena_release(), not allocated one by
+ * one. The first block is the caller's (buf of len bytes, e.g. on its stack;
+ * NULL for none); further blocks come from mw_malloc, each at least twice
+ * the last. A tree parsed into an arena must never reach cJSON_Delete() or
+ * any cJSON call that frees, moves or adds nodes: it is read only, and dies
+ * with the arena. */
+struct mw_json_arena_block;
+struct mw_json_arena {
+    unsigned char *p, *end;             /* free space of the current block */
+    struct mw_json_arena_block *blocks; /* the heap blocks, newest first */
+    size_t next;                        /* the size of the next heap block */
+};
+
+void mw_json_arena_init(struct mw_json_arena *a, void *buf, size_t len);
+/* Frees the heap blocks; every tree of a is gone. a may be initialised
+ * again. */
+void mw_json_arena_release(struct mw_json_arena *a);
+
+/* mw_json_parse_tracked() with the tree (out, not NULL) in arena. On
+ * failure the arena may hold unreachable memory until its release. */
+int mw_json_parse_arena(const char *buf, size_t len, int max_depth, struct mw_json_track *track,
+                        size_t n, struct mw_json_arena *arena, cJSON **out,
+                        struct mw_parse_error *err);
 
 /* Canonical compact writers (spec/envelope.md, "Canonical serialization").
  * Integral numbers in [-(2^53-1), 2^53-1] are printed as plain integers (-0

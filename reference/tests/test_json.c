@@ -400,6 +400,121 @@ static void test_oom(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Arena parse                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* The arena parse of text (first block first_len bytes: 0 for none) gives
+ * what the plain parse gives: the same verdict, error and offset, the same
+ * tree (written canonically) and the same number nodes; releasing the arena
+ * frees everything. */
+static void arena_same(const char *text, size_t len, size_t first_len)
+{
+    unsigned char first[512];
+    struct mw_json_arena a;
+    struct mw_parse_error e1, e2;
+    cJSON *r1 = NULL, *r2 = NULL;
+    long base = mwt_live();
+    char *buf = mwt_exact(text, len);
+    int rc1, rc2;
+
+    assert_true(first_len <= sizeof(first));
+    rc1 = mw_json_parse(buf, len, 0, &r1, &e1);
+    mw_json_arena_init(&a, first_len ? first : NULL, first_len);
+    rc2 = mw_json_parse_arena(buf, len, 0, NULL, 0, &a, &r2, &e2);
+    assert_int_equal(rc1, rc2);
+    if (rc1) {
+        assert_int_equal(e1.code, e2.code);
+        assert_int_equal(e1.offset, e2.offset);
+        assert_null(r2);
+    } else {
+        struct mw_buf b1, b2;
+        mw_buf_init(&b1, 0);
+        mw_buf_init(&b2, 0);
+        assert_int_equal(mw_json_write(&b1, r1), 0);
+        assert_int_equal(mw_json_write(&b2, r2), 0);
+        assert_int_equal(b1.len, b2.len);
+        assert_memory_equal(b1.data, b2.data, b1.len);
+        mw_buf_release(&b1);
+        mw_buf_release(&b2);
+        if (cJSON_IsNumber(r1)) {
+            assert_int_equal(r1->valueint, r2->valueint);
+            assert_true(r1->valuedouble == r2->valuedouble);
+        }
+    }
+    cJSON_Delete(r1);
+    mw_json_arena_release(&a);
+    mw_free(buf);
+    assert_int_equal(mwt_live(), base);
+}
+
+static void test_arena(void **state)
+{
+    static const char *const texts[] = {
+        "{\"a\":[1,-0,0.5,\"x\\u0001\",{},[],true,false,null],\"b\":{\"c\":1e+300}}",
+        "3000000000",
+        "-3000000000",
+        "1.5",
+        "-7",
+        "\"\\ud83d\\ude00 \\u00e9\"",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"deep\"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        "{\"a\":1,\"a\":2}",
+        "[1,2,",
+        "{\"k\":01}",
+    };
+    cJSON *index = mwt_load_index("json");
+    const cJSON *v;
+    struct mw_buf big;
+    int count = 0;
+
+    (void)state;
+    mwt_alloc_install();
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        arena_same(texts[i], strlen(texts[i]), 0);
+        arena_same(texts[i], strlen(texts[i]), 64);
+        arena_same(texts[i], strlen(texts[i]), 512);
+    }
+    /* More than the first block and several heap blocks. */
+    mw_buf_init(&big, 0);
+    assert_int_equal(mw_buf_puts(&big, "{"), 0);
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(
+            mw_buf_printf(&big, "%s\"member%d\":[%d,\"%0*d\"]", i ? "," : "", i, i, i % 200, 0), 0);
+    assert_int_equal(mw_buf_puts(&big, "}"), 0);
+    arena_same(big.data, big.len, 512);
+    /* Every allocation failure: MW_ENOMEM, and the release frees all. */
+    for (long n = 0;; n++) {
+        struct mw_json_arena a;
+        cJSON *r = NULL;
+        long base = mwt_live();
+        int rc;
+        mw_json_arena_init(&a, NULL, 0);
+        mw_alloc_fail_after(n);
+        rc = mw_json_parse_arena(big.data, big.len, 0, NULL, 0, &a, &r, NULL);
+        mw_alloc_fail_reset();
+        mw_json_arena_release(&a);
+        assert_int_equal(mwt_live(), base);
+        if (rc == 0)
+            break;
+        assert_int_equal(rc, MW_ENOMEM);
+        assert_true(n < 1000);
+    }
+    mw_buf_release(&big);
+    /* The JSON vectors, valid or not. */
+    cJSON_ArrayForEach(v, mw_json_get(index, "vectors"))
+    {
+        size_t len = 0;
+        char *buf = mwt_read_vector("json", mwt_str(v, "file"), &len);
+        assert_non_null(buf);
+        arena_same(buf, len, 256);
+        mw_free(buf);
+        count++;
+    }
+    assert_true(count >= 150);
+    cJSON_Delete(index);
+    mw_alloc_set(NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* spec/vectors/json and envelope vectors' JSON layer                        */
 /* ------------------------------------------------------------------------ */
 
@@ -473,6 +588,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_write_strings),
         cmocka_unit_test(test_write_roundtrip),
         cmocka_unit_test(test_oom),
+        cmocka_unit_test(test_arena),
         cmocka_unit_test(test_json_vectors),
         cmocka_unit_test(test_parse_error_set),
     };
