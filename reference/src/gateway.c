@@ -934,8 +934,13 @@ static int gw_established(struct mw_gateway *g, struct lws *wsi, struct gw_pss *
             OPENSSL_cleanse(tok, sizeof(tok));
         }
         mw_free(scratch);
-        if (rc == 0)
+        if (rc == 0) {
             rc = mw_session_set_player(c->session, claims.sub);
+            if (rc) {
+                gw_request_close(c, MW_CLOSE_INTERNAL, "out of memory");
+                return 0;
+            }
+        }
         if (rc) {
             gw_request_close(c, MW_CLOSE_TOKEN_EXPIRED, "token expired");
             return 0;

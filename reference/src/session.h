@@ -102,7 +102,8 @@ struct mw_session *mw_session_new(const struct mw_session_env *env, const struct
  * `forbidden` (AUTH-061); a watch or cancel of another player's ticket
  * exactly as one of an unknown ticket, `not_found`, with nothing left
  * registered (AUTH-062). Call once, right after mw_session_new() and before
- * any message. Returns 0 or MW_EINVAL (sub empty or too long). Without it
+ * any message. Returns 0, MW_EINVAL (sub empty or too long) or MW_ENOMEM
+ * (the session stays unauthenticated: the caller closes it). Without it
  * the session is unauthenticated: any client may name any player. */
 int mw_session_set_player(struct mw_session *s, const char *sub);
 
