@@ -252,6 +252,12 @@ def test_slow_consumer_closed_4001(testee, conns):
     sent, t0 = 0, time.monotonic()
     tokens, tt = burst * 0.9, t0
     stalled_since = None
+    # The other connection is served by the clock, not by the count of
+    # requests sent: while the server is not reading us (a stall can last
+    # testee.timeout), it must not sit unread past the idle timeout (MSG-097
+    # would close it 4002, which is not what this test is about).
+    idle = float(testee.decl.get("idleTimeoutSeconds") or 30)
+    other_every, other_at = min(0.5, idle / 4), t0
     while sent < need:
         now = time.monotonic()
         tokens = min(burst * 0.9, tokens + (now - tt) * rate * 0.9)
@@ -271,8 +277,9 @@ def test_slow_consumer_closed_4001(testee, conns):
             select.select([], [sock], [], 0.1)
         except OSError:
             break  # reset: the server closed
-        if sent % 200 == 0:
+        if time.monotonic() - other_at >= other_every:
             assert other.ping()["type"] == "pong", "another connection was not served meanwhile"
+            other_at = time.monotonic()
     assert other.ping()["type"] == "pong"
     code, how, frames = _read_frames_until_close(sock, testee.timeout * 3)
     sock.close()
